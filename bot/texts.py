@@ -1,0 +1,66 @@
+"""The one render helper: every user-facing string comes from message_templates/.
+
+Templates are Jinja2 files, one per message kind and language
+(``message_templates/zh-CN/reminder.j2``).  Short phrases that belong together
+(validation errors, CLI lines) live as macros in one catalogue file per language
+(``message_templates/zh-CN/validation.j2``) and are called with :func:`phrase`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+DEFAULT_LANG = "zh-CN"
+LANGS = ("zh-CN", "en")
+
+
+def templates_dir() -> Path:
+    """Source checkouts keep templates at the top level; wheels carry them inside ``bot``."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "message_templates", here / "message_templates"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("message_templates/ not found next to the bot package")
+
+
+@lru_cache(maxsize=1)
+def _env() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(templates_dir())),
+        undefined=StrictUndefined,
+        keep_trailing_newline=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    return env
+
+
+def _lang(lang: str | None) -> str:
+    return lang if lang in LANGS else DEFAULT_LANG
+
+
+def render(kind: str, lang: str | None = None, /, **context: Any) -> str:
+    """Render ``message_templates/<lang>/<kind>.j2``; falls back to zh-CN when a language lacks it."""
+    env = _env()
+    name = f"{_lang(lang)}/{kind}.j2"
+    if name not in env.list_templates():
+        name = f"{DEFAULT_LANG}/{kind}.j2"
+    return env.get_template(name).render(**context).strip("\n")
+
+
+def phrase(catalogue: str, key: str, lang: str | None = None, /, **context: Any) -> str:
+    """Call macro ``key`` of ``message_templates/<lang>/<catalogue>.j2`` (zh-CN fallback)."""
+    env = _env()
+    for candidate in (_lang(lang), DEFAULT_LANG):
+        name = f"{candidate}/{catalogue}.j2"
+        if name in env.list_templates():
+            module = env.get_template(name).module
+            macro = getattr(module, key, None)
+            if macro is not None:
+                return str(macro(**context)).strip()
+    raise KeyError(f"no phrase {catalogue}.{key} in message_templates")
