@@ -45,7 +45,7 @@ def _lang(lang: str | None) -> str:
 
 
 def render(kind: str, lang: str | None = None, /, **context: Any) -> str:
-    """Render ``message_templates/<lang>/<kind>.j2``; falls back to zh-CN when a language lacks it."""
+    """Render ``message_templates/<lang>/<kind>.j2`` (zh-CN when the language lacks it)."""
     env = _env()
     name = f"{_lang(lang)}/{kind}.j2"
     if name not in env.list_templates():

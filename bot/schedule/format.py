@@ -1,0 +1,283 @@
+"""Schedule file format, version 1 (../shared/SCHEDULE_FORMAT.md), as pydantic models.
+
+The models are the contract: ``extra="forbid"`` everywhere, because a typo must never
+silently drop a duty.  Cross-references (names, refs) are checked in
+:mod:`bot.schedule.validate`, which knows where each value stands in the file.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil.rrule import rrulestr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from bot.calendar import WorkingHours
+
+PERIODS = ("day", "workday", "week", "month", "quarter", "half-year", "year")
+CHECK_PERIODS = ("week", "month", "quarter", "half-year", "year")
+ROLES = ("assignees", "responsible", "lead", "chief", "admins")
+DIGEST_ROLES = ("responsible", "lead", "chief", "admins")
+
+_REF = re.compile(r"^\d+(\.\d+)*$")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_BY = re.compile(r"^(end|day\s+([1-9]\d{0,2}))$")
+
+
+def _as_list(value: Any) -> Any:
+    """``lead: 邓清华`` means ``lead: [邓清华]``; ``lead:`` with nothing means nobody."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return value
+
+
+def _as_ref(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        raise PydanticCustomError("ref_float", "ref {value} must be quoted", {"value": value})
+    return value
+
+
+def _empty_mapping(value: Any) -> Any:
+    return {} if value is None else value
+
+
+NameList = Annotated[list[str], BeforeValidator(_as_list)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PersonSpec(_Strict):
+    title: str | None = None
+    chief: bool = False
+    reports_to: str | None = None
+
+
+class UnitSpec(_Strict):
+    contacts: NameList = Field(default_factory=list)
+
+
+class EscalationStep(_Strict):
+    after: int = Field(ge=0, description="working days after the due day, still not done")
+    to: NameList = Field(min_length=1, description="roles or people's names")
+    repeat: int | None = Field(default=None, ge=1, description="repeat every N working days")
+
+
+class DigestPolicy(_Strict):
+    at: str = "08:30"
+    on: Literal["workdays", "weekly"] = "workdays"
+    to: NameList = Field(default_factory=lambda: ["lead", "chief"])
+
+    @field_validator("at")
+    @classmethod
+    def _at(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise PydanticCustomError("bad_time", "bad time {value}", {"value": value})
+        return value
+
+
+def _default_escalation() -> list[EscalationStep]:
+    return [
+        EscalationStep(after=1, to=["assignees", "responsible"]),
+        EscalationStep(after=3, to=["lead"]),
+        EscalationStep(after=5, to=["chief"], repeat=5),
+    ]
+
+
+def _check_remind(values: list[int]) -> list[int]:
+    for value in values:
+        if value > 0:
+            raise PydanticCustomError(
+                "remind_positive", "remind offset {value} > 0", {"value": value}
+            )
+    return values
+
+
+RemindOffsets = Annotated[list[int], AfterValidator(_check_remind)]
+
+
+class Policy(_Strict):
+    remind: RemindOffsets = Field(default_factory=lambda: [-7, -3, -1, 0])
+    escalate: list[EscalationStep] = Field(default_factory=_default_escalation)
+    digest: DigestPolicy = Field(default_factory=DigestPolicy)
+    evidence: Literal["optional", "required"] = "optional"
+    ongoing_check: Literal["week", "month", "quarter", "half-year", "year"] = "month"
+
+
+class PolicyOverride(_Strict):
+    """A task's own policy: any part given replaces the schedule's part of that name."""
+
+    remind: RemindOffsets | None = None
+    escalate: list[EscalationStep] | None = None
+    digest: DigestPolicy | None = None
+    evidence: Literal["optional", "required"] | None = None
+    ongoing_check: Literal["week", "month", "quarter", "half-year", "year"] | None = None
+
+    def apply_to(self, base: Policy) -> Policy:
+        return base.model_copy(update=self.model_dump(exclude_none=True, exclude_unset=True))
+
+
+class TaskSpec(_Strict):
+    ref: Annotated[str, BeforeValidator(_as_ref)]
+    title: str = Field(min_length=1)
+    detail: str | None = None
+    lead: NameList = Field(default_factory=list)
+    responsible: NameList = Field(default_factory=list)
+    units: NameList = Field(default_factory=list)
+    partners: NameList = Field(default_factory=list)
+    due: date | None = None
+    every: str | None = None
+    times: int = Field(default=1, ge=1)
+    by: str = "end"
+    start: date | None = Field(default=None, alias="from")
+    until: date | None = None
+    ongoing: bool = False
+    source: str | None = None
+    policy: PolicyOverride | None = None
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, value: str) -> str:
+        if not _REF.match(value):
+            raise PydanticCustomError("bad_ref", "bad ref {value}", {"value": value})
+        return value
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: str | None) -> str | None:
+        if value is None or value in PERIODS:
+            return value
+        if "FREQ=" in value.upper():
+            try:
+                rrulestr(value, dtstart=None)
+            except (ValueError, TypeError) as exc:
+                raise PydanticCustomError(
+                    "bad_rrule", "bad RRULE {value}: {error}", {"value": value, "error": str(exc)}
+                ) from exc
+            return value
+        raise PydanticCustomError("bad_every", "bad every {value}", {"value": value})
+
+    @field_validator("by")
+    @classmethod
+    def _by(cls, value: str) -> str:
+        match = _BY.match(str(value).strip())
+        if not match:
+            raise PydanticCustomError("bad_by", "bad by {value}", {"value": value})
+        return "end" if match.group(1) == "end" else f"day {int(match.group(2))}"
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> TaskSpec:
+        given = [
+            name
+            for name, on in (
+                ("due", self.due is not None),
+                ("every", self.every is not None),
+                ("ongoing", self.ongoing),
+            )
+            if on
+        ]
+        if len(given) != 1:
+            raise PydanticCustomError(
+                "timing", "need exactly one of due/every/ongoing", {"given": given}
+            )
+        if self.every is None and (self.times != 1 or self.by != "end"):
+            raise PydanticCustomError("times_without_every", "times/by need every", {})
+        if self.due is not None and (self.start is not None or self.until is not None):
+            raise PydanticCustomError("range_with_due", "from/until need every or ongoing", {})
+        if self.start and self.until and self.until < self.start:
+            raise PydanticCustomError(
+                "until_before_from", "until before from", {"start": self.start, "until": self.until}
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        if self.due is not None:
+            return "deadline"
+        return "recurring" if self.every is not None else "ongoing"
+
+    @property
+    def by_day(self) -> int | None:
+        return None if self.by == "end" else int(self.by.split()[1])
+
+
+class ScheduleFile(_Strict):
+    schedule: str
+    title: str = Field(min_length=1)
+    issued_by: str | None = None
+    issued_on: date | None = None
+    timezone: str = "Asia/Shanghai"
+    calendar: Literal["cn", "all"] = "cn"
+    working_hours: str = "08:30-18:00"
+    holidays: list[date] = Field(default_factory=list)
+    workdays: list[date] = Field(default_factory=list)
+    people: Annotated[
+        dict[str, Annotated[PersonSpec, BeforeValidator(_empty_mapping)]],
+        BeforeValidator(_empty_mapping),
+    ] = Field(default_factory=dict)
+    units: Annotated[
+        dict[str, Annotated[UnitSpec, BeforeValidator(_empty_mapping)]],
+        BeforeValidator(_empty_mapping),
+    ] = Field(default_factory=dict)
+    admins: NameList = Field(default_factory=list)
+    policy: Policy = Field(default_factory=Policy)
+    tasks: list[TaskSpec] = Field(min_length=1)
+
+    @field_validator("schedule")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not _SLUG.match(value):
+            raise PydanticCustomError("bad_slug", "bad schedule id {value}", {"value": value})
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise PydanticCustomError(
+                "bad_timezone", "bad timezone {value}", {"value": value}
+            ) from exc
+        return value
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        try:
+            return str(WorkingHours.parse(value))
+        except ValueError as exc:
+            raise PydanticCustomError(
+                "bad_hours", "bad working hours {value}", {"value": value}
+            ) from exc
+
+    def task_policy(self, task: TaskSpec) -> Policy:
+        return task.policy.apply_to(self.policy) if task.policy else self.policy
+
+
+def json_schema() -> dict[str, Any]:
+    """The published JSON Schema of format v1, for editors (yaml-language-server)."""
+    schema = ScheduleFile.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "dutybot schedule, format v1"
+    return schema

@@ -1,0 +1,1 @@
+"""SQLModel store: tables, engine, sessions, migrations."""

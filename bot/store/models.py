@@ -1,0 +1,233 @@
+"""The tables.  The database is the single source of truth: the schedule *is* these rows.
+
+Instants are aware UTC (:class:`UTCDateTime`); calendar days are plain dates in the
+schedule's own timezone.  Status strings are small closed sets named in DESIGN.md.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from bot.store.types import JSONType, UTCDateTime
+
+OPEN = "open"
+DONE = "done"
+CANCELLED = "cancelled"
+
+
+def _json(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(JSONType, nullable=nullable))
+
+
+class Schedule(SQLModel, table=True):
+    """One loaded list (责任清单); re-importing the same id updates it in place."""
+
+    id: str = Field(primary_key=True, max_length=100)
+    title: str
+    issued_by: str | None = None
+    issued_on: date | None = None
+    timezone: str = "Asia/Shanghai"
+    calendar: str = "cn"
+    working_hours: str = "08:30-18:00"
+    holidays: list[str] | None = _json()
+    workdays: list[str] | None = _json()
+    policy: dict[str, Any] | None = _json()
+    source_file: str | None = None
+    content_hash: str = Field(max_length=64)
+    planned_from: date = Field(description="first day occurrences are materialised for")
+    materialised_until: date | None = None
+    imported_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Person(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("schedule_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    schedule_id: str = Field(foreign_key="schedule.id", index=True)
+    name: str = Field(max_length=100)
+    title: str | None = None
+    chief: bool = False
+    admin: bool = False
+    reports_to_id: int | None = Field(default=None, foreign_key="person.id")
+    active: bool = True
+    lang: str | None = None
+    unreachable_reason: str | None = None
+
+
+class Unit(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("schedule_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    schedule_id: str = Field(foreign_key="schedule.id", index=True)
+    name: str = Field(max_length=200)
+    active: bool = True
+
+
+class UnitContact(SQLModel, table=True):
+    """联络员: the people who receive a unit's reminders."""
+
+    unit_id: int = Field(foreign_key="unit.id", primary_key=True)
+    person_id: int = Field(foreign_key="person.id", primary_key=True)
+    position: int = 0
+
+
+class Task(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("schedule_id", "ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    schedule_id: str = Field(foreign_key="schedule.id", index=True)
+    ref: str = Field(max_length=20)
+    position: int = 0
+    title: str
+    detail: str | None = Field(default=None, sa_column=Column(Text))
+    kind: str = Field(max_length=10, description="deadline | recurring | ongoing")
+    due: date | None = None
+    every: str | None = None
+    times: int = 1
+    by: str = "end"
+    start: date | None = None
+    until: date | None = None
+    policy: dict[str, Any] | None = _json()
+    source: str | None = None
+    spec: dict[str, Any] | None = _json()
+    active: bool = True
+
+
+class TaskMember(SQLModel, table=True):
+    """A person or unit in one role of a task: lead, responsible, unit, partner."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", index=True)
+    role: str = Field(max_length=12)
+    person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
+    position: int = 0
+
+
+class Occurrence(SQLModel, table=True):
+    """One dated instance of a task: a deadline, one period of a recurrence, or a progress check."""
+
+    __table_args__ = (
+        UniqueConstraint("task_id", "period_start"),
+        Index(
+            "ix_occurrence_open_due",
+            "due_at",
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", index=True)
+    schedule_id: str = Field(foreign_key="schedule.id", index=True)
+    kind: str = Field(max_length=10, description="deadline | period | check")
+    period_start: date
+    period_end: date
+    due_date: date
+    extended_to: date | None = None
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    times_required: int = 1
+    times_done: int = 0
+    status: str = Field(default=OPEN, max_length=10)
+    status_reason: str | None = None
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Notification(SQLModel, table=True):
+    """The outbox: one planned message, claimed, sent and recorded exactly once in effect."""
+
+    __table_args__ = (
+        Index(
+            "ix_notification_pending",
+            "not_before",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=200, description="idempotency key")
+    kind: str = Field(max_length=16, description="reminder | escalation | progress | digest | info")
+    level: str | None = Field(default=None, max_length=8, description="blue | yellow | red")
+    step: int = 0
+    schedule_id: str | None = Field(default=None, foreign_key="schedule.id", index=True)
+    occurrence_id: int | None = Field(default=None, foreign_key="occurrence.id", index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    payload: dict[str, Any] | None = _json()
+    not_before: datetime = Field(sa_type=UTCDateTime)
+    state: str = Field(default="pending", max_length=10)
+    attempts: int = 0
+    claimed_by: str | None = None
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    message_ref: str | None = None
+    last_error: str | None = None
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Reply(SQLModel, table=True):
+    """An official's answer to an occurrence: done, progress, extension, not_mine."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    occurrence_id: int = Field(foreign_key="occurrence.id", index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    kind: str = Field(max_length=12)
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    percent: int | None = None
+    requested_date: date | None = None
+    decision: str | None = Field(default=None, max_length=10, description="approved | denied")
+    decided_by_id: int | None = Field(default=None, foreign_key="person.id")
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Evidence(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    reply_id: int = Field(foreign_key="reply.id", index=True)
+    kind: str = Field(max_length=10, description="photo | document | text")
+    file_id: str | None = None
+    file_name: str | None = None
+    mime_type: str | None = None
+    size: int | None = None
+    local_path: str | None = None
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what, when, through which message.  Append-only."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime, index=True)
+    actor: str = Field(max_length=120, description="person:<id>, cli, system")
+    action: str = Field(max_length=40, index=True)
+    schedule_id: str | None = Field(default=None, index=True)
+    task_id: int | None = None
+    occurrence_id: int | None = Field(default=None, index=True)
+    notification_id: int | None = None
+    person_id: int | None = None
+    detail: dict[str, Any] | None = _json()
+
+
+class ChatBinding(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("platform", "chat_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    platform: str = Field(max_length=16)
+    chat_id: str = Field(max_length=64)
+    bound_at: datetime = Field(sa_type=UTCDateTime)
+    active: bool = True
+
+
+class Invite(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    token_hash: str = Field(unique=True, max_length=64)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
