@@ -1,0 +1,144 @@
+"""The ``dutybot`` command line: validate, import, plan, run, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+
+from bot.settings import get_settings
+from bot.texts import phrase, render
+
+app = typer.Typer(
+    help="dutybot — 安全生产责任清单督办机器人 (responsibility-list reminders and escalation).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="数据库 / database", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _lang() -> str:
+    return get_settings().lang
+
+
+def _say(key: str, /, err: bool = False, **context: object) -> None:
+    typer.echo(phrase("cli", key, _lang(), **context), err=err)
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="schedule YAML files / 清单文件")],
+) -> None:
+    """校验清单文件：一次列出所有问题（FILE:LINE:COLUMN）。Validate schedule files."""
+    from bot.schedule.validate import load_schedule
+
+    failed = False
+    for path in files:
+        loaded = load_schedule(path, lang=_lang())
+        for problem in loaded.problems:
+            typer.echo(str(problem), err=True)
+        if loaded.ok:
+            assert loaded.spec is not None
+            _say("valid", file=str(path), tasks=len(loaded.spec.tasks))
+        else:
+            failed = True
+            _say("invalid", err=True, file=str(path), count=len(loaded.errors))
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def schema(
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="write to FILE")] = None,
+) -> None:
+    """输出清单格式的 JSON Schema，供编辑器校验。Print the JSON Schema of the format."""
+    from bot.schedule.format import json_schema
+
+    text = json.dumps(json_schema(), ensure_ascii=False, indent=2)
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+def _now(at: datetime | None) -> datetime:
+    from bot.clock import SystemClock
+
+    if at is None:
+        return SystemClock().now()
+    return at if at.tzinfo else at.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+AtOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--now", help="act as if it were this time (Asia/Shanghai unless given) / 指定当前时间"
+    ),
+]
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """应用数据库迁移。Apply database migrations (also done at every start)."""
+    from bot.store.db import current_revision, make_engine, upgrade
+
+    engine = make_engine(get_settings().database_url)
+    upgrade(engine)
+    _say("db_upgraded", revision=current_revision(engine) or "-")
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="schedule YAML file / 清单文件")],
+    at: AtOption = None,
+) -> None:
+    """导入清单（单个事务），并列出变化。Import a schedule in one transaction and print the diff."""
+    from bot.schedule.importer import import_schedule
+    from bot.schedule.validate import load_schedule
+    from bot.store.db import open_store, session_scope
+
+    loaded = load_schedule(file, lang=_lang())
+    for problem in loaded.problems:
+        typer.echo(str(problem), err=True)
+    if not loaded.ok or loaded.spec is None:
+        _say("invalid", err=True, file=str(file), count=len(loaded.errors))
+        raise typer.Exit(1)
+    settings = get_settings()
+    engine = open_store(settings.database_url)
+    with session_scope(engine) as session:
+        diff = import_schedule(
+            session,
+            loaded.spec,
+            now=_now(at),
+            horizon_days=settings.horizon_days,
+            actor="cli",
+            source_file=str(file),
+        )
+    typer.echo(render("import_diff", _lang(), diff=diff))
+
+
+@app.command()
+def upcoming(
+    schedule: Annotated[
+        str | None, typer.Option("--schedule", help="schedule id / 清单编号")
+    ] = None,
+    days: Annotated[int, typer.Option("--days", help="how many days ahead / 天数")] = 31,
+    at: AtOption = None,
+) -> None:
+    """列出即将到期和已逾期的任务实例。List open occurrences due soon, and overdue ones."""
+    from bot.agenda import upcoming_rows
+    from bot.store.db import open_store, session_scope
+
+    engine = open_store(get_settings().database_url)
+    with session_scope(engine) as session:
+        rows = upcoming_rows(session, now=_now(at), days=days, schedule_id=schedule)
+    typer.echo(render("upcoming", _lang(), rows=rows, days=days))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

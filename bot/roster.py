@@ -1,0 +1,120 @@
+"""Who is chased for a task, resolved once per schedule from the store.
+
+assignees = the contacts of the task's units, plus its responsible officials; if that is
+empty, its lead.  Escalation steps name roles (assignees, responsible, lead, chief,
+admins) or a person's name; partners are informed, never chased.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlmodel import Session, col, select
+
+from bot.store.models import Person, TaskMember, Unit, UnitContact
+
+
+@dataclass
+class Roster:
+    people: dict[int, Person]
+    unit_names: dict[int, str]
+    unit_contacts: dict[int, list[int]]
+    members: dict[int, list[TaskMember]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session, schedule_id: str) -> Roster:
+        people = {
+            p.id: p for p in session.exec(select(Person).where(Person.schedule_id == schedule_id))
+        }
+        units = {
+            u.id: u.name for u in session.exec(select(Unit).where(Unit.schedule_id == schedule_id))
+        }
+        contacts: dict[int, list[int]] = defaultdict(list)
+        rows = session.exec(
+            select(UnitContact)
+            .where(col(UnitContact.unit_id).in_(list(units)))
+            .order_by(UnitContact.position)
+        )
+        for row in rows:
+            contacts[row.unit_id].append(row.person_id)
+        members: dict[int, list[TaskMember]] = defaultdict(list)
+        person_ids = [pid for pid in people if pid is not None]
+        unit_ids = list(units)
+        query = select(TaskMember).where(
+            col(TaskMember.person_id).in_(person_ids) | col(TaskMember.unit_id).in_(unit_ids)
+        )
+        for member in session.exec(query.order_by(TaskMember.position)):
+            members[member.task_id].append(member)
+        return cls(
+            {k: v for k, v in people.items() if k is not None}, units, dict(contacts), dict(members)
+        )
+
+    def _role(self, task_id: int, role: str) -> list[int]:
+        return [
+            m.person_id for m in self.members.get(task_id, []) if m.role == role and m.person_id
+        ]
+
+    def lead(self, task_id: int) -> list[int]:
+        return self._active(self._role(task_id, "lead"))
+
+    def responsible(self, task_id: int) -> list[int]:
+        return self._active(self._role(task_id, "responsible"))
+
+    def units(self, task_id: int) -> list[int]:
+        return [m.unit_id for m in self.members.get(task_id, []) if m.role == "unit" and m.unit_id]
+
+    def partners(self, task_id: int) -> list[int]:
+        """Partner people, and the contacts of partner units."""
+        found: list[int] = []
+        for m in self.members.get(task_id, []):
+            if m.role == "partner":
+                found += (
+                    [m.person_id] if m.person_id else self.unit_contacts.get(m.unit_id or 0, [])
+                )
+        return self._active(found)
+
+    def assignees(self, task_id: int) -> list[int]:
+        found = [pid for uid in self.units(task_id) for pid in self.unit_contacts.get(uid, [])]
+        found = self._active(found + self.responsible(task_id))
+        return found or self.lead(task_id)
+
+    def chief(self) -> list[int]:
+        return [pid for pid, p in self.people.items() if p.chief and p.active]
+
+    def admins(self) -> list[int]:
+        return [pid for pid, p in self.people.items() if p.admin and p.active]
+
+    def resolve(self, task_id: int, targets: list[str]) -> list[int]:
+        """Escalation/digest targets (roles or names) as person ids, in order, once each."""
+        by_name = {p.name: pid for pid, p in self.people.items() if p.active}
+        roles = {
+            "assignees": lambda: self.assignees(task_id),
+            "responsible": lambda: self.responsible(task_id),
+            "lead": lambda: self.lead(task_id),
+            "chief": self.chief,
+            "admins": self.admins,
+        }
+        found: list[int] = []
+        for target in targets:
+            found += (
+                roles[target]()
+                if target in roles
+                else [by_name[target]]
+                if target in by_name
+                else []
+            )
+        return self._active(found)
+
+    def names(self, person_ids: list[int]) -> list[str]:
+        return [self.people[pid].name for pid in person_ids if pid in self.people]
+
+    def unit_list(self, task_id: int) -> list[str]:
+        return [self.unit_names[uid] for uid in self.units(task_id) if uid in self.unit_names]
+
+    def _active(self, ids: list[int]) -> list[int]:
+        seen: list[int] = []
+        for pid in ids:
+            if pid not in seen and pid in self.people and self.people[pid].active:
+                seen.append(pid)
+        return seen

@@ -1,0 +1,1 @@
+"""Schedule files: format v1, validation, import."""

@@ -1,0 +1,88 @@
+"""Shared fixtures: every store test runs on SQLite and on PostgreSQL, each in its own database.
+
+PostgreSQL tests use a fresh schema per test on the server named by DUTYBOT_TEST_PG_URL
+(default: the project machine's postgres@127.0.0.1:5432/test).  In CI (CI=true) an
+unreachable server fails the run; elsewhere those tests are skipped, loudly.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from bot.store.db import open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEDULES = ROOT / "schedules"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+PG_URL = os.environ.get("DUTYBOT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+_pg_state: dict[str, str | None] = {}
+
+
+def _pg_unreachable() -> str | None:
+    """None when PostgreSQL answers, else why not (checked once per run)."""
+    if "error" not in _pg_state:
+        try:
+            engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+            with engine.connect() as conn:
+                conn.execute(text("select 1"))
+            engine.dispose()
+            _pg_state["error"] = None
+        except Exception as exc:  # any failure means "unreachable"
+            _pg_state["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return _pg_state["error"]
+
+
+def local(*args: int) -> datetime:
+    """An aware Asia/Shanghai datetime, for readable tests."""
+    return datetime(*args, tzinfo=SHANGHAI)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty database of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'dutybot.db'}"
+        return
+    error = _pg_unreachable()
+    if error:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL at {PG_URL} is unreachable in CI: {error}")
+        pytest.skip(f"PostgreSQL UNREACHABLE at {PG_URL} ({error}); these tests did NOT run")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = open_store(db_url)
+    yield engine
+    engine.dispose()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    error = _pg_state.get("error")
+    if error:
+        terminalreporter.write_line(
+            f"WARNING: PostgreSQL was unreachable ({error}); PostgreSQL variants were skipped.",
+            red=True,
+            bold=True,
+        )
