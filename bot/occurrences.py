@@ -26,6 +26,7 @@ PERIOD = "period"
 CHECK = "check"
 
 _MONTHS_PER = {"month": 1, "quarter": 3, "half-year": 6, "year": 12}
+_CALENDAR_PERIODS = ("day", "workday", "week", *_MONTHS_PER)
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,11 @@ def plan(
     if hi < lo:
         return []
     planned = []
+    is_rrule = every not in _CALENDAR_PERIODS
     for period_start, period_end, due in _periods(every, by_day, timing.start, lo, hi, cal):
         if timing.until:
-            if period_start > timing.until:
-                break
+            if period_start > timing.until or (is_rrule and due > timing.until):
+                break  # an RRULE instance *is* the duty moment: none after until
             period_end, due = min(period_end, timing.until), min(due, timing.until)
         if due > window_end:
             break  # due days only grow from one period to the next
@@ -101,7 +103,7 @@ def _periods(
     every: str, by_day: int | None, first: date, lo: date, hi: date, cal: WorkCalendar
 ) -> Iterator[tuple[date, date, date]]:
     """(start clipped to ``first``, end, due day) of each period that may fall in [lo, hi]."""
-    if every not in ("day", "workday", "week", *_MONTHS_PER):
+    if every not in _CALENDAR_PERIODS:
         yield from _rrule_periods(every, first, lo, hi)
         return
     start = _period_start(every, lo)

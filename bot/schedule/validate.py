@@ -61,8 +61,7 @@ class Problem:
     severity: str = "error"
 
     def __str__(self) -> str:
-        prefix = "" if self.severity == "error" else phrase("validation", "warning_prefix") + " "
-        return f"{self.file}:{self.line}:{self.column}: {prefix}{self.message}"
+        return f"{self.file}:{self.line}:{self.column}: {self.message}"
 
 
 @dataclass
@@ -131,7 +130,7 @@ def load_schedule(path: str | Path, *, lang: str | None = None, text: str | None
         for error in exc.errors():
             checker.pydantic_error(error)
     checker.cross_references()
-    if spec is not None and not checker.problems:
+    if spec is not None and not any(p.severity == "error" for p in checker.problems):
         checker.calendar_warnings(spec)
     problems = sorted(set(checker.problems), key=lambda p: (p.line, p.column, p.message))
     return Loaded(
@@ -202,6 +201,8 @@ class _Checker:
         self, pos: tuple[int, int], what: str, /, severity: str = "error", **context: Any
     ) -> None:
         message = phrase("validation", what, self.lang, **context)
+        if severity == "warning":
+            message = phrase("validation", "warning", self.lang, message=message)
         self.problems.append(Problem(self.file, pos[0] + 1, pos[1] + 1, message, severity))
 
     # -- positions ---------------------------------------------------------------
@@ -270,7 +271,7 @@ class _Checker:
             self.add(
                 self.position(loc),
                 kind,
-                **{**ctx, "value": ctx.get("value", value)},
+                **ctx,
             )
         else:
             self.add(
@@ -312,6 +313,7 @@ class _Checker:
                 else:
                     seen_refs[ref] = self.position(("tasks", t, "ref"))[0] + 1
             self.task_timing(t, task)
+            self.task_reachable(t, task, people)
             for role in ("lead", "responsible"):
                 for i, name in self._list_items(task, role):
                     self.person_ref(("tasks", t, role, i), name, people, units)
@@ -331,6 +333,21 @@ class _Checker:
             self.add(self.position(("tasks", t)), "timing", given=given)
         elif given != ["every"] and ("times" in task or "by" in task):
             self.add(self.position(("tasks", t)), "times_without_every")
+
+    def task_reachable(self, t: int, task: CommentedMap, people: list[str]) -> None:
+        """Warn when the roster rule (unit contacts + responsible, else lead) finds nobody."""
+        units = self.tree.get("units")
+        contacts = [
+            name
+            for _, unit in self._list_items(task, "units")
+            if isinstance(units, CommentedMap) and isinstance(units.get(unit), CommentedMap)
+            for _, name in self._list_items(units[unit], "contacts")
+        ]
+        chased = contacts + [n for _, n in self._list_items(task, "responsible")]
+        chased = chased or [n for _, n in self._list_items(task, "lead")]
+        if not any(name in people for name in chased):
+            ref = task.get("ref", t + 1)
+            self.add(self.position(("tasks", t)), "nobody_to_remind", severity="warning", ref=ref)
 
     def policy_refs(
         self, loc: tuple[Any, ...], policy: Any, people: list[str], units: list[str]
