@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 
 import pytest
@@ -122,7 +123,7 @@ def test_plans_are_contiguous_and_never_repeat_a_period(every: str) -> None:
     got = plan(timing, CN, *WIN)
     starts = [p.period_start for p in got]
     assert len(starts) == len(set(starts))
-    for earlier, later in zip(got, got[1:], strict=False):
+    for earlier, later in itertools.pairwise(got):
         assert earlier.period_end < later.period_start
         assert earlier.due_date <= later.due_date
     for p in got:
