@@ -140,5 +140,13 @@ def upcoming(
     typer.echo(render("upcoming", _lang(), rows=rows, days=days))
 
 
+@app.command()
+def demo() -> None:
+    """演示：在内置 SQLite 上运行真实清单，无需聊天账号。Run the demo on SQLite, no chat token."""
+    from bot.demo import run_demo
+
+    run_demo(_lang())
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()

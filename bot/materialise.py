@@ -131,7 +131,7 @@ def _new_row(
 
 def _replan(row: Occurrence, planned: PlannedOccurrence, st: ScheduleTime, today: date) -> bool:
     """Move an open (or re-planned-away) row to the new plan; done rows are history."""
-    reopen = row.status == CANCELLED and row.status_reason == REPLANNED
+    reopen = row.status == CANCELLED and row.status_reason in (REPLANNED, TASK_REMOVED)
     if row.status != OPEN and not reopen:
         return False
     if row.kind != DEADLINE and row.due_date < today and not reopen:
