@@ -1,0 +1,79 @@
+"""The adapter boundary: send a rendered message to a person's chat; report how it failed.
+
+Conversation and engine code never import a chat library; they speak these types.
+Transports raise exactly one error type, :class:`DeliveryError`, which says whether
+the failure is permanent (blocked, chat gone: stop trying, tell the admins) or
+transient (retry later, no sooner than ``retry_after`` when the platform said so).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Button:
+    """One inline button; ``action`` and ``ref`` are signed by the adapter when it encodes them."""
+
+    label: str
+    action: str  # done | progress | extend | not_mine | nudge | approve | deny
+    ref: int  # the occurrence (or reply, for approvals) the button acts on
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    chat_id: str
+    text: str  # Telegram-flavoured HTML, already rendered and clipped
+    buttons: tuple[tuple[Button, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    message_ref: str  # the platform's id of the sent message (for replies that quote it)
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """What the platform tolerates; the dispatcher paces itself by these."""
+
+    overall_per_second: float
+    per_chat_per_second: float
+
+
+class DeliveryError(Exception):
+    def __init__(
+        self,
+        reason: str,
+        *,
+        permanent: bool,
+        retry_after: float | None = None,
+        new_chat_id: str | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+        self.retry_after = retry_after
+        self.new_chat_id = new_chat_id  # a group that became a supergroup (migrate_to_chat_id)
+
+
+class ChatAdapter(Protocol):
+    platform: str
+    limits: RateLimits | None
+
+    async def send(self, message: OutboundMessage) -> Delivery:
+        """Deliver one message or raise DeliveryError."""
+        ...
+
+
+@dataclass
+class RecordingAdapter:
+    """An in-memory adapter for tests and the demo: keeps what it was asked to send."""
+
+    platform: str = "memory"
+    limits: RateLimits | None = None
+    sent: list[OutboundMessage] = field(default_factory=list)
+
+    async def send(self, message: OutboundMessage) -> Delivery:
+        self.sent.append(message)
+        return Delivery(message_ref=str(len(self.sent)))
