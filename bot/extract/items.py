@@ -1,0 +1,258 @@
+"""A found item → its facts: owners by role, deadline, ongoing, recurrences, title.
+
+Rules, in the order they apply:
+- owners: each field is split into names; a unit named in a leader field goes to
+  ``units``, a person in a unit field to ``responsible``; body and table are united;
+- deadline: a deadline field (完成时限) beats any date in the text; without one, the
+  latest date in the item's own text (staged dates end with the last);
+- ongoing: no deadline, and the text says 长期 / 常态化 / 持续 …;
+- recurrences: every frequency phrase in the item's texts, one per distinct shape.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+from bot.extract.dates import deadline_in, read_deadline_field, says_ongoing
+from bot.extract.frequency import Frequency, find_frequencies
+from bot.extract.labels import Role
+from bot.extract.owners import Kind, same_name
+from bot.extract.raw import Fields, RawItem
+
+ROLE_NAMES = ("lead", "responsible", "units", "partners")
+
+
+@dataclass
+class Owners:
+    lead: list[str] = field(default_factory=list)
+    responsible: list[str] = field(default_factory=list)
+    units: list[str] = field(default_factory=list)
+    partners: list[str] = field(default_factory=list)
+
+    def get(self, role: str) -> list[str]:
+        return getattr(self, role)
+
+    def empty(self) -> bool:
+        return not any(self.get(r) for r in ROLE_NAMES)
+
+    def add(self, role: str, name: str) -> None:
+        names = self.get(role)
+        for index, known in enumerate(names):
+            if same_name(known, name):
+                if len(name) > len(known):
+                    names[index] = name
+                return
+        names.append(name)
+
+    def united(self, other: Owners) -> Owners:
+        out = Owners(*(list(self.get(r)) for r in ROLE_NAMES))
+        for role in ROLE_NAMES:
+            for name in other.get(role):
+                out.add(role, name)
+        return out
+
+    def names(self) -> list[str]:
+        return [n for r in ROLE_NAMES for n in self.get(r)]
+
+
+@dataclass(frozen=True)
+class Note:
+    """A remark for the reviewer, rendered from the extract catalogue: ``note_<key>``."""
+
+    key: str
+    context: tuple[tuple[str, str], ...] = ()
+
+    def ctx(self) -> dict[str, str]:
+        return dict(self.context)
+
+
+@dataclass
+class Recurrence:
+    frequency: Frequency
+    phrases: list[str]
+    owners: Owners | None  # the measure's own owners, when its row named different ones
+
+
+@dataclass
+class Item:
+    number: int
+    ref: str
+    title: str
+    detail: str
+    owners: Owners
+    due: date | None
+    ongoing: bool
+    recurrences: list[Recurrence]
+    lines: list[int]
+    section: int | None = None
+    due_from: str = ""  # "field" | "text" | ""
+    notes: list[Note] = field(default_factory=list)
+
+
+NameReader = Callable[[str], list[tuple[str, Kind]]]
+
+_FIELD_ROLE = {
+    Role.LEAD: "lead",
+    Role.RESPONSIBLE: "responsible",
+    Role.OWNERS: "responsible",
+    Role.UNITS: "units",
+    Role.PARTNERS: "partners",
+}
+
+
+def owners_of(fields: Fields, read_names: NameReader) -> Owners:
+    """Owner fields → owners by role, moving units out of leader fields and back."""
+    owners = Owners()
+    for role, target in _FIELD_ROLE.items():
+        for value in fields.get(role, []):
+            for name, kind in read_names(value):
+                owners.add(_place(role, target, kind), name)
+    return owners
+
+
+def _place(role: Role, target: str, kind: Kind) -> str:
+    if role is Role.PARTNERS:
+        return "partners"
+    if target in ("lead", "responsible"):
+        if kind is Kind.UNIT or (role is Role.OWNERS and kind is Kind.UNKNOWN):
+            return "units"
+        return target
+    if kind in (Kind.PERSON, Kind.GROUP):
+        return "responsible"
+    return "units"
+
+
+_SENTENCE_END = re.compile(r"[。；;！!？?\n]")
+
+
+def title_of(text: str, limit: int = 40) -> str:
+    """The first sentence, cut at a comma or ``limit`` characters when it runs long."""
+    text = text.strip()
+    first = _SENTENCE_END.split(text, maxsplit=1)[0].strip() or text
+    if len(first) <= limit:
+        return first
+    for mark in ("，", ","):
+        cut = first.find(mark)
+        if 8 <= cut <= limit:
+            return first[:cut]
+    return first[: limit - 1] + "…"
+
+
+def _texts(raw: RawItem) -> list[tuple[str, Fields | None]]:
+    """Every text of the item with the fields of its row (None: the item's own)."""
+    out: list[tuple[str, Fields | None]] = []
+    for item in (raw, raw.other) if raw.other else (raw,):
+        out.append((item.text, None))
+        out.extend((part.text, part.fields) for part in item.parts)
+    return out
+
+
+def build_item(raw: RawItem, year: int, read_names: NameReader) -> Item:
+    """Read one item's facts; ``read_names`` splits and classifies an owner field."""
+    twins = [raw, raw.other] if raw.other else [raw]
+    prose_first = sorted(twins, key=lambda i: i.origin != "prose")
+    owners = Owners()
+    per_origin: dict[str, Owners] = {}
+    for item in prose_first:
+        found = owners_of(item.fields, read_names)
+        per_origin[item.origin] = found
+        owners = owners.united(found)
+    notes: list[Note] = []
+    if len(per_origin) == 2:
+        notes.extend(_differences(per_origin["prose"], per_origin["table"]))
+    if raw.inherited_from is not None:
+        notes.append(Note("owners_inherited", (("number", str(raw.inherited_from)),)))
+    if owners.empty():
+        notes.append(Note("no_owner"))
+
+    deadline_fields = [v for item in twins for v in item.fields.get(Role.DEADLINE, [])]
+    deadline_fields += [
+        v for item in twins for part in item.parts for v in part.fields.get(Role.DEADLINE, [])
+    ]
+    due: date | None = None
+    ongoing = False
+    due_from = ""
+    for value in dict.fromkeys(deadline_fields):
+        read = read_deadline_field(value, year)
+        if read.due and (due is None or read.due > due):
+            due = read.due
+        ongoing = ongoing or read.ongoing
+    if due is not None:
+        ongoing, due_from = False, "field"
+    texts = _texts(raw)
+    if due is None and not ongoing:
+        found = [d for text, _ in texts if (d := deadline_in(text, year)) is not None]
+        if found:
+            due, due_from = max(found), "text"
+    if due is None and not ongoing:
+        ongoing = any(says_ongoing(text) for text, _ in texts)
+
+    recurrences = _recurrences(texts, deadline_fields, owners, read_names)
+    main = prose_first[0]
+    detail_lines = [main.text.strip()]
+    for item in twins:
+        if item is not main and item.text.strip() and not _same_text(item.text, main.text):
+            detail_lines.append(item.text.strip())
+        for part in item.parts:
+            if part.text.strip() and part.text.strip() not in detail_lines:
+                detail_lines.append(part.text.strip())
+    return Item(
+        number=raw.number,
+        ref=str(raw.number),
+        title=title_of(main.text) or title_of(raw.text),
+        detail="\n".join(line for line in detail_lines if line),
+        owners=owners,
+        due=due,
+        ongoing=ongoing,
+        recurrences=recurrences,
+        lines=[main.line, *(i.line for i in twins if i is not main)],
+        section=raw.section,
+        due_from=due_from,
+        notes=notes,
+    )
+
+
+def _same_text(a: str, b: str) -> bool:
+    return a.strip()[:30] == b.strip()[:30]
+
+
+def _differences(prose: Owners, table: Owners) -> list[Note]:
+    notes = []
+    for role in ROLE_NAMES:
+        a, b = prose.get(role), table.get(role)
+        if a and b and not (
+            all(any(same_name(x, y) for y in b) for x in a)
+            and all(any(same_name(x, y) for x in a) for y in b)
+        ):
+            context = (("role", role), ("prose", "、".join(a)), ("table", "、".join(b)))
+            notes.append(Note("owners_differ", context))
+    return notes
+
+
+def _recurrences(
+    texts: list[tuple[str, Fields | None]],
+    deadline_fields: list[str],
+    owners: Owners,
+    read_names: NameReader,
+) -> list[Recurrence]:
+    found: dict[tuple[str, int, str], Recurrence] = {}
+    sources = [*texts, *((v, None) for v in deadline_fields)]
+    for text, fields in sources:
+        for frequency in find_frequencies(text):
+            own = owners_of(fields, read_names) if fields else None
+            if own is not None and (own.empty() or _covers(own, owners)):
+                own = None
+            known = found.get(frequency.key)
+            if known is None:
+                found[frequency.key] = Recurrence(frequency, [frequency.phrase], own)
+            elif frequency.phrase not in known.phrases:
+                known.phrases.append(frequency.phrase)
+    return list(found.values())
+
+
+def _covers(part: Owners, item: Owners) -> bool:
+    """The row names the same owners as the whole item: nothing specific to it."""
+    return all(set(part.get(r)) == set(item.get(r)) for r in ROLE_NAMES)

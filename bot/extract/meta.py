@@ -1,0 +1,137 @@
+"""What the document says about itself: title, issuer, date of issue, year, an id."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date
+
+from bot.extract.blocks import Document, Para, Table
+from bot.extract.dates import find_dates
+
+_DATE_LINE = re.compile(
+    r"^\s*(?:20\d\d|二[〇零][一二三四五六七八九〇零]{2})\s*年\s*[\d一二三四五六七八九十]{1,3}\s*月"
+    r"\s*[\d一二三四五六七八九十]{1,3}\s*日\s*$"
+)
+_DOC_NUMBER_YEAR = re.compile(r"[〔［\[（(【]\s*(20\d\d)\s*[〕］\]）)】]")
+_YEAR = re.compile(r"(20\d\d)\s*年")
+_ISSUER_END = re.compile(
+    r"(委员会|人民政府|政府|办公室|局|委|办|中心|党委|党组|厅|院|公司|街道办事处|管委会)$"
+)
+_TITLE_WORDS = re.compile(r"清单|分工|任务表|责任表|台账|任务措施|工作方案|实施方案|方案|通知")
+_TITLE_BEFORE = re.compile(r"关于|落实|贯彻|印发|推进|开展")
+_HEADING = re.compile(r"^[#\s]+")
+
+
+@dataclass(frozen=True)
+class Meta:
+    title: str
+    issued_by: str | None
+    issued_on: date | None
+    year: int | None
+    schedule_id: str
+
+
+def schedule_id(name: str) -> str:
+    """A stable ASCII id from the file name (000_69e3….txt → 000-69e3…), to be edited by the
+    reviewer; a name without ASCII letters or digits gets a short hash instead."""
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    slug = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")[:80]
+    if not slug or not slug[0].isalnum():
+        slug = "draft-" + hashlib.sha1(stem.encode("utf-8")).hexdigest()[:8]
+    return slug
+
+
+def _issue_date(paras: list[Para], year_hint: int) -> tuple[int, date] | None:
+    """The last paragraph that is only a date (the signature's date line): (index, date)."""
+    found = None
+    for index, para in enumerate(paras):
+        if _DATE_LINE.match(para.text):
+            hits = find_dates(para.text, year_hint, field=True)
+            if hits:
+                found = (index, hits[0].value)
+    return found
+
+
+def document_year(doc: Document) -> int | None:
+    """The year the list is for: the issue date, else the document number, else the most
+    mentioned year."""
+    paras = doc.paras
+    dated = _issue_date(paras, 2000)
+    if dated:
+        return dated[1].year
+    text = "\n".join(p.text for p in paras[:40])
+    number = _DOC_NUMBER_YEAR.search(text)
+    if number:
+        return int(number.group(1))
+    everything = "\n".join(_all_text(doc))
+    years = Counter(int(y) for y in _YEAR.findall(everything))
+    return years.most_common(1)[0][0] if years else None
+
+
+def _all_text(doc: Document) -> list[str]:
+    out: list[str] = []
+    for block in doc.blocks:
+        if isinstance(block, Table):
+            out.extend(c.text for r in block.rows for c in r.cells)
+        else:
+            out.append(block.text)
+    return out
+
+
+def _title(doc: Document) -> str:
+    before_table: Para | None = None
+    for block in doc.blocks:
+        if isinstance(block, Table):
+            break
+        text = _HEADING.sub("", block.text)
+        if (
+            _TITLE_WORDS.search(text)
+            and len(text) <= 80
+            and not text.startswith("附件")
+            and not text.endswith(("：", ":"))
+        ):
+            before_table = Para(text, block.line)
+    if before_table is not None and doc.tables:
+        return before_table.text
+    for para in doc.paras[:20]:
+        text = _HEADING.sub("", para.text)
+        if _TITLE_WORDS.search(text) and len(text) <= 80 and not text.startswith("附件"):
+            return text
+    first = next((p.text for p in doc.paras if len(p.text) >= 4), doc.name)
+    return _HEADING.sub("", first)[:80]
+
+
+def _issuer(paras: list[Para], dated_index: int | None, title: str) -> str | None:
+    if dated_index is not None and dated_index > 0:
+        candidate = paras[dated_index - 1].text.strip()
+        if len(candidate) <= 30 and _ISSUER_END.search(candidate):
+            return candidate
+    head = _TITLE_BEFORE.search(title)
+    if head and head.start() >= 4:
+        prefix = title[: head.start()]
+        if _ISSUER_END.search(prefix):
+            return prefix
+    for para in paras[:12]:
+        text = para.text.strip()
+        if 4 <= len(text) <= 30 and _ISSUER_END.search(text) and "号" not in text:
+            return text
+    return None
+
+
+def document_meta(doc: Document, year: int | None = None) -> Meta:
+    """Title, issuer, issue date and year; ``year`` given by the caller wins."""
+    paras = doc.paras
+    dated = _issue_date(paras, year or 2000)
+    issued_on = dated[1] if dated else None
+    found_year = year or (issued_on.year if issued_on else document_year(doc))
+    title = _title(doc)
+    return Meta(
+        title=title,
+        issued_by=_issuer(paras, dated[0] if dated else None, title),
+        issued_on=issued_on,
+        year=found_year,
+        schedule_id=schedule_id(doc.name),
+    )

@@ -1,0 +1,162 @@
+"""Word (.docx) and Excel (.xlsx) documents → blocks.
+
+Neither has text lines, so ``line`` counts blocks: in a .docx each paragraph and each
+table row is one line, in body order; in an .xlsx a line is the sheet's row number
+(sheets after the first are offset by 100000 per sheet, so sources stay unique).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.extract.blocks import Block, Cell, Para, Row, Table
+
+_CN_FORMATS = ("chinese", "ideograph", "japaneseCounting", "taiwanese")
+_CN_CHARS = "〇一二三四五六七八九"
+
+
+def _cn_number(value: int) -> str:
+    if value < 10:
+        return _CN_CHARS[value]
+    tens, ones = divmod(value, 10)
+    head = "" if tens == 1 else _CN_CHARS[tens]
+    return f"{head}十{_CN_CHARS[ones] if ones else ''}"
+
+
+class _Numbering:
+    """Word's automatic list numbers, which are not in the paragraph text, written back in."""
+
+    def __init__(self, document: Any) -> None:
+        self.counters: dict[tuple[str, int], int] = {}
+        self.formats: dict[tuple[str, int], tuple[str, str]] = {}
+        try:
+            root = document.part.numbering_part.element
+        except (KeyError, NotImplementedError, AttributeError):
+            return
+        ns = root.nsmap
+        w = "{" + ns["w"] + "}"
+        abstract = {a.get(w + "abstractNumId"): a for a in root.findall("w:abstractNum", ns)}
+        for num in root.findall("w:num", ns):
+            ref = num.find("w:abstractNumId", ns)
+            node = abstract.get(ref.get(w + "val")) if ref is not None else None
+            if node is None:
+                continue
+            for lvl in node.findall("w:lvl", ns):
+                fmt = lvl.find("w:numFmt", ns)
+                text = lvl.find("w:lvlText", ns)
+                self.formats[(num.get(w + "numId"), int(lvl.get(w + "ilvl")))] = (
+                    fmt.get(w + "val") if fmt is not None else "decimal",
+                    text.get(w + "val") if text is not None else "%1.",
+                )
+
+    def prefix(self, paragraph: Any) -> str:
+        ppr = paragraph._p.pPr
+        if ppr is None or ppr.numPr is None or ppr.numPr.numId is None:
+            return ""
+        num_id = str(ppr.numPr.numId.val)
+        level = int(ppr.numPr.ilvl.val) if ppr.numPr.ilvl is not None else 0
+        key = (num_id, level)
+        self.counters[key] = self.counters.get(key, 0) + 1
+        for other in list(self.counters):
+            if other[0] == num_id and other[1] > level:
+                del self.counters[other]
+        fmt, pattern = self.formats.get(key, ("decimal", "%1."))
+        value = self.counters[key]
+        if fmt == "bullet":
+            return ""
+        shown = _cn_number(value) if fmt.startswith(_CN_FORMATS) else str(value)
+        return pattern.replace(f"%{level + 1}", shown)
+
+
+def docx_blocks(path: Path) -> list[Block]:
+    """Paragraphs and tables in body order; merged cells repeat, marked as copies."""
+    import docx  # python-docx
+    from docx.table import Table as DocxTable
+
+    document = docx.Document(str(path))
+    numbering = _Numbering(document)
+    blocks: list[Block] = []
+    line = 0
+    for item in document.iter_inner_content():
+        if isinstance(item, DocxTable):
+            table = Table()
+            above: list[Any] = []
+            for docx_row in item.rows:
+                line += 1
+                cells: list[Cell] = []
+                current = list(docx_row.cells)
+                for index, cell in enumerate(current):
+                    merged = (index > 0 and current[index - 1]._tc is cell._tc) or (
+                        index < len(above) and above[index]._tc is cell._tc
+                    )
+                    cells.append(Cell(cell.text.strip(), line, merged=merged))
+                above = current
+                table.rows.append(Row(tuple(cells)))
+            if table.rows:
+                blocks.append(table)
+        else:
+            line += 1
+            text = item.text.strip()
+            prefix = numbering.prefix(item)
+            if prefix and text and not _starts_numbered(text):
+                text = prefix + text
+            if text:
+                blocks.append(Para(text, line))
+    return blocks
+
+
+def _starts_numbered(text: str) -> bool:
+    from bot.extract.numbering import parse_number
+
+    return parse_number(text) is not None
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = value.date()
+    if isinstance(value, date):
+        return f"{value.year}年{value.month}月{value.day}日"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def xlsx_blocks(path: Path) -> list[Block]:
+    """Each sheet as one table; lone title rows above it as paragraphs."""
+    import openpyxl
+
+    workbook = openpyxl.load_workbook(str(path), data_only=True)
+    blocks: list[Block] = []
+    for sheet_index, sheet in enumerate(workbook.worksheets):
+        offset = sheet_index * 100000
+        copies: dict[tuple[int, int], tuple[int, int]] = {}
+        for merged in sheet.merged_cells.ranges:
+            for row in range(merged.min_row, merged.max_row + 1):
+                for col in range(merged.min_col, merged.max_col + 1):
+                    if (row, col) != (merged.min_row, merged.min_col):
+                        copies[(row, col)] = (merged.min_row, merged.min_col)
+        table = Table()
+        for row in sheet.iter_rows(min_row=1, max_row=sheet.max_row, max_col=sheet.max_column):
+            cells: list[Cell] = []
+            for cell in row:
+                origin = copies.get((cell.row, cell.column))
+                if origin:
+                    value = sheet.cell(row=origin[0], column=origin[1]).value
+                    cells.append(Cell(_cell_text(value), offset + cell.row, merged=True))
+                else:
+                    cells.append(Cell(_cell_text(cell.value), offset + cell.row))
+            own = [c for c in cells if c.text and not c.merged]
+            if not own:
+                continue
+            if not table.rows and len(own) == 1:
+                blocks.append(Para(own[0].text, own[0].line))
+                continue
+            table.rows.append(Row(tuple(cells)))
+        if table.rows:
+            blocks.append(table)
+    return blocks
+

@@ -1,0 +1,139 @@
+"""Document → :class:`Extraction`: meta, items with their facts, and what was left over."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.extract.blocks import Document, Para
+from bot.extract.dates import find_dates
+from bot.extract.frequency import find_frequencies
+from bot.extract.items import ROLE_NAMES, Item, Note, build_item
+from bot.extract.labels import OWNER_ROLES
+from bot.extract.merge import merge_items
+from bot.extract.meta import Meta, document_meta
+from bot.extract.owners import Kind, classify, split_joined, split_names
+from bot.extract.prose import prose_items
+from bot.extract.raw import RawItem, Unplaced
+from bot.extract.reader import read_document
+from bot.extract.tables import table_items
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Extraction:
+    name: str
+    meta: Meta
+    items: list[Item]
+    unplaced: list[Unplaced] = field(default_factory=list)
+    size: int = 0  # paragraphs + table rows read
+    year_found: bool = True
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def extract_file(
+    path: Path, *, year: int | None = None, progress: Progress | None = None
+) -> Extraction:
+    report = progress or _no_progress
+    report("read", 0, 1)
+    doc = read_document(path)
+    report("read", 1, 1)
+    return extract_document(doc, year=year, progress=report)
+
+
+def extract_document(
+    doc: Document, *, year: int | None = None, progress: Progress | None = None
+) -> Extraction:
+    """Find the items of a read document and read each one's facts."""
+    report = progress or _no_progress
+    meta = document_meta(doc, year)
+    year_found = meta.year is not None
+    use_year = meta.year or year or 2000
+    prose, prose_leftovers = prose_items(doc.paras)
+    tabled, unplaced = table_items(doc.tables)
+    raws, taken = merge_items(prose, tabled)
+    unplaced = [*unplaced, *taken]
+    read_names = _name_reader(raws)
+    items: list[Item] = []
+    for index, raw in enumerate(raws, 1):
+        items.append(build_item(raw, use_year, read_names))
+        report("items", index, len(raws))
+    _settle_kinds(items)
+    _assign_refs(items)
+    if items:
+        unplaced.extend(_leftovers(prose_leftovers, use_year))
+    else:
+        unplaced.extend(Unplaced(p.line, p.text, "no_items") for p in prose_leftovers)
+    unplaced.sort(key=lambda u: u.line)
+    return Extraction(doc.name, meta, items, unplaced, doc.size, year_found)
+
+
+def _name_reader(raws: list[RawItem]) -> Callable[[str], list[tuple[str, Kind]]]:
+    """Split owner fields, then split names run together ("委安委办办公室") using the names
+    the document writes separately elsewhere."""
+    known: set[str] = set()
+    for raw in raws:
+        for item in (raw, raw.other) if raw.other else (raw,):
+            for fields in [item.fields, *(p.fields for p in item.parts)]:
+                for role in OWNER_ROLES:
+                    for value in fields.get(role, []):
+                        known.update(split_names(value))
+
+    def read(value: str) -> list[tuple[str, Kind]]:
+        out: list[tuple[str, Kind]] = []
+        for name in split_names(value):
+            for piece in split_joined(name, known):
+                out.append((piece, classify(piece)))
+        return out
+
+    return read
+
+
+def _settle_kinds(items: list[Item]) -> None:
+    """One name is a person or a unit throughout: a name used both ways follows its form."""
+    as_person = {n for i in items for r in ("lead", "responsible") for n in i.owners.get(r)}
+    as_unit = {n for i in items for n in i.owners.units}
+    for name in as_person & as_unit:
+        to_units = classify(name) is Kind.UNIT
+        for item in items:
+            owners = item.owners
+            if to_units:
+                for role in ("lead", "responsible"):
+                    if name in owners.get(role):
+                        owners.get(role).remove(name)
+                        owners.add("units", name)
+            elif name in owners.units:
+                owners.units.remove(name)
+                owners.add("responsible", name)
+
+
+def _assign_refs(items: list[Item]) -> None:
+    """Refs are the numbers as written; numbering restarted per section becomes "2.3"."""
+    numbers = [i.number for i in items]
+    if len(set(numbers)) == len(numbers):
+        return
+    seen: set[str] = set()
+    for item in items:
+        ref = f"{item.section or 0}.{item.number}"
+        while ref in seen:
+            ref += ".1"
+        item.ref = ref
+        seen.add(ref)
+        item.notes.append(Note("ref_with_section"))
+
+
+def _leftovers(paras: list[Para], year: int) -> list[Unplaced]:
+    """Numbered paragraphs outside the items that still state a date or a frequency."""
+    out = []
+    for para in paras:
+        if find_dates(para.text, year) or find_frequencies(para.text):
+            out.append(Unplaced(para.line, para.text, "not_an_item"))
+    return out
+
+
+__all__ = ["ROLE_NAMES", "Extraction", "extract_document", "extract_file"]

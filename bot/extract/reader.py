@@ -1,0 +1,148 @@
+"""A document file → :class:`~bot.extract.blocks.Document` (paragraphs and table rows).
+
+Plain text holds several layouts at once, each read here with its source line:
+- Markdown pipe tables (004);
+- "one cell per line" tables from a Word export (000, 002): each cell starts with a tab,
+  lines without a tab continue the cell before; the header row's names fix the width;
+- tab-separated rows (one row per line, cells between tabs);
+- HTML (a text file with ``<table>`` in it is read as HTML);
+- everything else is a paragraph per line.
+.docx, .xlsx and .html files go to their own readers.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bot.extract.blocks import Block, Cell, Document, Para, Row, Table
+from bot.extract.labels import role_of
+from bot.extract.markup import html_blocks, markdown_tables
+from bot.extract.office import docx_blocks, xlsx_blocks
+
+_MD_DELIMITER = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{1,}:?\s*)*\|?\s*$")
+_HTML_TABLE = re.compile(r"<table\b", re.IGNORECASE)
+
+
+class UnreadableDocument(Exception):
+    """The file is missing, empty, or in a format we do not read."""
+
+
+def read_document(path: Path) -> Document:
+    """Read any supported file; the format is taken from the suffix, then from the content."""
+    if not path.is_file():
+        raise UnreadableDocument(str(path))
+    suffix = path.suffix.lower()
+    if suffix == ".docx":
+        return Document(path.name, docx_blocks(path))
+    if suffix in (".xlsx", ".xlsm"):
+        return Document(path.name, xlsx_blocks(path))
+    if suffix in (".doc", ".xls", ".pdf", ".wps"):
+        raise UnreadableDocument(str(path))
+    return Document(path.name, text_blocks(_decode(path.read_bytes())))
+
+
+def _decode(data: bytes) -> str:
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("utf-8", errors="replace")
+
+
+def text_blocks(text: str) -> list[Block]:
+    """Blocks of a plain-text, Markdown or HTML document."""
+    if _HTML_TABLE.search(text):
+        return html_blocks(text)
+    lines = text.splitlines()
+    blocks: list[Block] = []
+    i = 0
+    width: int | None = None  # of the last one-cell-per-line table, for continuations
+    while i < len(lines):
+        line = lines[i]
+        next_line = lines[i + 1] if i + 1 < len(lines) else ""
+        if line.lstrip().startswith("|") and _MD_DELIMITER.match(next_line):
+            end = i + 2
+            while end < len(lines) and lines[end].lstrip().startswith("|"):
+                end += 1
+            blocks.extend(markdown_tables(lines[i:end], i + 1))
+            i = end
+        elif _is_cell_line(line):
+            table, i, width = _cell_stream(lines, i, width)
+            if table is not None:
+                blocks.append(table)
+        elif "\t" in line.strip():
+            table, i = _tab_rows(lines, i)
+            blocks.append(table)
+        else:
+            if line.strip():
+                blocks.append(Para(line.strip(), i + 1))
+            i += 1
+    return blocks
+
+
+def _is_cell_line(line: str) -> bool:
+    return line.startswith("\t") and "\t" not in line[1:]
+
+
+def _header_width(lines: list[str], start: int) -> int:
+    """How many header cells begin at ``start`` (0 when these lines are no header)."""
+    names: list[str] = []
+    i = start
+    while i < len(lines) and _is_cell_line(lines[i]) and lines[i].strip():
+        names.append(lines[i].strip())
+        i += 1
+    known = sum(1 for n in names if role_of(n) is not None)
+    if len(names) >= 2 and known >= 2 and all(len(n) <= 16 for n in names):
+        return len(names)
+    return 0
+
+
+def _cell_stream(
+    lines: list[str], start: int, width: int | None
+) -> tuple[Table | None, int, int | None]:
+    """Read a one-cell-per-line table from ``start``; returns it, the next index, its width."""
+    header = _header_width(lines, start)
+    if header:
+        width = header
+    if not width:
+        # a stray tab-led line with no table to belong to: a paragraph
+        return None, _as_paragraph(lines, start), width
+    cells: list[Cell] = []
+    i = start
+    while i < len(lines):
+        line = lines[i]
+        if _is_cell_line(line):
+            cells.append(Cell(line.strip(), i + 1))
+        elif not line.strip():
+            pass
+        elif cells and len(cells) % width != 0:
+            last = cells[-1]
+            text = f"{last.text}\n{line.strip()}" if last.text else line.strip()
+            cells[-1] = Cell(text, last.line if last.text else i + 1)
+        else:
+            break
+        i += 1
+    table = Table()
+    for at in range(0, len(cells), width):
+        chunk = cells[at: at + width]
+        while len(chunk) < width:
+            chunk.append(Cell("", chunk[-1].line))
+        table.rows.append(Row(tuple(chunk)))
+    return table, i, width
+
+
+def _as_paragraph(lines: list[str], start: int) -> int:
+    return start + 1
+
+
+def _tab_rows(lines: list[str], start: int) -> tuple[Table, int]:
+    """Tab-separated rows, one per line, until a line without a tab."""
+    table = Table()
+    i = start
+    while i < len(lines) and "\t" in lines[i].strip():
+        parts = lines[i].rstrip("\n").split("\t")
+        table.rows.append(Row(tuple(Cell(p.strip(), i + 1) for p in parts)))
+        i += 1
+    return table, i

@@ -1,0 +1,248 @@
+"""Table rows → numbered items.
+
+Columns are found by their header names (:mod:`.labels`), never by position; which text
+column holds the items is then settled by content (the column whose cells start
+"1." "2." …).  A new number in that column starts an item; rows without one add
+measures and owners to the item above.  Word exports lose merged cells, so a row whose
+text sits left of where its numbering belongs ("(2)…" in the first column) is moved back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.extract.blocks import Cell, Row, Table
+from bot.extract.labels import OWNER_ROLES, TEXT_ROLES, Role, role_of
+from bot.extract.numbering import Level, cn_to_int, parse_number, split_measures
+from bot.extract.raw import Fields, Part, RawItem, Unplaced
+
+_FIELD_ROLES = (*OWNER_ROLES, Role.DEADLINE)
+
+
+@dataclass
+class Layout:
+    roles: list[Role | None]
+
+    def index(self, role: Role) -> int | None:
+        return self.roles.index(role) if role in self.roles else None
+
+    def indices(self, role: Role) -> list[int]:
+        return [i for i, r in enumerate(self.roles) if r is role]
+
+
+def _header_roles(row: Row) -> list[Role | None] | None:
+    """The roles a header row names, or None when the row is not a header."""
+    texts = [c.text.strip() for c in row.cells]
+    filled = [t for t in texts if t]
+    if len(filled) < 2 or any(len(t) > 16 for t in filled):
+        return None
+    roles = [role_of(t) if t else None for t in texts]
+    named = [r for r in roles if r is not None]
+    if len(named) < 2:
+        return None
+    if not any(r in _FIELD_ROLES for r in named):
+        return None
+    if not any(r in (*TEXT_ROLES, Role.NUMBER) for r in named):
+        return None
+    return roles
+
+
+def _settle_text_columns(roles: list[Role | None], rows: list[Row]) -> Layout:
+    """Decide category / task / measure among the text columns by what their cells hold."""
+    text_cols = [i for i, r in enumerate(roles) if r in TEXT_ROLES or r is None]
+    counts: dict[int, dict[Level, int]] = {i: {} for i in text_cols}
+    for row in rows:
+        for i in text_cols:
+            if i < len(row.cells) and not row.cells[i].merged:
+                number = parse_number(row.cells[i].text)
+                if number:
+                    counts[i][number.level] = counts[i].get(number.level, 0) + 1
+    settled: list[Role | None] = list(roles)
+
+    def items_in(i: int) -> int:
+        return counts[i].get(Level.ITEM, 0) + counts[i].get(Level.ITEM_CN, 0)
+
+    task = max(text_cols, key=items_in, default=None)
+    if task is None or items_in(task) == 0:
+        named = [i for i in text_cols if roles[i] is Role.TASK]
+        others = [i for i in text_cols if roles[i] not in (Role.CATEGORY,)]
+        task = named[0] if named else (others[0] if others else None)
+    for i in text_cols:
+        if i == task:
+            settled[i] = Role.TASK
+        elif task is not None and i < task and (
+            roles[i] is Role.CATEGORY or counts[i].get(Level.SECTION, 0) > 0
+        ):
+            settled[i] = Role.CATEGORY
+        elif task is not None and i > task and roles[i] in (Role.MEASURE, Role.TASK, None):
+            settled[i] = Role.MEASURE
+        elif roles[i] is None:
+            settled[i] = None
+    if Role.NUMBER not in settled and task is not None and task > 0:
+        # a first column of bare numbers (1, 2, 3) is a 序号 column without the name
+        first = [r.cells[0].text.strip() for r in rows if r.cells and r.cells[0].text.strip()]
+        if first and all(t.isdigit() for t in first) and roles[0] is None:
+            settled[0] = Role.NUMBER
+    return Layout(settled)
+
+
+def _expected_column(layout: Layout, level: Level) -> int | None:
+    if level is Level.SECTION:
+        return layout.index(Role.CATEGORY)
+    if level in (Level.ITEM, Level.ITEM_CN):
+        return layout.index(Role.TASK)
+    measures = layout.indices(Role.MEASURE)
+    return measures[0] if measures else None
+
+
+def realign(row: Row, layout: Layout) -> Row:
+    """Move a row right when merged cells were dropped before its first cell."""
+    cells = list(row.cells)
+    first = next((i for i, c in enumerate(cells) if c.text.strip() and not c.merged), None)
+    if first is None:
+        return row
+    number = parse_number(cells[first].text)
+    if number is None:
+        return row
+    target = _expected_column(layout, number.level)
+    if target is None or target <= first:
+        return row
+    shift = target - first
+    if len(cells) < shift or any(c.text.strip() for c in cells[len(cells) - shift:]):
+        return row
+    line = cells[first].line
+    moved = [Cell("", line) for _ in range(shift)] + cells[: len(cells) - shift]
+    return Row(tuple(moved))
+
+
+def _row_fields(row: Row, layout: Layout) -> Fields:
+    fields: Fields = {}
+    for i, role in enumerate(layout.roles):
+        if role in _FIELD_ROLES and i < len(row.cells):
+            text = row.cells[i].text.strip()
+            if text:
+                fields.setdefault(role, []).append(text)
+    return fields
+
+
+def _item_number(text: str) -> int | None:
+    number = parse_number(text)
+    return number.value if number and number.level in (Level.ITEM, Level.ITEM_CN) else None
+
+
+def _cell(row: Row, index: int | None) -> Cell | None:
+    if index is None or index >= len(row.cells):
+        return None
+    return row.cells[index]
+
+
+class TableReader:
+    """Reads tables in order; an item may go on from one table into the next."""
+
+    def __init__(self) -> None:
+        self.items: list[RawItem] = []
+        self.unplaced: list[Unplaced] = []
+        self.layout: Layout | None = None
+        self.section: int | None = None
+        self.numbered = False  # the item column uses numbers: unnumbered text continues
+        self._merges_known = False
+
+    def read(self, table: Table) -> None:
+        rows = table.rows
+        start = 0
+        for index, row in enumerate(rows[:6]):
+            roles = _header_roles(row)
+            if roles is not None:
+                self.layout = _settle_text_columns(roles, rows[index + 1:])
+                start = index + 1
+                break
+        else:
+            if self.layout is None or len(self.layout.roles) != len(rows[0].cells):
+                for row in rows:
+                    if any(c.text.strip() for c in row.cells):
+                        text = " | ".join(c.text for c in row.cells if c.text.strip())
+                        self.unplaced.append(Unplaced(row.line, text, "no_header"))
+                return
+        self._merges_known = any(c.merged for r in rows for c in r.cells)
+        layout = self.layout
+        assert layout is not None
+        task_col = layout.index(Role.TASK)
+        self.numbered = self.numbered or any(
+            _item_number(r.cells[task_col].text) is not None
+            for r in rows[start:]
+            if task_col is not None and task_col < len(r.cells)
+        )
+        first_new = len(self.items)
+        for row in rows[start:]:
+            if _header_roles(row) is not None:
+                continue  # a header repeated after a page break
+            self._row(realign(row, layout), layout)
+        if not self._merges_known:
+            self._inherit_owners(first_new)
+
+    def _row(self, row: Row, layout: Layout) -> None:
+        category = _cell(row, layout.index(Role.CATEGORY))
+        if category is not None and category.text.strip() and not category.merged:
+            number = parse_number(category.text)
+            if number is not None and number.level is Level.SECTION:
+                self.section = number.value
+        task = _cell(row, layout.index(Role.TASK))
+        number_cell = _cell(row, layout.index(Role.NUMBER))
+        task_text = task.text.strip() if task is not None and not task.merged else ""
+        fields = _row_fields(row, layout)
+        measures = [
+            c for i in layout.indices(Role.MEASURE)
+            if (c := _cell(row, i)) is not None and c.text.strip() and not c.merged
+        ]
+        number = parse_number(task_text) if task_text else None
+        if number is not None and number.level not in (Level.ITEM, Level.ITEM_CN):
+            number = None
+        value = number.value if number else None
+        if number_cell is not None and number_cell.text.strip() and not number_cell.merged:
+            value = cn_to_int(number_cell.text.strip().rstrip(".、．")) or value
+        if value is not None or (task_text and not self.numbered):
+            if value is None:
+                value = len(self.items) + 1
+            text = number.rest if number else task_text
+            item = RawItem(
+                value,
+                number.level if number else Level.ITEM,
+                (task or row.cells[0]).line if task_text else row.line,
+                text,
+                "table",
+                self.section,
+            )
+            self.items.append(item)
+        elif not self.items:
+            if any(c.text.strip() for c in row.cells):
+                text = " | ".join(c.text for c in row.cells if c.text.strip())
+                self.unplaced.append(Unplaced(row.line, text, "before_items"))
+            return
+        item = self.items[-1]
+        if task_text and value is None:
+            item.text = f"{item.text}\n{task_text}"
+        item.add_fields(fields)
+        for cell in measures:
+            for text in split_measures(cell.text):
+                item.parts.append(Part(text, cell.line, fields))
+
+    def _inherit_owners(self, first_new: int) -> None:
+        """An item with every owner cell empty sat under a merged cell: take the owners above."""
+        for index in range(max(first_new, 1), len(self.items)):
+            item, above = self.items[index], self.items[index - 1]
+            if item.has_owner_fields() or item.section != above.section:
+                continue
+            source = above
+            if not source.has_owner_fields():
+                continue
+            for role in OWNER_ROLES:
+                if source.fields.get(role):
+                    item.fields[role] = list(source.fields[role][:1])
+            item.inherited_from = source.inherited_from or source.number
+
+
+def table_items(tables: list[Table]) -> tuple[list[RawItem], list[Unplaced]]:
+    reader = TableReader()
+    for table in tables:
+        reader.read(table)
+    return reader.items, reader.unplaced
