@@ -1,0 +1,158 @@
+"""Read what the exports need from the store into plain, immutable records.
+
+Everything a report shows is decided later by pure functions; this module only queries,
+so a report is one consistent read of the database.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from bot.materialise import schedule_time
+from bot.occurrences import ScheduleTime
+from bot.roster import Roster
+from bot.store.models import Evidence, Occurrence, Person, Reply, Schedule, Task
+
+DEFAULT_TZ: str = Schedule.model_fields["timezone"].default
+
+
+class UnknownSchedule(LookupError):
+    """Raised when ``--schedule`` names a schedule that was never imported."""
+
+
+@dataclass(frozen=True)
+class ReplyRecord:
+    """One answer to an occurrence, with who gave it and how much evidence came with it."""
+
+    id: int
+    occurrence_id: int
+    kind: str
+    note: str | None
+    percent: int | None
+    requested_date: date | None
+    decision: str | None
+    person: str
+    created_at: datetime
+    evidence: int
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """A task with its people resolved to names and all its occurrences and replies."""
+
+    task: Task
+    lead: tuple[str, ...]
+    responsible: tuple[str, ...]
+    assignees: tuple[str, ...]
+    units: tuple[str, ...]
+    partners: tuple[str, ...]
+    occurrences: tuple[Occurrence, ...]
+    replies: tuple[ReplyRecord, ...]
+
+
+@dataclass(frozen=True)
+class ScheduleRecord:
+    schedule: Schedule
+    time: ScheduleTime
+    tasks: tuple[TaskRecord, ...]
+
+
+def _schedules(session: Session, schedule_id: str | None) -> list[Schedule]:
+    query = select(Schedule).order_by(Schedule.id)
+    if schedule_id:
+        query = query.where(Schedule.id == schedule_id)
+    found = list(session.exec(query))
+    if schedule_id and not found:
+        raise UnknownSchedule(schedule_id)
+    return found
+
+
+def partner_names(roster: Roster, task_id: int) -> list[str]:
+    """配合单位 as written: partner units and partner people by name (Roster gives contacts)."""
+    names: list[str] = []
+    for member in roster.members.get(task_id, []):
+        if member.role != "partner":
+            continue
+        if member.unit_id is not None and member.unit_id in roster.unit_names:
+            names.append(roster.unit_names[member.unit_id])
+        elif member.person_id is not None and member.person_id in roster.people:
+            names.append(roster.people[member.person_id].name)
+    return names
+
+
+def load_schedule_record(session: Session, schedule: Schedule) -> ScheduleRecord:
+    """One schedule: active tasks in list order, then removed ones (their history stays)."""
+    roster = Roster.load(session, schedule.id)
+    tasks = list(
+        session.exec(
+            select(Task)
+            .where(Task.schedule_id == schedule.id)
+            .order_by(col(Task.active).desc(), Task.position, Task.id)
+        )
+    )
+    occurrences: dict[int, list[Occurrence]] = defaultdict(list)
+    for occ in session.exec(
+        select(Occurrence)
+        .where(Occurrence.schedule_id == schedule.id)
+        .order_by(Occurrence.period_start, Occurrence.id)
+    ):
+        occurrences[occ.task_id].append(occ)
+    evidence: dict[int, int] = {
+        reply_id: count
+        for reply_id, count in session.exec(
+            select(Evidence.reply_id, func.count(col(Evidence.id)))
+            .join(Reply, col(Reply.id) == Evidence.reply_id)
+            .join(Occurrence, col(Occurrence.id) == Reply.occurrence_id)
+            .where(Occurrence.schedule_id == schedule.id)
+            .group_by(Evidence.reply_id)
+        )
+    }
+    people = {p.id: p.name for p in session.exec(select(Person))}
+    replies: dict[int, list[ReplyRecord]] = defaultdict(list)
+    for reply, task_id in session.exec(
+        select(Reply, Occurrence.task_id)
+        .join(Occurrence, col(Occurrence.id) == Reply.occurrence_id)
+        .where(Occurrence.schedule_id == schedule.id)
+        .order_by(Reply.created_at, Reply.id)
+    ):
+        assert reply.id is not None
+        replies[task_id].append(
+            ReplyRecord(
+                id=reply.id,
+                occurrence_id=reply.occurrence_id,
+                kind=reply.kind,
+                note=reply.note,
+                percent=reply.percent,
+                requested_date=reply.requested_date,
+                decision=reply.decision,
+                person=people.get(reply.person_id, str(reply.person_id)),
+                created_at=reply.created_at,
+                evidence=evidence.get(reply.id, 0),
+            )
+        )
+    records = []
+    for task in tasks:
+        assert task.id is not None
+        records.append(
+            TaskRecord(
+                task=task,
+                lead=tuple(roster.names(roster.lead(task.id))),
+                responsible=tuple(roster.names(roster.responsible(task.id))),
+                assignees=tuple(roster.names(roster.assignees(task.id))),
+                units=tuple(roster.unit_list(task.id)),
+                partners=tuple(partner_names(roster, task.id)),
+                occurrences=tuple(occurrences.get(task.id, [])),
+                replies=tuple(replies.get(task.id, [])),
+            )
+        )
+    return ScheduleRecord(schedule, schedule_time(schedule), tuple(records))
+
+
+def load_records(session: Session, schedule_id: str | None = None) -> list[ScheduleRecord]:
+    """Every schedule (or the one named), ordered by id so exports are reproducible."""
+    return [load_schedule_record(session, s) for s in _schedules(session, schedule_id)]
