@@ -19,6 +19,8 @@ from datetime import date
 from bot.extract.dates import deadline_in, read_deadline_field, says_ongoing
 from bot.extract.frequency import Frequency, find_frequencies
 from bot.extract.labels import Role
+from bot.extract.merge import similar
+from bot.extract.numbering import parse_number
 from bot.extract.owners import Kind, same_name
 from bot.extract.raw import Fields, RawItem
 
@@ -141,12 +143,14 @@ def title_of(text: str, limit: int = 40) -> str:
     return first[: limit - 1] + "…"
 
 
-def _texts(raw: RawItem) -> list[tuple[str, Fields | None]]:
-    """Every text of the item with the fields of its row (None: the item's own)."""
+def _texts(twins: list[RawItem]) -> list[tuple[str, Fields | None]]:
+    """Every text of the item with its row's fields when rows name different owners."""
     out: list[tuple[str, Fields | None]] = []
-    for item in (raw, raw.other) if raw.other else (raw,):
+    for item in twins:
         out.append((item.text, None))
-        out.extend((part.text, part.fields) for part in item.parts)
+        distinct = {repr(sorted(p.fields.items())) for p in item.parts}
+        specific = len(distinct) > 1
+        out.extend((part.text, part.fields if specific else None) for part in item.parts)
     return out
 
 
@@ -182,7 +186,7 @@ def build_item(raw: RawItem, year: int, read_names: NameReader) -> Item:
         ongoing = ongoing or read.ongoing
     if due is not None:
         ongoing, due_from = False, "field"
-    texts = _texts(raw)
+    texts = _texts(prose_first)
     if due is None and not ongoing:
         found = [d for text, _ in texts if (d := deadline_in(text, year)) is not None]
         if found:
@@ -194,7 +198,7 @@ def build_item(raw: RawItem, year: int, read_names: NameReader) -> Item:
     main = prose_first[0]
     detail_lines = [main.text.strip()]
     for item in twins:
-        if item is not main and item.text.strip() and not _same_text(item.text, main.text):
+        if item is not main and item.text.strip() and not similar(item.text, main.text, 0.8):
             detail_lines.append(item.text.strip())
         for part in item.parts:
             if part.text.strip() and part.text.strip() not in detail_lines:
@@ -213,10 +217,6 @@ def build_item(raw: RawItem, year: int, read_names: NameReader) -> Item:
         due_from=due_from,
         notes=notes,
     )
-
-
-def _same_text(a: str, b: str) -> bool:
-    return a.strip()[:30] == b.strip()[:30]
 
 
 def _differences(prose: Owners, table: Owners) -> list[Note]:
@@ -241,16 +241,21 @@ def _recurrences(
     found: dict[tuple[str, int, str], Recurrence] = {}
     sources = [*texts, *((v, None) for v in deadline_fields)]
     for text, fields in sources:
-        for frequency in find_frequencies(text):
+        for frequency in find_frequencies(_unnumbered(text)):
             own = owners_of(fields, read_names) if fields else None
             if own is not None and (own.empty() or _covers(own, owners)):
                 own = None
             known = found.get(frequency.key)
             if known is None:
                 found[frequency.key] = Recurrence(frequency, [frequency.phrase], own)
-            elif frequency.phrase not in known.phrases:
+            elif not any(similar(frequency.phrase, p, 0.8) for p in known.phrases):
                 known.phrases.append(frequency.phrase)
     return list(found.values())
+
+
+def _unnumbered(text: str) -> str:
+    number = parse_number(text)
+    return number.rest if number else text
 
 
 def _covers(part: Owners, item: Owners) -> bool:

@@ -17,13 +17,13 @@ def _bigrams(text: str) -> set[str]:
     return {text[i: i + 2] for i in range(len(text) - 1)}
 
 
-def similar(a: str, b: str) -> bool:
+def similar(a: str, b: str, threshold: float = _MIN_OVERLAP) -> bool:
     """Shared character pairs over the shorter text: robust to the light rewording between
     a notice body and its table ("是否", "各级")."""
     x, y = _bigrams(a), _bigrams(b)
     if not x or not y:
         return False
-    return len(x & y) / min(len(x), len(y)) >= _MIN_OVERLAP
+    return len(x & y) / min(len(x), len(y)) >= threshold
 
 
 def merge_items(

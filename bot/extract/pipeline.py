@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bot.extract.blocks import Document, Para
@@ -37,23 +37,36 @@ def _no_progress(stage: str, done: int, total: int) -> None:
 
 
 def extract_file(
-    path: Path, *, year: int | None = None, progress: Progress | None = None
+    path: Path,
+    *,
+    year: int | None = None,
+    fallback_year: int = 2022,
+    progress: Progress | None = None,
 ) -> Extraction:
-    report = progress or _no_progress
-    report("read", 0, 1)
-    doc = read_document(path)
-    report("read", 1, 1)
-    return extract_document(doc, year=year, progress=report)
+    """Read and extract a file; see :func:`extract_document`."""
+    return extract_document(
+        read_document(path), year=year, fallback_year=fallback_year, progress=progress
+    )
 
 
 def extract_document(
-    doc: Document, *, year: int | None = None, progress: Progress | None = None
+    doc: Document,
+    *,
+    year: int | None = None,
+    fallback_year: int = 2022,
+    progress: Progress | None = None,
 ) -> Extraction:
-    """Find the items of a read document and read each one's facts."""
+    """Find the items of a read document and read each one's facts.
+
+    ``year`` (given by the user) beats the year found in the document; ``fallback_year``
+    is used only when neither exists, and the draft says so.
+    """
     report = progress or _no_progress
     meta = document_meta(doc, year)
     year_found = meta.year is not None
-    use_year = meta.year or year or 2000
+    if meta.year is None:
+        meta = replace(meta, year=fallback_year)
+    use_year = meta.year or fallback_year
     prose, prose_leftovers = prose_items(doc.paras)
     tabled, unplaced = table_items(doc.tables)
     raws, taken = merge_items(prose, tabled)
