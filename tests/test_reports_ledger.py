@@ -1,0 +1,262 @@
+"""The ledger (台账): exported as of a given ``now``, then read back as Excel/WPS would."""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+from openpyxl.worksheet.worksheet import Worksheet
+from sqlalchemy import Engine
+
+from bot.reports.ledger import (
+    STATE_CANCELLED,
+    STATE_DONE,
+    STATE_OPEN,
+    STATE_OVERDUE,
+    Ledger,
+    assess,
+    build_ledger,
+)
+from bot.reports.records import UnknownSchedule, load_records
+from bot.reports.writers import sheet_names, write_ledger_csv, write_ledger_xlsx
+from bot.store.db import session_scope
+from tests.conftest import local
+from tests.test_reports_scenario import AS_OF, SCHEDULE, import_second_list, seed_scenario
+
+HEADERS = [
+    "序号",
+    "任务",
+    "牵头领导",
+    "责任领导",
+    "牵头单位",
+    "配合单位",
+    "完成时限",
+    "工作进度",
+    "状态",
+    "本期截止",
+    "完成日期",
+    "本期完成",
+    "逾期工作日",
+    "佐证材料（份）",
+    "最新情况",
+]
+COL = {name: index + 1 for index, name in enumerate(HEADERS)}
+
+
+def ledger_as_of(engine: Engine, now: datetime, schedule: str | None = None) -> Ledger:
+    with session_scope(engine) as session:
+        records = load_records(session, schedule)
+    return build_ledger(records, now=now, lang="zh-CN")
+
+
+def row_of(ws: Worksheet, ref: str) -> dict[str, object]:
+    for row in ws.iter_rows(min_row=3, values_only=True):
+        if row[0] == ref:
+            return dict(zip(HEADERS, row, strict=True))
+    raise AssertionError(f"no row {ref}")
+
+
+@pytest.fixture
+def workbook_path(engine: Engine, tmp_path: Path) -> Path:
+    seed_scenario(engine)
+    path = tmp_path / "ledger.xlsx"
+    write_ledger_xlsx(ledger_as_of(engine, AS_OF), path)
+    return path
+
+
+def test_xlsx_layout_headers_frozen_panes_and_widths(workbook_path: Path) -> None:
+    wb = load_workbook(workbook_path)
+    assert wb.sheetnames == ["汇总", SCHEDULE]
+    ws = wb[SCHEDULE]
+    assert [c.value for c in ws[2]] == HEADERS
+    assert "工作台账" in str(ws["A1"].value) and "2022-06-20 10:00" in str(ws["A1"].value)
+    assert ws.freeze_panes == "C3"
+    assert wb["汇总"].freeze_panes == "A3"
+    assert ws.auto_filter.ref == f"A2:O{71 + 2}"
+    assert ws.max_row == 71 + 2
+    assert ws.column_dimensions["B"].width >= 30  # 任务 is readable without resizing
+    assert ws.cell(row=3, column=COL["任务"]).alignment.wrap_text
+    assert ws.print_title_rows == "$1:$2"
+    # the list's order is kept: 1, 2, 2.1, 3, …
+    assert [ws.cell(row=r, column=1).value for r in range(3, 7)] == ["1", "2", "2.1", "3"]
+
+
+def test_done_row(workbook_path: Path) -> None:
+    ws = load_workbook(workbook_path)[SCHEDULE]
+    row = row_of(ws, "1")
+    assert row["牵头领导"] == "邓清华"
+    assert row["责任领导"] == "熊伟、李道波"
+    assert row["牵头单位"] == "办公室、能源科"
+    assert row["状态"] == "已完成"
+    assert row["完成日期"] == datetime(2022, 5, 30)
+    assert row["佐证材料（份）"] == 2
+    assert row["逾期工作日"] is None
+    assert "已建立“党政同责、一岗双责”责任制" in str(row["最新情况"])
+    assert "办公室联络员" in str(row["最新情况"])
+    assert str(row["工作进度"]).startswith("已完成，2022-05-30完成，佐证材料2份。")
+
+
+def test_dates_are_date_cells(workbook_path: Path) -> None:
+    ws = load_workbook(workbook_path)[SCHEDULE]
+    for r in range(3, ws.max_row + 1):
+        if ws.cell(row=r, column=1).value == "1":
+            deadline = ws.cell(row=r, column=COL["完成时限"])
+            completed = ws.cell(row=r, column=COL["完成日期"])
+            break
+    assert deadline.is_date and deadline.value == datetime(2022, 5, 31)
+    assert deadline.number_format == "yyyy-mm-dd"
+    assert completed.is_date and completed.number_format == "yyyy-mm-dd"
+
+
+def test_overdue_row_counts_working_days(workbook_path: Path) -> None:
+    ws = load_workbook(workbook_path)[SCHEDULE]
+    row = row_of(ws, "4")
+    # due 2022-05-31; 2022-06-03 is the Dragon Boat holiday: 13 working days late on 6-20
+    assert row["逾期工作日"] == 13
+    assert row["状态"] == "逾期13个工作日"
+    assert row["配合单位"] == "办公室"
+    assert "工作方案初稿已完成" in str(row["最新情况"])
+    assert row["佐证材料（份）"] == 0
+    # the deadline written before the issue date is overdue from day one
+    assert row_of(ws, "35")["逾期工作日"] == 54
+
+
+def test_recurring_rows_describe_the_current_period(workbook_path: Path) -> None:
+    ws = load_workbook(workbook_path)[SCHEDULE]
+    row = row_of(ws, "13.1")
+    assert row["完成时限"] == "每月至少2次"
+    assert row["本期完成"] == "1/2"
+    assert row["状态"] == "本期已完成 1/2"
+    assert row["本期截止"] == datetime(2022, 6, 30)
+    assert row["佐证材料（份）"] == 1
+    assert row["逾期工作日"] is None
+    assert row_of(ws, "3.1")["完成时限"] == "每季度"
+    assert row_of(ws, "7.1")["完成时限"] == "每个工作日"
+    assert row_of(ws, "3.3")["完成时限"] == "每半年"
+    # May left undone: June is described, May's lateness is not forgotten
+    five = row_of(ws, "5.1")
+    assert five["本期完成"] == "0/1"
+    assert five["逾期工作日"] == 13
+    assert "往期1期逾期" in str(five["状态"])
+    # a yearly duty whose row is beyond the horizon still reads as under way
+    yearly = row_of(ws, "2.1")
+    assert yearly["状态"] == "本期进行中" and yearly["本期截止"] == datetime(2022, 12, 30)
+
+
+def test_cancelled_and_extended_rows(workbook_path: Path) -> None:
+    ws = load_workbook(workbook_path)[SCHEDULE]
+    cancelled = row_of(ws, "6")
+    assert cancelled["状态"] == "已取消"
+    assert cancelled["本期截止"] is None and cancelled["逾期工作日"] is None
+    extended = row_of(ws, "18.1")
+    assert extended["状态"] == "进行中（已延期至2022-07-15）"
+    assert extended["本期截止"] == datetime(2022, 7, 15)
+    assert extended["完成时限"] == datetime(2022, 6, 30)  # the original deadline stays
+
+
+def test_summary_sheet_counts(workbook_path: Path) -> None:
+    ws = load_workbook(workbook_path)["汇总"]
+    headers = [c.value for c in ws[2]]
+    assert headers[:5] == ["清单", "清单名称", "印发单位", "印发日期", "任务数"]
+    values = dict(zip(headers, [c.value for c in ws[3]], strict=True))
+    assert values["清单"] == SCHEDULE and values["任务数"] == 71
+    assert values["印发日期"] == datetime(2022, 5, 23)
+    states = ["已完成", "进行中", "逾期", "已取消", "未开始"]
+    assert sum(int(values[s]) for s in states) == 71  # type: ignore[call-overload]
+    assert values["已取消"] == 1
+    assert int(values["逾期"]) >= 2  # type: ignore[call-overload]
+    assert ws.max_row == 3  # one list: no total row
+
+
+def test_states_follow_now(engine: Engine) -> None:
+    """The same data judged at another ``now`` reads differently: no wall clock inside."""
+    seed_scenario(engine)
+    with session_scope(engine) as session:
+        [record] = load_records(session, SCHEDULE)
+    by_ref = {t.task.ref: t for t in record.tasks}
+
+    def state(ref: str, now: datetime) -> str:
+        return assess(by_ref[ref], schedule=record.schedule, now=now, st=record.time).state
+
+    assert state("4", local(2022, 5, 31, 17, 59)) == STATE_OPEN
+    assert state("4", local(2022, 5, 31, 18, 1)) == STATE_OVERDUE
+    assert state("1", AS_OF) == STATE_DONE
+    assert state("6", AS_OF) == STATE_CANCELLED
+    # the extension holds 18.1 open past its original day, until the new one
+    assert state("18.1", local(2022, 7, 5, 9, 0)) == STATE_OPEN
+    assert state("18.1", local(2022, 7, 18, 9, 0)) == STATE_OVERDUE
+    # in July, 13.1's June stays overdue at 1/2
+    july = assess(
+        by_ref["13.1"], schedule=record.schedule, now=local(2022, 7, 5, 9, 0), st=record.time
+    )
+    assert july.state == STATE_OVERDUE and july.earlier_overdue == 1
+    assert (july.times_done, july.times_required) == (0, 2)
+
+
+def test_csv_one_schedule(engine: Engine, tmp_path: Path) -> None:
+    seed_scenario(engine)
+    path = tmp_path / "ledger.csv"
+    write_ledger_csv(ledger_as_of(engine, AS_OF), path)
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == HEADERS
+    assert len(rows) == 1 + 71
+    by_ref = {r[0]: dict(zip(HEADERS, r, strict=True)) for r in rows[1:]}
+    assert by_ref["4"]["逾期工作日"] == "13"
+    assert by_ref["4"]["完成时限"] == "2022-05-31"
+    assert by_ref["1"]["完成日期"] == "2022-05-30"
+    assert by_ref["13.1"]["本期完成"] == "1/2"
+
+
+def test_several_schedules(engine: Engine, tmp_path: Path) -> None:
+    seed_scenario(engine)
+    import_second_list(engine, tmp_path)
+    ledger = ledger_as_of(engine, AS_OF)
+    csv_path, xlsx_path = tmp_path / "all.csv", tmp_path / "all.xlsx"
+    write_ledger_csv(ledger, csv_path)
+    write_ledger_xlsx(ledger, xlsx_path)
+    with csv_path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["清单", *HEADERS]
+    assert {r[0] for r in rows[1:]} == {"demo-town-2022", SCHEDULE}
+    assert len(rows) == 1 + 71 + 1
+    wb = load_workbook(xlsx_path)
+    assert wb.sheetnames == ["汇总", "demo-town-2022", SCHEDULE]
+    summary = wb["汇总"]
+    assert summary.cell(row=5, column=1).value == "合计"
+    assert summary.cell(row=5, column=5).value == 72
+    # only the one asked for
+    assert [s.schedule_id for s in ledger_as_of(engine, AS_OF, "demo-town-2022").sheets] == [
+        "demo-town-2022"
+    ]
+
+
+def test_unknown_schedule(engine: Engine) -> None:
+    seed_scenario(engine)
+    with session_scope(engine) as session, pytest.raises(UnknownSchedule):
+        load_records(session, "no-such-list")
+
+
+def test_english_headers(engine: Engine) -> None:
+    seed_scenario(engine)
+    with session_scope(engine) as session:
+        records = load_records(session, SCHEDULE)
+    ledger = build_ledger(records, now=AS_OF, lang="en")
+    assert ledger.headers[:3] == ("No.", "Task", "Lead official")
+    row = next(r for r in ledger.sheets[0].rows if r[0] == "13.1")
+    assert row[ledger.columns.index("status")] == "done 1/2 this period"
+    assert row[ledger.columns.index("deadline")] == "monthly, at least 2 times"
+
+
+def test_sheet_names_are_excel_safe() -> None:
+    long = "x" * 40
+    assert sheet_names([long, long, "a/b"], reserved=["汇总"]) == [
+        "x" * 31,
+        "x" * 29 + "~2",
+        "a_b",
+    ]
+    assert sheet_names(["汇总"], reserved=["汇总"]) == ["汇总~2"]
