@@ -35,12 +35,18 @@ _RULES: tuple[tuple[Role, re.Pattern[str]], ...] = tuple(
     (role, re.compile(pattern))
     for role, pattern in (
         (Role.NUMBER, r"^(序号|编号|序|项次|条目)$"),
-        (Role.PROGRESS, r"进度|进展|完成情况|落实情况|推进情况|台账"),
-        (Role.DEADLINE, r"时限|期限|时间|时间节点|节点|日期|截止|完成时"),
+        (Role.DEADLINE, r"时限|期限|时间|节点|日期|截止|完成时|进度安排|时序"),
+        (Role.PROGRESS, r"进度|进展|完成情况|落实情况|推进情况|台账|成效"),
         (Role.REMARK, r"^备\s*注$|^说明$"),
         (Role.PARTNERS, r"配合|协助|协办|协同|参与|协作"),
-        (Role.LEAD, r"牵头.{0,3}领导|牵头负责人|主要领导|总负责|包保领导|联系领导|挂帅"),
-        (Role.RESPONSIBLE, r"责任领导|分管.{0,3}领导|分管负责人|具体负责人|责任.{0,3}领导"),
+        (
+            Role.LEAD,
+            r"牵头.{0,3}领导|牵头负责人|主要领导|主要负责人|第一责任人|总负责|包保领导|联系领导",
+        ),
+        (
+            Role.RESPONSIBLE,
+            r"责任领导|分管.{0,3}领导|分管负责人|具体负责人|直接责任人|责任.{0,3}领导",
+        ),
         (Role.OWNERS, r"^(责任人|负责人|责任主体|责任人员|具体责任人)$"),
         (Role.UNITS, r"牵头|责任|主责|承办|负责|单位|科室|部门|处室|主体"),
         (Role.CATEGORY, r"类型|类别|硬措施|领域|方面|板块|分类|专项"),

@@ -32,7 +32,7 @@ _UNIT_END = (
     "组", "院", "校", "馆", "厅", "署", "社", "社区", "村", "镇", "乡", "街道", "园区", "机关",
     "大队", "支队", "中队", "法院", "检察院", "银行", "协会", "厂", "矿", "场", "库", "分局",
     "区", "县", "市", "省", "办事处", "管委会", "人大", "政协", "工会", "妇联",
-    "团委", "各方", "网格", "平台", "小组", "班子",
+    "团委", "各方", "网格", "平台", "小组", "班子", "街", "镇街", "乡镇", "片区", "基地",
 )
 _UNIT_WORDS = re.compile(
     r"单位|部门|企业|公司|集团|机关|政府|党委|委员会|办公室|科室|处室|中心|乡镇|街道|社区|村"
@@ -73,6 +73,8 @@ class Kind(StrEnum):
 def clean_name(raw: str) -> str:
     """One owner as written, minus what is not the name: 等… tails, (牵头), trailing roles."""
     name = _ROLE_PAREN.sub("", raw)
+    if name.endswith("同志") and len(name) > 3:
+        name = name[:-2]
     etc = _ETC.search(name)
     if etc and etc.start() > 1:
         name = name[: etc.start()]

@@ -13,11 +13,13 @@ Plain text holds several layouts at once, each read here with its source line:
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 
 from bot.extract.blocks import Block, Cell, Document, Para, Row, Table
 from bot.extract.labels import role_of
 from bot.extract.markup import html_blocks, markdown_tables
+from bot.extract.numbering import Level, parse_number
 from bot.extract.office import docx_blocks, xlsx_blocks
 
 _MD_DELIMITER = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{1,}:?\s*)*\|?\s*$")
@@ -125,12 +127,30 @@ def _cell_stream(
             break
         i += 1
     table = Table()
-    for at in range(0, len(cells), width):
-        chunk = cells[at: at + width]
-        while len(chunk) < width:
-            chunk.append(Cell("", chunk[-1].line))
-        table.rows.append(Row(tuple(chunk)))
+    for start_at, end_at in _row_spans(cells, width):
+        for at in range(start_at, end_at, width):
+            chunk = cells[at: min(at + width, end_at)]
+            while len(chunk) < width:
+                chunk.append(Cell("", chunk[-1].line))
+            table.rows.append(Row(tuple(chunk)))
     return table, i, width
+
+
+def _row_spans(cells: list[Cell], width: int) -> list[tuple[int, int]]:
+    """Where rows start.  Normally every ``width`` cells; when an export dropped a cell, the
+    item numbers ("1." "2." …, which all sit in one column) show where each row begins."""
+    anchors = []
+    for index, cell in enumerate(cells):
+        number = parse_number(cell.text)
+        is_item = number is not None and number.level in (Level.ITEM, Level.ITEM_CN)
+        if number is not None and is_item and (not anchors or number.value == anchors[-1][1] + 1):
+            anchors.append((index, number.value))
+    residues = Counter(index % width for index, _ in anchors)
+    if len(residues) <= 1:
+        return [(0, len(cells))]
+    column = anchors[0][0] % width  # the header and first row are whole: trust them
+    starts = sorted({0, *(index - column for index, _ in anchors if index >= column)})
+    return [(s, e) for s, e in zip(starts, [*starts[1:], len(cells)], strict=True) if e > s]
 
 
 def _as_paragraph(lines: list[str], start: int) -> int:

@@ -47,6 +47,20 @@ def _header_roles(row: Row) -> list[Role | None] | None:
     return roles
 
 
+def _refine(roles: list[Role | None], row: Row) -> bool:
+    """Apply a sub-header row (责任主体 → 牵头单位 | 配合单位) to ``roles``; False if not one."""
+    texts = [c.text.strip() for c in row.cells]
+    filled = [(i, t) for i, t in enumerate(texts) if t and not row.cells[i].merged]
+    if not filled or any(len(t) > 16 or role_of(t) is None for _, t in filled):
+        return False
+    if len(filled) == 1 and parse_number(filled[0][1]) is not None:
+        return False
+    for i, text in filled:
+        if i < len(roles):
+            roles[i] = role_of(text)
+    return True
+
+
 def _settle_text_columns(roles: list[Role | None], rows: list[Row]) -> Layout:
     """Decide category / task / measure among the text columns by what their cells hold."""
     text_cols = [i for i, r in enumerate(roles) if r in TEXT_ROLES or r is None]
@@ -153,8 +167,10 @@ class TableReader:
         for index, row in enumerate(rows[:6]):
             roles = _header_roles(row)
             if roles is not None:
-                self.layout = _settle_text_columns(roles, rows[index + 1:])
                 start = index + 1
+                if start < len(rows) and _refine(roles, rows[start]):
+                    start += 1  # a second header row naming the parts of a merged header
+                self.layout = _settle_text_columns(roles, rows[start:])
                 break
         else:
             if self.layout is None or len(self.layout.roles) != len(rows[0].cells):
@@ -181,6 +197,12 @@ class TableReader:
             self._inherit_owners(first_new)
 
     def _row(self, row: Row, layout: Layout) -> None:
+        own = [c for c in row.cells if c.text.strip() and not c.merged]
+        if len(own) == 1 and layout.index(Role.CATEGORY) is None:
+            number = parse_number(own[0].text)
+            if number is not None and number.level is Level.SECTION:
+                self.section = number.value  # a section heading across the whole row
+                return
         category = _cell(row, layout.index(Role.CATEGORY))
         if category is not None and category.text.strip() and not category.merged:
             number = parse_number(category.text)
