@@ -51,12 +51,26 @@ class _Numbering:
                     text.get(w + "val") if text is not None else "%1.",
                 )
 
-    def prefix(self, paragraph: Any) -> str:
+    @staticmethod
+    def _num_pr(paragraph: Any) -> Any:
+        """The paragraph's own list numbering, or its style's ("List Number")."""
         ppr = paragraph._p.pPr
-        if ppr is None or ppr.numPr is None or ppr.numPr.numId is None:
+        if ppr is not None and ppr.numPr is not None and ppr.numPr.numId is not None:
+            return ppr.numPr
+        style = paragraph.style
+        while style is not None:
+            spr = style.element.pPr
+            if spr is not None and spr.numPr is not None and spr.numPr.numId is not None:
+                return spr.numPr
+            style = style.base_style
+        return None
+
+    def prefix(self, paragraph: Any) -> str:
+        num_pr = self._num_pr(paragraph)
+        if num_pr is None:
             return ""
-        num_id = str(ppr.numPr.numId.val)
-        level = int(ppr.numPr.ilvl.val) if ppr.numPr.ilvl is not None else 0
+        num_id = str(num_pr.numId.val)
+        level = int(num_pr.ilvl.val) if num_pr.ilvl is not None else 0
         key = (num_id, level)
         self.counters[key] = self.counters.get(key, 0) + 1
         for other in list(self.counters):

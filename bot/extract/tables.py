@@ -9,6 +9,7 @@ text sits left of where its numbering belongs ("(2)…" in the first column) is 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from bot.extract.blocks import Cell, Row, Table
@@ -34,11 +35,11 @@ def _header_roles(row: Row) -> list[Role | None] | None:
     """The roles a header row names, or None when the row is not a header."""
     texts = [c.text.strip() for c in row.cells]
     filled = [t for t in texts if t]
-    if len(filled) < 2 or any(len(t) > 16 for t in filled):
+    if len(filled) < 2 or any(len(t) > 16 or not _name_like(t) for t in filled):
         return None
     roles = [role_of(t) if t else None for t in texts]
     named = [r for r in roles if r is not None]
-    if len(named) < 2:
+    if len(named) < 2 or 3 * len(named) < 2 * len(filled):
         return None
     if not any(r in _FIELD_ROLES for r in named):
         return None
@@ -59,6 +60,14 @@ def _refine(roles: list[Role | None], row: Row) -> bool:
         if i < len(roles):
             roles[i] = role_of(text)
     return True
+
+
+_NOT_A_NAME = re.compile(r"[。，；;,、]|\d+\s*月|^\d+$")
+
+
+def _name_like(text: str) -> bool:
+    """A column name: short, no numbering, no sentence punctuation, no date."""
+    return parse_number(text) is None and not _NOT_A_NAME.search(text)
 
 
 def _settle_text_columns(roles: list[Role | None], rows: list[Row]) -> Layout:
@@ -164,9 +173,11 @@ class TableReader:
     def read(self, table: Table) -> None:
         rows = table.rows
         start = 0
+        header: Row | None = None
         for index, row in enumerate(rows[:6]):
             roles = _header_roles(row)
             if roles is not None:
+                header = row
                 start = index + 1
                 if start < len(rows) and _refine(roles, rows[start]):
                     start += 1  # a second header row naming the parts of a merged header
@@ -190,8 +201,8 @@ class TableReader:
         )
         first_new = len(self.items)
         for row in rows[start:]:
-            if _header_roles(row) is not None:
-                continue  # a header repeated after a page break
+            if header is not None and row.texts() == header.texts():
+                continue  # the header repeated after a page break
             self._row(realign(row, layout), layout)
         if not self._merges_known:
             self._inherit_owners(first_new)

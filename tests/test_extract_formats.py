@@ -1,0 +1,179 @@
+"""Each input format reads into the same items: .docx, .xlsx, HTML, Markdown, tab-separated.
+
+Fixtures are built at test time with python-docx and openpyxl; no binary files in git.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import docx
+import openpyxl
+import pytest
+
+from bot.extract.blocks import Para, Table
+from bot.extract.pipeline import extract_file
+from bot.extract.reader import UnreadableDocument, read_document
+
+HEADER = ["序号", "重点任务", "责任单位", "完成时限", "工作进度"]
+ROWS = [
+    ["1", "每月5日前报送隐患排查治理情况。", "县应急局（牵头）、县公安局", "长期坚持", ""],
+    ["2", "开展燃气安全专项整治。", "县住建委", "2022年6月底前", "已完成50%"],
+    ["3", "健全安全生产举报奖励机制。", "县应急局", "持续推进", ""],
+]
+
+
+def _check(path: Path) -> None:
+    extraction = extract_file(path, year=2022)
+    items = {i.ref: i for i in extraction.items}
+    assert set(items) == {"1", "2", "3"}
+    one, two, three = items["1"], items["2"], items["3"]
+    assert one.owners.units == ["县应急局", "县公安局"]
+    assert one.ongoing and one.due is None
+    assert [r.frequency.label() for r in one.recurrences] == ["month*1@day5"]
+    assert two.due == date(2022, 6, 30) and not two.ongoing
+    assert two.owners.units == ["县住建委"]
+    assert three.ongoing
+    assert all(i.lines[0] > 0 for i in extraction.items)
+
+
+def test_docx(tmp_path: Path) -> None:
+    document = docx.Document()
+    document.add_paragraph("县安委会落实安全生产重点任务清单")
+    table = document.add_table(rows=1 + len(ROWS), cols=len(HEADER))
+    for c, name in enumerate(HEADER):
+        table.cell(0, c).text = name
+    for r, row in enumerate(ROWS, 1):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    document.add_paragraph("2022年5月20日")
+    path = tmp_path / "list.docx"
+    document.save(str(path))
+    _check(path)
+    doc = read_document(path)
+    assert isinstance(doc.blocks[0], Para) and isinstance(doc.blocks[1], Table)
+
+
+def test_docx_merged_cells_repeat_owners(tmp_path: Path) -> None:
+    """A vertically merged 责任单位 cell covers both items; a merged 类别 cell is no text."""
+    document = docx.Document()
+    table = document.add_table(rows=3, cols=4)
+    for c, name in enumerate(["任务类型", "重点任务", "牵头单位", "完成时限"]):
+        table.cell(0, c).text = name
+    table.cell(1, 0).text = "一、严格落实责任"
+    table.cell(1, 0).merge(table.cell(2, 0))
+    table.cell(1, 1).text = "1.制定工作方案。"
+    table.cell(2, 1).text = "2.召开动员部署会。"
+    table.cell(1, 2).text = "办公室"
+    table.cell(1, 2).merge(table.cell(2, 2))
+    table.cell(1, 3).text = "5月底"
+    table.cell(2, 3).text = "6月底"
+    path = tmp_path / "merged.docx"
+    document.save(str(path))
+    items = {i.ref: i for i in extract_file(path, year=2022).items}
+    assert items["2"].owners.units == ["办公室"]
+    assert items["2"].due == date(2022, 6, 30)
+    assert items["2"].section == 1
+
+
+def test_docx_automatic_numbering_is_written_back(tmp_path: Path) -> None:
+    document = docx.Document()
+    document.add_paragraph("开展隐患排查。（责任单位：应急办；完成时限：2022年6月底）", style="List Number")
+    document.add_paragraph("开展应急演练。（责任单位：应急办；完成时限：2022年9月底）", style="List Number")
+    path = tmp_path / "numbered.docx"
+    document.save(str(path))
+    items = extract_file(path, year=2022).items
+    assert [i.ref for i in items] == ["1", "2"]
+    assert items[1].due == date(2022, 9, 30)
+
+
+def test_xlsx_with_a_title_row_and_merged_cells(tmp_path: Path) -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["县安委会落实安全生产重点任务清单"])
+    sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(HEADER))
+    sheet.append(HEADER)
+    for row in ROWS:
+        sheet.append(row)
+    sheet.cell(row=4, column=4).value = datetime(2022, 6, 30)  # a real date cell
+    path = tmp_path / "list.xlsx"
+    workbook.save(str(path))
+    _check(path)
+    doc = read_document(path)
+    assert isinstance(doc.blocks[0], Para)
+    assert extract_file(path).meta.title == "县安委会落实安全生产重点任务清单"
+
+
+def test_html_with_rowspan(tmp_path: Path) -> None:
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>" for row in ROWS
+    )
+    html = (
+        "<html><body><h1>重点任务清单</h1><table>"
+        "<tr>" + "".join(f"<th>{h}</th>" for h in HEADER) + "</tr>" + rows + "</table></body></html>"
+    )
+    path = tmp_path / "list.html"
+    path.write_text(html, encoding="utf-8")
+    _check(path)
+    spanned = (
+        "<table><tr><th>序号</th><th>重点任务</th><th>牵头单位</th></tr>"
+        "<tr><td>1</td><td>开展排查。</td><td rowspan='2'>应急办</td></tr>"
+        "<tr><td>2</td><td>开展整治。</td></tr></table>"
+    )
+    path.write_text(spanned, encoding="utf-8")
+    items = extract_file(path, year=2022).items
+    assert [i.owners.units for i in items] == [["应急办"], ["应急办"]]
+
+
+def test_markdown_table_with_shifted_row(tmp_path: Path) -> None:
+    """A sub-measure row that lost its merged cells is moved back under its column."""
+    text = "\n".join(
+        [
+            "| 十五条硬措施 | 重点任务分解 | 具体工作措施 | 牵头单位 | 配合单位 |",
+            "|---|---|---|---|---|",
+            "| 一、压实责任 | 1.研究部署。 | (1) 每季度召开1次会议。 | 办公室 | 各处室 |",
+            "| (2) 每半年听取1次汇报。 | 法制处 |  |  |  |",
+        ]
+    )
+    path = tmp_path / "list.md"
+    path.write_text(text, encoding="utf-8")
+    [item] = extract_file(path, year=2022).items
+    assert item.owners.units == ["办公室", "法制处"]
+    assert item.owners.partners == ["各处室"]
+    assert {r.frequency.label() for r in item.recurrences} == {"quarter*1", "half-year*1"}
+
+
+def test_tab_separated_rows(tmp_path: Path) -> None:
+    text = "\n".join(["\t".join(HEADER), *("\t".join(row) for row in ROWS)])
+    path = tmp_path / "list.txt"
+    path.write_text(text, encoding="utf-8")
+    _check(path)
+
+
+def test_one_cell_per_line_export(tmp_path: Path) -> None:
+    """Word's text export: a tab opens each cell; untabbed lines continue the cell."""
+    lines = ["清单", "", *(f"\t{h}" for h in HEADER), ""]
+    for row in ROWS:
+        lines += [f"\t{row[0]}", f"\t{row[1]}", "（续）补充说明。", *(f"\t{v}" for v in row[2:]), ""]
+    path = tmp_path / "export.txt"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    _check(path)
+    first = extract_file(path, year=2022).items[0]
+    assert "（续）补充说明。" in first.detail
+
+
+def test_gb18030_text(tmp_path: Path) -> None:
+    path = tmp_path / "gbk.txt"
+    path.write_bytes("1.开展排查。（责任单位：应急办；完成时限：6月底前）".encode("gb18030"))
+    [item] = extract_file(path, year=2022).items
+    assert item.owners.units == ["应急办"]
+
+
+@pytest.mark.parametrize("name", ["missing.txt", "old.doc"])
+def test_unreadable(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    if name.endswith(".doc"):
+        path.write_bytes(b"\xd0\xcf\x11\xe0")
+    with pytest.raises(UnreadableDocument):
+        read_document(path)
