@@ -101,7 +101,7 @@ def _reconcile(
         if row is None:
             session.add(_new_row(schedule, task, planned, st, now))
             counts.added += 1
-        elif _replan(row, planned, st, today):
+        elif _replan(row, planned, st, today, now):
             session.add(row)
             counts.updated += 1
     for start, row in existing.items():
@@ -126,10 +126,13 @@ def _new_row(
         due_at=st.due_at(planned.due_date),
         times_required=planned.times_required,
         created_at=now,
+        next_action_at=now,  # the engine plans its ladder at the next tick
     )
 
 
-def _replan(row: Occurrence, planned: PlannedOccurrence, st: ScheduleTime, today: date) -> bool:
+def _replan(
+    row: Occurrence, planned: PlannedOccurrence, st: ScheduleTime, today: date, now: datetime
+) -> bool:
     """Move an open (or re-planned-away) row to the new plan; done rows are history."""
     reopen = row.status == CANCELLED and row.status_reason in (REPLANNED, TASK_REMOVED)
     if row.status != OPEN and not reopen:
@@ -155,6 +158,7 @@ def _replan(row: Occurrence, planned: PlannedOccurrence, st: ScheduleTime, today
     row.extended_to, row.due_at = extended_to, due_at
     if reopen:
         row.status, row.status_reason = OPEN, None
+    row.next_action_at = min(row.next_action_at or now, now)  # re-plan the ladder now
     return True
 
 

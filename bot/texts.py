@@ -35,9 +35,17 @@ def _env() -> Environment:
         keep_trailing_newline=False,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,
+        # chat messages are Telegram HTML: escape everything not marked safe
+        autoescape=lambda name: bool(name and name.endswith(".html.j2")),
     )
+    env.filters["clip"] = clip
     return env
+
+
+def clip(text: object, limit: int = 500) -> str:
+    """User-supplied text, cut well under Telegram's 4,096-character limit."""
+    value = "" if text is None else str(text)
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 def _lang(lang: str | None) -> str:

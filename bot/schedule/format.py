@@ -81,6 +81,9 @@ class EscalationStep(_Strict):
     after: int = Field(ge=0, description="working days after the due day, still not done")
     to: NameList = Field(min_length=1, description="roles or people's names")
     repeat: int | None = Field(default=None, ge=1, description="repeat every N working days")
+    level: Literal["yellow", "red"] | None = Field(
+        default=None, description="三色督办 colour; default yellow, red for the last step"
+    )
 
 
 class DigestPolicy(_Strict):

@@ -40,6 +40,7 @@ class Schedule(SQLModel, table=True):
     content_hash: str = Field(max_length=64)
     planned_from: date = Field(description="first day occurrences are materialised for")
     materialised_until: date | None = None
+    digest_planned_on: date | None = None
     imported_at: datetime = Field(sa_type=UTCDateTime)
 
 
@@ -119,6 +120,12 @@ class Occurrence(SQLModel, table=True):
             postgresql_where=text("status = 'open'"),
             sqlite_where=text("status = 'open'"),
         ),
+        Index(
+            "ix_occurrence_next_action",
+            "next_action_at",
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -136,6 +143,13 @@ class Occurrence(SQLModel, table=True):
     status_reason: str | None = None
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)
+    # the escalation ladder's state (bot.escalation.Progress), for the due day it was planned for
+    next_action_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    planned_due: date | None = None
+    reminder_step: int = -1
+    escalation_step: int = -1
+    escalation_repeats: int = 0
+    escalation: list[dict[str, Any]] | None = _json()  # policy snapshot once escalation began
 
 
 class Notification(SQLModel, table=True):

@@ -1,0 +1,43 @@
+"""The demo's chat: prints each message as its recipient would see it, buttons as text."""
+
+from __future__ import annotations
+
+import html
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from bot.adapters.base import Delivery, OutboundMessage, RateLimits
+from bot.clock import Clock
+from bot.texts import phrase
+
+_TAG = re.compile(r"</?(b|i|u|s|code|pre|a)(\s[^>]*)?>")
+
+
+def plain(text: str) -> str:
+    """Telegram HTML as a terminal shows it."""
+    return html.unescape(_TAG.sub("", text))
+
+
+@dataclass
+class ConsoleAdapter:
+    clock: Clock
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+    lang: str = "zh-CN"
+    platform: str = "console"
+    limits: RateLimits | None = None
+    count: int = 0
+
+    async def send(self, message: OutboundMessage) -> Delivery:
+        self.count += 1
+        when = self.clock.now().astimezone(self.tz).strftime("%Y-%m-%d %a %H:%M")
+        header = phrase("demo", "message_header", self.lang, to=message.chat_id, when=when)
+        body = "\n".join("  │ " + line for line in plain(message.text).splitlines())
+        lines = [header, body]
+        for row in message.buttons:
+            lines.append("  │ " + "  ".join(f"[{b.label}]" for b in row))
+        self.out.write("\n".join(lines) + "\n\n")
+        return Delivery(message_ref=f"console-{self.count}")

@@ -1,0 +1,347 @@
+"""The engine's tick: decide what is due and record it in the outbox, durably, once.
+
+Everything here runs in short transactions against the store.  The decisions are made
+by the pure planners (:mod:`bot.escalation`, :mod:`bot.digest`); this module loads
+their inputs and writes their outputs.  Only open occurrences whose ``next_action_at``
+has come are read, through a partial index, so a tick costs what is due, not what exists.
+On PostgreSQL the rows are locked with ``FOR UPDATE SKIP LOCKED``, so two workers
+never plan the same occurrence; the outbox's unique key is the backstop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine as DbEngine
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from bot import digest as digests
+from bot.escalation import BLUE, ESCALATION, RED, YELLOW, Ladder, Progress, decide, ladder, rebase
+from bot.materialise import materialise, schedule_time
+from bot.occurrences import ScheduleTime
+from bot.outbox import enqueue, notification_row
+from bot.roster import Roster
+from bot.store.db import session_scope
+from bot.store.models import DONE, OPEN, Occurrence, Schedule, Task
+
+DIGEST = "digest"
+
+
+@dataclass
+class _Context:
+    """Per-pass caches: a schedule's time rules, roster and tasks are read once per pass."""
+
+    session: Session
+    schedules: dict[str, Schedule] = field(default_factory=dict)
+    times: dict[str, ScheduleTime] = field(default_factory=dict)
+    rosters: dict[str, Roster] = field(default_factory=dict)
+    tasks: dict[int, Task] = field(default_factory=dict)
+
+    def schedule(self, schedule_id: str) -> Schedule:
+        if schedule_id not in self.schedules:
+            found = self.session.get(Schedule, schedule_id)
+            assert found is not None
+            self.schedules[schedule_id] = found
+        return self.schedules[schedule_id]
+
+    def time(self, schedule_id: str) -> ScheduleTime:
+        if schedule_id not in self.times:
+            self.times[schedule_id] = schedule_time(self.schedule(schedule_id))
+        return self.times[schedule_id]
+
+    def roster(self, schedule_id: str) -> Roster:
+        if schedule_id not in self.rosters:
+            self.rosters[schedule_id] = Roster.load(self.session, schedule_id)
+        return self.rosters[schedule_id]
+
+    def task(self, task_id: int) -> Task:
+        if task_id not in self.tasks:
+            found = self.session.get(Task, task_id)
+            assert found is not None
+            self.tasks[task_id] = found
+        return self.tasks[task_id]
+
+
+def effective_due(occ: Occurrence) -> date:
+    return occ.extended_to or occ.due_date
+
+
+def level_of(occ: Occurrence) -> str:
+    """三色督办 colour an occurrence has reached."""
+    if occ.escalation_step < 0:
+        return BLUE
+    steps = occ.escalation or []
+    if 0 <= occ.escalation_step < len(steps) and steps[occ.escalation_step].get("level"):
+        return str(steps[occ.escalation_step]["level"])
+    return RED if occ.escalation_step >= len(steps) - 1 else YELLOW
+
+
+def occurrence_ladder(occ: Occurrence, task: Task, st: ScheduleTime) -> Ladder:
+    policy = task.policy or {}
+    return ladder(
+        due_date=effective_due(occ),
+        period_start=occ.period_start,
+        occurrence_kind=occ.kind,
+        remind=list(policy.get("remind", [])),
+        escalate=occ.escalation if occ.escalation is not None else list(policy.get("escalate", [])),
+        st=st,
+    )
+
+
+def task_payload(ctx: _Context, occ: Occurrence, task: Task, today: date) -> dict[str, Any]:
+    st, roster = ctx.time(occ.schedule_id), ctx.roster(occ.schedule_id)
+    assert task.id is not None
+    due = effective_due(occ)
+    return {
+        "schedule": ctx.schedule(occ.schedule_id).title,
+        "ref": task.ref,
+        "title": task.title,
+        "occurrence_kind": occ.kind,
+        "due_date": due.isoformat(),
+        "original_due": occ.due_date.isoformat() if occ.extended_to else None,
+        "period_start": occ.period_start.isoformat(),
+        "times_done": occ.times_done,
+        "times_required": occ.times_required,
+        "overdue_days": st.calendar.workdays_after(due, today) if due < today else 0,
+        "assignees": roster.names(roster.assignees(task.id)),
+        "lead": roster.names(roster.lead(task.id)),
+        "units": roster.unit_list(task.id),
+        "evidence": (task.policy or {}).get("evidence", "optional"),
+    }
+
+
+class Engine:
+    """Planning side of the product; the dispatcher (bot.outbox) does the sending."""
+
+    def __init__(self, db: DbEngine, *, horizon_days: int = 62, batch: int = 500) -> None:
+        self.db = db
+        self.horizon_days = horizon_days
+        self.batch = batch
+
+    # -- occurrences ---------------------------------------------------------------
+    def materialise_all(self, now: datetime) -> int:
+        added = 0
+        with session_scope(self.db) as session:
+            for schedule in session.exec(select(Schedule)).all():
+                added += materialise(
+                    session, schedule, now=now, horizon_days=self.horizon_days
+                ).added
+        return added
+
+    # -- reminders and escalations -------------------------------------------------------
+    def plan(self, now: datetime) -> int:
+        """Plan every occurrence whose next action has come; returns outbox rows written."""
+        written = 0
+        while True:
+            with session_scope(self.db) as session:
+                ctx = _Context(session)
+                query = (
+                    select(Occurrence)
+                    .where(Occurrence.status == OPEN, col(Occurrence.next_action_at) <= now)
+                    .order_by(col(Occurrence.next_action_at), col(Occurrence.id))
+                    .limit(self.batch)
+                    .with_for_update(skip_locked=True)
+                )
+                rows = session.exec(query).all()
+                for occ in rows:
+                    written += self._plan_one(ctx, occ, now)
+            if len(rows) < self.batch:
+                return written
+
+    def _plan_one(self, ctx: _Context, occ: Occurrence, now: datetime) -> int:
+        task = ctx.task(occ.task_id)
+        st = ctx.time(occ.schedule_id)
+        due = effective_due(occ)
+        if occ.planned_due != due:
+            if occ.planned_due is not None:
+                occ.escalation = None  # a new due day restarts the ladder from the live policy
+            lad = occurrence_ladder(occ, task, st)
+            progress = rebase(lad, st, now) if occ.planned_due is not None else Progress()
+            occ.planned_due = due
+        else:
+            lad = occurrence_ladder(occ, task, st)
+            progress = Progress(occ.reminder_step, occ.escalation_step, occ.escalation_repeats)
+        decision = decide(lad, progress, st, now)
+        rows: list[dict[str, Any]] = []
+        if decision.send:
+            today = st.local_date(now)
+            payload = task_payload(ctx, occ, task, today)
+            roster = ctx.roster(occ.schedule_id)
+            not_before = st.hours.next_slot(now, st.tz, st.calendar)
+            assert task.id is not None and occ.id is not None
+            for message in decision.send:
+                if message.kind == ESCALATION and occ.escalation is None:
+                    occ.escalation = list((task.policy or {}).get("escalate", []))
+                step = message.step * 1000 + message.repeat
+                for person_id in roster.resolve(task.id, list(message.targets)):
+                    rows.append(
+                        notification_row(
+                            key=f"occ:{occ.id}:{message.kind}:{step}:{person_id}",
+                            kind=message.kind,
+                            person_id=person_id,
+                            not_before=not_before,
+                            now=now,
+                            schedule_id=occ.schedule_id,
+                            occurrence_id=occ.id,
+                            level=message.level,
+                            step=step,
+                            payload={
+                                **payload,
+                                "level": message.level,
+                                "offset": message.offset,
+                                "repeat": message.repeat,
+                                "targets": list(message.targets),
+                            },
+                        )
+                    )
+        occ.reminder_step = decision.progress.reminder_step
+        occ.escalation_step = decision.progress.escalation_step
+        occ.escalation_repeats = decision.progress.escalation_repeats
+        occ.next_action_at = decision.next_action_at
+        ctx.session.add(occ)
+        ctx.session.flush()
+        return enqueue(ctx.session, rows)
+
+    # -- digests ---------------------------------------------------------------------------
+    def plan_digests(self, now: datetime) -> int:
+        written = 0
+        with session_scope(self.db) as session:
+            ctx = _Context(session)
+            for schedule in session.exec(select(Schedule).with_for_update(skip_locked=True)).all():
+                written += self._digest_schedule(ctx, schedule, now)
+        return written
+
+    def _digest_schedule(self, ctx: _Context, schedule: Schedule, now: datetime) -> int:
+        st = ctx.time(schedule.id)
+        local = now.astimezone(st.tz)
+        today = local.date()
+        policy = (schedule.policy or {}).get("digest", {})
+        at_hour, at_minute = (int(x) for x in str(policy.get("at", "08:30")).split(":"))
+        if schedule.digest_planned_on == today or not st.calendar.is_workday(today):
+            return 0
+        if (local.hour, local.minute) < (at_hour, at_minute):
+            return 0
+        first_of_week = (
+            st.calendar.workday_on_or_after(today - timedelta(days=today.weekday())) == today
+        )
+        if policy.get("on") == "weekly" and not first_of_week:
+            return 0
+        schedule.digest_planned_on = today
+        ctx.session.add(schedule)
+        roster = ctx.roster(schedule.id)
+        scopes = _digest_scopes(
+            ctx.session, roster, schedule.id, list(policy.get("to", ["lead", "chief"]))
+        )
+        if not scopes:
+            return 0
+        items = _digest_items(ctx, schedule.id, today)
+        weekly_items = _weekly_items(ctx, schedule.id, today) if first_of_week else None
+        since = st.calendar.shift_workdays(today, -1)
+        rows = []
+        for person_id, task_ids in scopes.items():
+            mine = [i for i in items if task_ids is None or i.task_id in task_ids]
+            week = [
+                i for i in weekly_items or [] if task_ids is None or i.task_id in task_ids
+            ] or None
+            content = digests.build(mine, today=today, since=since, cal=st.calendar, weekly=week)
+            if content.empty:
+                continue
+            rows.append(
+                notification_row(
+                    key=f"digest:{schedule.id}:{person_id}:{today.isoformat()}",
+                    kind=DIGEST,
+                    person_id=person_id,
+                    not_before=st.hours.next_slot(now, st.tz, st.calendar),
+                    now=now,
+                    schedule_id=schedule.id,
+                    payload={
+                        "schedule": schedule.title,
+                        "date": today.isoformat(),
+                        "whole": task_ids is None,
+                        **content.as_payload(),
+                    },
+                )
+            )
+        return enqueue(ctx.session, rows)
+
+
+def _digest_scopes(
+    session: Session, roster: Roster, schedule_id: str, targets: list[str]
+) -> dict[int, set[int] | None]:
+    """Who gets a digest and over which tasks (None: the whole schedule)."""
+    scopes: dict[int, set[int] | None] = {}
+    whole: list[int] = []
+    for target in targets:
+        if target in ("chief", "admins"):
+            whole += roster.chief() if target == "chief" else roster.admins()
+        elif target not in ("lead", "responsible"):
+            whole += roster.resolve(0, [target])
+    for pid in whole:
+        scopes[pid] = None
+    roles = [t for t in targets if t in ("lead", "responsible")]
+    for task_id in roster.members:
+        for role in roles:
+            for pid in roster.lead(task_id) if role == "lead" else roster.responsible(task_id):
+                if pid not in scopes or scopes[pid] is not None:
+                    scopes.setdefault(pid, set()).add(task_id)  # type: ignore[union-attr]
+    return scopes
+
+
+def _item(ctx: _Context, occ: Occurrence, task: Task) -> digests.Item:
+    roster, st = ctx.roster(occ.schedule_id), ctx.time(occ.schedule_id)
+    assert task.id is not None and occ.id is not None
+    units = roster.unit_list(task.id)
+    return digests.Item(
+        occurrence_id=occ.id,
+        task_id=task.id,
+        ref=task.ref,
+        title=task.title,
+        unit=units[0] if units else "",
+        due_date=effective_due(occ),
+        status=occ.status,
+        level=level_of(occ),
+        times_done=occ.times_done,
+        times_required=occ.times_required,
+        completed_on=st.local_date(occ.completed_at) if occ.completed_at else None,
+    )
+
+
+def _digest_items(ctx: _Context, schedule_id: str, today: date) -> list[digests.Item]:
+    st = ctx.time(schedule_id)
+    soon = st.calendar.shift_workdays(today, digests.DUE_SOON_WORKDAYS)
+    since = st.calendar.shift_workdays(today, -1) - timedelta(days=1)
+    query = (
+        select(Occurrence, Task)
+        .join(Task, col(Task.id) == Occurrence.task_id)
+        .where(Occurrence.schedule_id == schedule_id, col(Task.active).is_(True))
+        .where(
+            (
+                (Occurrence.status == OPEN)
+                & (func.coalesce(Occurrence.extended_to, Occurrence.due_date) <= soon)
+            )
+            | (
+                (Occurrence.status == DONE)
+                & (col(Occurrence.completed_at) >= _utc_midnight(since, st))
+            )
+        )
+    )
+    return [_item(ctx, occ, task) for occ, task in ctx.session.exec(query).all()]
+
+
+def _weekly_items(ctx: _Context, schedule_id: str, today: date) -> list[digests.Item]:
+    """Occurrences due last week (Mon–Sun), done or not: the completion rate's base."""
+    monday = today - timedelta(days=today.weekday() + 7)
+    query = (
+        select(Occurrence, Task)
+        .join(Task, col(Task.id) == Occurrence.task_id)
+        .where(Occurrence.schedule_id == schedule_id, Occurrence.status != "cancelled")
+        .where(Occurrence.due_date >= monday, Occurrence.due_date <= monday + timedelta(days=6))
+    )
+    return [_item(ctx, occ, task) for occ, task in ctx.session.exec(query).all()]
+
+
+def _utc_midnight(day: date, st: ScheduleTime) -> datetime:
+    return datetime.combine(day, datetime.min.time(), st.tz)
