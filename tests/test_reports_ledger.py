@@ -24,7 +24,13 @@ from bot.reports.records import UnknownSchedule, load_records
 from bot.reports.writers import sheet_names, write_ledger_csv, write_ledger_xlsx
 from bot.store.db import session_scope
 from tests.conftest import local
-from tests.test_reports_scenario import AS_OF, SCHEDULE, import_second_list, seed_scenario
+from tests.test_reports_scenario import (
+    AS_OF,
+    SCHEDULE,
+    import_second_list,
+    seed_scenario,
+    task_count,
+)
 
 HEADERS = [
     "序号",
@@ -43,6 +49,7 @@ HEADERS = [
     "佐证材料（份）",
     "最新情况",
 ]
+TASKS = task_count()
 COL = {name: index + 1 for index, name in enumerate(HEADERS)}
 
 
@@ -75,8 +82,8 @@ def test_xlsx_layout_headers_frozen_panes_and_widths(workbook_path: Path) -> Non
     assert "工作台账" in str(ws["A1"].value) and "2022-06-20 10:00" in str(ws["A1"].value)
     assert ws.freeze_panes == "C3"
     assert wb["汇总"].freeze_panes == "A3"
-    assert ws.auto_filter.ref == f"A2:O{71 + 2}"
-    assert ws.max_row == 71 + 2
+    assert ws.auto_filter.ref == f"A2:O{TASKS + 2}"
+    assert ws.max_row == TASKS + 2
     assert ws.column_dimensions["B"].width >= 30  # 任务 is readable without resizing
     assert ws.cell(row=3, column=COL["任务"]).alignment.wrap_text
     assert ws.print_title_rows == "$1:$2"
@@ -162,10 +169,10 @@ def test_summary_sheet_counts(workbook_path: Path) -> None:
     headers = [c.value for c in ws[2]]
     assert headers[:5] == ["清单", "清单名称", "印发单位", "印发日期", "任务数"]
     values = dict(zip(headers, [c.value for c in ws[3]], strict=True))
-    assert values["清单"] == SCHEDULE and values["任务数"] == 71
+    assert values["清单"] == SCHEDULE and values["任务数"] == TASKS
     assert values["印发日期"] == datetime(2022, 5, 23)
     states = ["已完成", "进行中", "逾期", "已取消", "未开始"]
-    assert sum(int(values[s]) for s in states) == 71  # type: ignore[call-overload]
+    assert sum(int(values[s]) for s in states) == TASKS  # type: ignore[call-overload]
     assert values["已取消"] == 1
     assert int(values["逾期"]) >= 2  # type: ignore[call-overload]
     assert ws.max_row == 3  # one list: no total row
@@ -204,7 +211,7 @@ def test_csv_one_schedule(engine: Engine, tmp_path: Path) -> None:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == HEADERS
-    assert len(rows) == 1 + 71
+    assert len(rows) == 1 + TASKS
     by_ref = {r[0]: dict(zip(HEADERS, r, strict=True)) for r in rows[1:]}
     assert by_ref["4"]["逾期工作日"] == "13"
     assert by_ref["4"]["完成时限"] == "2022-05-31"
@@ -223,12 +230,12 @@ def test_several_schedules(engine: Engine, tmp_path: Path) -> None:
         rows = list(csv.reader(handle))
     assert rows[0] == ["清单", *HEADERS]
     assert {r[0] for r in rows[1:]} == {"demo-town-2022", SCHEDULE}
-    assert len(rows) == 1 + 71 + 1
+    assert len(rows) == 1 + TASKS + 1
     wb = load_workbook(xlsx_path)
     assert wb.sheetnames == ["汇总", "demo-town-2022", SCHEDULE]
     summary = wb["汇总"]
     assert summary.cell(row=5, column=1).value == "合计"
-    assert summary.cell(row=5, column=5).value == 72
+    assert summary.cell(row=5, column=5).value == TASKS + 1
     # only the one asked for
     assert [s.schedule_id for s in ledger_as_of(engine, AS_OF, "demo-town-2022").sheets] == [
         "demo-town-2022"
