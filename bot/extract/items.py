@@ -173,7 +173,7 @@ def build_item(raw: RawItem, year: int, read_names: NameReader) -> Item:
         notes.append(Note("no_owner"))
 
     deadline_fields = [v for item in twins for v in item.fields.get(Role.DEADLINE, [])]
-    deadline_fields += [
+    part_deadlines = [
         v for item in twins for part in item.parts for v in part.fields.get(Role.DEADLINE, [])
     ]
     due: date | None = None
@@ -189,12 +189,13 @@ def build_item(raw: RawItem, year: int, read_names: NameReader) -> Item:
     texts = _texts(prose_first)
     if due is None and not ongoing:
         found = [d for text, _ in texts if (d := deadline_in(text, year)) is not None]
+        found += [d for v in part_deadlines if (d := read_deadline_field(v, year).due)]
         if found:
             due, due_from = max(found), "text"
     if due is None and not ongoing:
         ongoing = any(says_ongoing(text) for text, _ in texts)
 
-    recurrences = _recurrences(texts, deadline_fields, owners, read_names)
+    recurrences = _recurrences(texts, [*deadline_fields, *part_deadlines], owners, read_names)
     main = prose_first[0]
     detail_lines = [main.text.strip()]
     for item in twins:

@@ -12,7 +12,7 @@ import re
 from bot.extract.blocks import Para
 from bot.extract.labels import Role, tail_label
 from bot.extract.numbering import Level, parse_number
-from bot.extract.raw import Fields, RawItem
+from bot.extract.raw import Fields, Part, RawItem
 
 _COLON = re.compile(r"[：:]")
 _CJK_RUN = re.compile(r"[\u4e00-\u9fff]+$")
@@ -73,7 +73,13 @@ def prose_items(paras: list[Para]) -> tuple[list[RawItem], list[Para]]:
             section = number.value
             pending = None
             continue
-        if number and fields:
+        if number and fields and items and number.level >= Level.SUB > items[-1].level:
+            # "(1)…（责任单位：…）" under "2.…": a measure of item 2 with its own owners
+            items[-1].parts.append(Part(body, para.line, fields))
+            items[-1].add_fields({r: v for r, v in fields.items() if r is not Role.DEADLINE})
+        elif number and fields:
+            if pending is not None:
+                others.append(pending)
             items.append(
                 RawItem(number.value, number.level, para.line, body, "prose", section, fields)
             )
