@@ -35,10 +35,13 @@ def read_document(path: Path) -> Document:
     if not path.is_file():
         raise UnreadableDocument(str(path))
     suffix = path.suffix.lower()
-    if suffix == ".docx":
-        return Document(path.name, docx_blocks(path))
-    if suffix in (".xlsx", ".xlsm"):
-        return Document(path.name, xlsx_blocks(path))
+    try:
+        if suffix == ".docx":
+            return Document(path.name, docx_blocks(path))
+        if suffix in (".xlsx", ".xlsm"):
+            return Document(path.name, xlsx_blocks(path))
+    except Exception as exc:  # python-docx / openpyxl raise many kinds for a broken file
+        raise UnreadableDocument(str(path)) from exc
     if suffix in (".doc", ".xls", ".pdf", ".wps"):
         raise UnreadableDocument(str(path))
     return Document(path.name, text_blocks(_decode(path.read_bytes())))
