@@ -16,7 +16,7 @@ from bot.reports.records import load_records
 from bot.reports.writers import write_ics
 from bot.store.db import session_scope
 from tests.conftest import local
-from tests.test_reports_scenario import AS_OF, SCHEDULE, seed_scenario
+from tests.test_reports_scenario import AS_OF, SCHEDULE, import_second_list, seed_scenario
 
 
 def export(engine: Engine, person: str, path: Path, now: datetime = AS_OF) -> Calendar:
@@ -199,3 +199,16 @@ def test_dtstamp_is_utc(engine: Engine, tmp_path: Path) -> None:
     cal = export(engine, "邓清华", tmp_path / "deng.ics", now=local(2022, 6, 20, 10, 0))
     assert b"DTSTAMP:20220620T020000Z" in (tmp_path / "deng.ics").read_bytes()
     assert vevents(cal)
+
+
+def test_ongoing_duty_asks_progress_monthly(engine: Engine, tmp_path: Path) -> None:
+    """长期坚持: no deadline, so the feed shows the monthly progress report (ongoing_check)."""
+    seed_scenario(engine)
+    import_second_list(engine, tmp_path)
+    with session_scope(engine) as session:
+        records = load_records(session, "demo-town-2022")
+    events = {e.uid: e for e in person_events(records, "王明", "zh-CN") if e.recurrence_id is None}
+    ongoing = events["demo-town-2022/2@dutybot"]
+    assert ongoing.rrule is not None and ongoing.rrule["FREQ"] == "MONTHLY"
+    assert ongoing.start == date(2022, 5, 31) and "UNTIL" not in ongoing.rrule
+    assert events["demo-town-2022/1@dutybot"].start == date(2022, 6, 30)

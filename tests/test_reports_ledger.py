@@ -230,12 +230,20 @@ def test_several_schedules(engine: Engine, tmp_path: Path) -> None:
         rows = list(csv.reader(handle))
     assert rows[0] == ["清单", *HEADERS]
     assert {r[0] for r in rows[1:]} == {"demo-town-2022", SCHEDULE}
-    assert len(rows) == 1 + TASKS + 1
+    assert len(rows) == 1 + TASKS + 2
+    ongoing = next(r for r in rows if r[0] == "demo-town-2022" and r[1] == "2")
+    assert ongoing[1 + HEADERS.index("完成时限")] == "长期坚持"
+    # June's progress report is due; May's was never sent
+    assert (
+        ongoing[1 + HEADERS.index("状态")]
+        == "长期坚持，本期待报送进展；往期1期逾期（逾期13个工作日）"
+    )
+    assert ongoing[1 + HEADERS.index("本期截止")] == "2022-06-30"
     wb = load_workbook(xlsx_path)
     assert wb.sheetnames == ["汇总", "demo-town-2022", SCHEDULE]
     summary = wb["汇总"]
     assert summary.cell(row=5, column=1).value == "合计"
-    assert summary.cell(row=5, column=5).value == TASKS + 1
+    assert summary.cell(row=5, column=5).value == TASKS + 2
     # only the one asked for
     assert [s.schedule_id for s in ledger_as_of(engine, AS_OF, "demo-town-2022").sheets] == [
         "demo-town-2022"

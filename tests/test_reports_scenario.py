@@ -243,6 +243,11 @@ tasks:
     lead: [王明]
     units: [安办]
     due: 2022-06-30
+  - ref: "2"
+    title: 建立安全生产举报奖励长效机制
+    lead: [王明]
+    units: [安办]
+    ongoing: true
 """
 
 

@@ -128,8 +128,8 @@ def _detail_items(event: AuditEvent, data: AuditData) -> list[tuple[str, Any]]:
     if event.notification_id is not None:
         items.append(("notification", event.notification_id))
     for key, value in (event.detail or {}).items():
-        if key == "ref" and event.task_id is not None:
-            continue  # already in its own column
+        if key in ("ref", "by"):
+            continue  # the task and the actor have columns of their own
         if value is None or value == "" or value == [] or value == {}:
             continue
         items.append((key, value))
