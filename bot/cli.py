@@ -141,11 +141,30 @@ def upcoming(
 
 
 @app.command()
-def demo() -> None:
-    """演示：在内置 SQLite 上运行真实清单，无需聊天账号。Run the demo on SQLite, no chat token."""
+def extract(
+    doc: Annotated[Path, typer.Argument(help="document: .txt .md .html .docx .xlsx / 清单文件")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="draft YAML / 草稿")] = None,
+    year: Annotated[int | None, typer.Option("--year", help="year of the document / 年份")] = None,
+) -> None:
+    """从责任清单文件生成待审核的清单草稿。Draft a schedule from a responsibility-list document."""
+    from bot.extract.cli import run
+
+    raise typer.Exit(run(doc, output, year=year, lang=_lang()))
+
+
+@app.command()
+def demo(
+    until: Annotated[
+        datetime | None, typer.Option("--until", help="simulate up to this day / 模拟到此日期")
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="print every message in full / 打印完整消息")
+    ] = False,
+) -> None:
+    """演示：用模拟时钟在内置 SQLite 上运行真实清单数月。Run the demo (no chat token)."""
     from bot.demo import run_demo
 
-    run_demo(_lang())
+    run_demo(_lang(), until=until.date() if until else None, full=full)
 
 
 def main() -> None:  # pragma: no cover - console entry point

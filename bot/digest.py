@@ -25,6 +25,7 @@ class Item:
     times_done: int
     times_required: int
     completed_on: date | None = None
+    routine: bool = False  # a daily duty: shown when overdue, not as due-soon or completed
 
 
 @dataclass
@@ -71,6 +72,8 @@ def build(
         if item.status == "open" and item.due_date < today:
             days = cal.workdays_after(item.due_date, today)
             grouped[item.unit].append(_row(item, overdue_days=max(days, 1)))
+        elif item.routine:
+            continue
         elif item.status == "open" and item.due_date <= horizon:
             digest.due_soon.append(_row(item))
         elif item.status == "done" and item.completed_on and item.completed_on >= since:
@@ -79,7 +82,9 @@ def build(
         digest.overdue[unit] = sorted(grouped[unit], key=lambda r: (-r["overdue_days"], r["ref"]))
     digest.due_soon.sort(key=lambda r: (r["due_date"], r["ref"]))
     seen: set[int] = set()  # a daily duty shows once, with its nearest due day
-    digest.due_soon = [r for r in digest.due_soon if not (r["task_id"] in seen or seen.add(r["task_id"]))]
+    digest.due_soon = [
+        r for r in digest.due_soon if not (r["task_id"] in seen or seen.add(r["task_id"]))
+    ]
     digest.completed.sort(key=lambda r: (r["completed_on"], r["ref"]))
     if weekly:
         per_unit: dict[str, list[int]] = defaultdict(lambda: [0, 0])

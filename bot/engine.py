@@ -306,6 +306,7 @@ def _item(ctx: _Context, occ: Occurrence, task: Task) -> digests.Item:
         times_done=occ.times_done,
         times_required=occ.times_required,
         completed_on=st.local_date(occ.completed_at) if occ.completed_at else None,
+        routine=task.every in ("day", "workday"),
     )
 
 

@@ -182,7 +182,7 @@ def complete(
         cancel_pending(session, occurrence_id)
     session.add(occ)
     _audit(session, case, "reply_done", now, note=note, evidence=len(evidence), finished=finished)
-    if finished:
+    if finished and case.task.every not in ("day", "workday"):  # leads need no note of daily routine
         st = schedule_time(case.schedule)
         payload = case.payload(
             session,

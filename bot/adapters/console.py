@@ -29,15 +29,17 @@ class ConsoleAdapter:
     lang: str = "zh-CN"
     platform: str = "console"
     limits: RateLimits | None = None
+    brief: bool = False  # two lines a message instead of the whole text
     count: int = 0
 
     async def send(self, message: OutboundMessage) -> Delivery:
         self.count += 1
         when = self.clock.now().astimezone(self.tz).strftime("%Y-%m-%d %a %H:%M")
         header = phrase("demo", "message_header", self.lang, to=message.chat_id, when=when)
-        body = "\n".join("  │ " + line for line in plain(message.text).splitlines())
-        lines = [header, body]
-        for row in message.buttons:
-            lines.append("  │ " + "  ".join(f"[{b.label}]" for b in row))
-        self.out.write("\n".join(lines) + "\n\n")
+        text = [line for line in plain(message.text).splitlines() if line.strip()]
+        buttons = ["  ".join(f"[{b.label}]" for b in row) for row in message.buttons]
+        if self.brief:
+            text, buttons = text[:2], ["  ".join(buttons)] if buttons else []
+        lines = [header] + ["  │ " + line for line in text + buttons]
+        self.out.write("\n".join(lines) + ("\n" if self.brief else "\n\n"))
         return Delivery(message_ref=f"console-{self.count}")
