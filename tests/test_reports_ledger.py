@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -200,6 +200,12 @@ def test_states_follow_now(engine: Engine) -> None:
         by_ref["13.1"], schedule=record.schedule, now=local(2022, 7, 5, 9, 0), st=record.time
     )
     assert july.state == STATE_OVERDUE and july.earlier_overdue == 1
+    # a period the worker never materialised is judged from the plan: 2.1's 2022 lapsed
+    lapsed = assess(
+        by_ref["2.1"], schedule=record.schedule, now=local(2023, 2, 1, 10, 0), st=record.time
+    )
+    assert lapsed.state == STATE_OVERDUE and lapsed.current_overdue
+    assert lapsed.due == date(2022, 12, 30) and lapsed.overdue_days == 19  # 春节 and 调休
     assert (july.times_done, july.times_required) == (0, 2)
 
 

@@ -139,30 +139,33 @@ def _latest_note(replies: tuple[ReplyRecord, ...], st: ScheduleTime) -> Note | N
     return None
 
 
-def planned_occurrence(
+def planned_occurrences(
     task: Task, schedule: Schedule, st: ScheduleTime, today: date
-) -> Occurrence | None:
-    """The next period as planned, for a period beyond the materialised horizon.
+) -> list[Occurrence]:
+    """The periods as planned, from the first planned day to well beyond today.
 
-    Rows exist only a few weeks ahead, but a yearly duty's period began long before its
-    row will: the ledger should say "in progress, due 12-30", not "not started".
+    Rows exist only a few weeks ahead (and only as far as the worker has run), but a
+    yearly duty's period began long before its row will: the ledger should say "in
+    progress, due 12-30", not "not started".  These rows are never stored.
     """
     if task.kind == "deadline" or task.id is None:
-        return None
+        return []
     window_end = today + timedelta(days=PLAN_AHEAD_DAYS)
-    for planned in plan(task_timing(task, schedule), st.calendar, today, window_end):
-        return Occurrence(
+    planned = plan(task_timing(task, schedule), st.calendar, schedule.planned_from, window_end)
+    return [
+        Occurrence(
             task_id=task.id,
             schedule_id=schedule.id,
-            kind=planned.kind,
-            period_start=planned.period_start,
-            period_end=planned.period_end,
-            due_date=planned.due_date,
-            due_at=st.due_at(planned.due_date),
-            times_required=planned.times_required,
+            kind=p.kind,
+            period_start=p.period_start,
+            period_end=p.period_end,
+            due_date=p.due_date,
+            due_at=st.due_at(p.due_date),
+            times_required=p.times_required,
             created_at=datetime.min.replace(tzinfo=UTC),
         )
-    return None
+        for p in planned
+    ]
 
 
 def assess(record: TaskRecord, *, schedule: Schedule, now: datetime, st: ScheduleTime) -> Progress:
@@ -177,17 +180,24 @@ def assess(record: TaskRecord, *, schedule: Schedule, now: datetime, st: Schedul
         )
     current = current_occurrence(task.kind, record.occurrences, today)
     if current is None or not current.period_start <= today <= current.period_end:
-        ahead = planned_occurrence(task, schedule, st, today)
-        if ahead is not None and ahead.period_start <= today:
-            current = ahead  # the period has begun; its row is not materialised yet
-        elif current is None:
-            due = ahead.due_date if ahead is not None else None
+        # the period of today may not be materialised yet: complete the rows with the plan
+        stored = {o.period_start for o in record.occurrences}
+        planned = [
+            o
+            for o in planned_occurrences(task, schedule, st, today)
+            if o.period_start not in stored
+        ]
+        current = current_occurrence(task.kind, (*record.occurrences, *planned), today)
+        if current is None:
+            ahead = [o.due_date for o in planned if o.period_start > today]
+            due = min(ahead) if ahead else None
             return Progress(STATE_NOT_STARTED, task.kind, due=due, evidence=evidence, note=note)
-    overdue_rows = [o for o in record.occurrences if is_overdue(o, now, st)]
-    earlier = [o for o in overdue_rows if o.id != current.id]
-    days = [st.calendar.workdays_after(effective_due(o), today) for o in overdue_rows]
     current_overdue = is_overdue(current, now, st)
-    mine = [r for r in record.replies if r.occurrence_id == current.id]
+    overdue_rows = [o for o in record.occurrences if is_overdue(o, now, st)]
+    earlier = [o for o in overdue_rows if o is not current]
+    late = [*earlier, current] if current_overdue else earlier
+    days = [st.calendar.workdays_after(effective_due(o), today) for o in late]
+    mine = [r for r in record.replies if current.id and r.occurrence_id == current.id]
     percents = [r.percent for r in mine if r.kind == "progress" and r.percent is not None]
     pending = [r.requested_date for r in mine if r.kind == "extension" and r.decision is None]
     if current_overdue or earlier:
