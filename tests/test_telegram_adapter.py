@@ -1,0 +1,339 @@
+"""The Telegram adapter over real HTTP against the fake Bot API: what is sent, and how failures map."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+from bot.adapters.base import (
+    Button,
+    ChatAdapter,
+    Delivery,
+    DeliveryError,
+    OutboundMessage,
+    RateLimits,
+)
+from bot.adapters.telegram import TEXT_LIMIT, TelegramAdapter, split_message
+from tests.fakes.botapi import FakeBotApi, Fault, parse_html, utf16_len
+
+T = TypeVar("T")
+
+# PTB's own RetryAfter constructor warns about its int -> timedelta migration.
+pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+
+BUTTONS = (
+    (Button("完成", "done", 7), Button("申请延期", "extend", 7)),
+    (Button("不是我的", "not_mine", 7),),
+)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@pytest.fixture
+def api() -> Iterator[FakeBotApi]:
+    with FakeBotApi() as server:
+        yield server
+
+
+def adapter_for(api: FakeBotApi, **options: Any) -> TelegramAdapter:
+    return TelegramAdapter(api.token, base_url=api.base_url, **options)
+
+
+async def send_all(adapter: TelegramAdapter, *messages: OutboundMessage) -> list[Delivery]:
+    async with adapter:
+        return [await adapter.send(message) for message in messages]
+
+
+def send(api: FakeBotApi, message: OutboundMessage, **options: Any) -> Delivery:
+    return run(send_all(adapter_for(api, **options), message))[0]
+
+
+def failure(api: FakeBotApi, message: OutboundMessage, **options: Any) -> DeliveryError:
+    with pytest.raises(DeliveryError) as info:
+        send(api, message, **options)
+    return info.value
+
+
+def plain(chat_id: str = "42", text: str = "请于<b>6月底前</b>报送") -> OutboundMessage:
+    return OutboundMessage(chat_id=chat_id, text=text)
+
+
+# ---- what is sent ---------------------------------------------------------------------------
+
+
+def test_sends_html_without_previews_and_with_buttons(api: FakeBotApi) -> None:
+    delivery = send(
+        api, OutboundMessage(chat_id="42", text="请于<b>6月底前</b>报送", buttons=BUTTONS)
+    )
+
+    call = api.calls_to("sendMessage")[0]
+    assert call.chat_id == "42"
+    assert call.params["text"] == "请于<b>6月底前</b>报送"
+    assert call.params["parse_mode"] == "HTML"
+    assert call.params["link_preview_options"] == {"is_disabled": True}
+    assert call.params["reply_markup"] == {
+        "inline_keyboard": [
+            [
+                {"text": "完成", "callback_data": "done:7"},
+                {"text": "申请延期", "callback_data": "extend:7"},
+            ],
+            [{"text": "不是我的", "callback_data": "not_mine:7"}],
+        ]
+    }
+    assert delivery == Delivery(message_ref=str(api.sent_messages(42)[0]["message_id"]))
+
+
+def test_a_message_without_buttons_has_no_keyboard(api: FakeBotApi) -> None:
+    send(api, plain())
+
+    assert "reply_markup" not in api.calls_to("sendMessage")[0].params
+
+
+def test_callback_data_comes_from_the_injected_encoder(api: FakeBotApi) -> None:
+    def signed(button: Button) -> str:
+        return f"{button.action}|{button.ref}|sig"
+
+    send(api, OutboundMessage("42", "x", ((Button("完成", "done", 9),),)), encode=signed)
+
+    keyboard = api.calls_to("sendMessage")[0].params["reply_markup"]["inline_keyboard"]
+    assert keyboard[0][0]["callback_data"] == "done|9|sig"
+
+
+def test_callback_data_over_64_bytes_is_refused_before_sending(api: FakeBotApi) -> None:
+    error = failure(
+        api, OutboundMessage("42", "x", ((Button("完成", "done", 9),),)), encode=lambda b: "签" * 22
+    )
+
+    assert error.permanent is True
+    assert "66 bytes" in error.reason
+    assert api.calls_to("sendMessage") == []
+
+
+def test_a_long_message_goes_in_parts_with_buttons_on_the_last(api: FakeBotApi) -> None:
+    lines = [f"{n}. " + "牵头单位按月报送工作进度。" * 30 for n in range(1, 31)]
+    text = "\n".join(lines)
+    assert utf16_len(text) > 2 * TEXT_LIMIT
+
+    delivery = send(api, OutboundMessage("42", text, BUTTONS))
+
+    calls = api.calls_to("sendMessage")
+    assert len(calls) == 3
+    texts = [c.params["text"] for c in calls]
+    assert "\n".join(texts) == text  # cut at line ends, nothing lost or added
+    assert all(utf16_len(t) <= TEXT_LIMIT for t in texts)
+    assert [("reply_markup" in c.params) for c in calls] == [False, False, True]
+    assert delivery.message_ref == str(api.sent_messages(42)[-1]["message_id"]) == "3"
+
+
+def test_a_tag_open_across_a_cut_is_closed_and_reopened(api: FakeBotApi) -> None:
+    text = "<b>" + "\n".join(["逾期事项：" + "责" * 1000] * 6) + "</b>"
+
+    send(api, plain(text=text))  # the fake rejects unbalanced HTML, as Telegram does
+
+    texts = [c.params["text"] for c in api.calls_to("sendMessage")]
+    assert len(texts) == 2
+    assert texts[0].startswith("<b>") and texts[0].endswith("</b>")
+    assert texts[1].startswith("<b>") and texts[1].endswith("</b>")
+    assert "\n".join(parse_html(t) for t in texts) == parse_html(text)
+
+
+def test_split_message_edge_cases() -> None:
+    assert split_message("短消息") == ["短消息"]
+    assert split_message("") == [""]
+    # one line of Chinese prose with no spaces: cut hard at the limit, after a clause mark if any
+    prose = "各单位要落实安全生产责任" * 1000
+    parts = split_message(prose)
+    assert "".join(parts) == prose
+    assert all(utf16_len(p) <= TEXT_LIMIT for p in parts)
+    clauses = "每月2日前报送，" * 1000
+    assert all(p.endswith("，") for p in split_message(clauses)[:-1])
+    # emoji outside the BMP count twice, as Telegram counts
+    assert [utf16_len(p) for p in split_message("😀" * 3000)] == [4096, 1904]
+    # never inside an entity or a tag
+    entities = "&amp;" * 2000
+    assert all(parse_html(p) for p in split_message(entities))
+    assert "".join(split_message(entities)) == entities
+    links = '<a href="https://example.org/a b">链接</a> ' * 300
+    for part in split_message(links, limit=1000):
+        parse_html(part)
+        assert utf16_len(part) <= 1000
+
+
+# ---- how failures map -----------------------------------------------------------------------
+
+
+def test_flood_control_is_transient_with_retry_after(api: FakeBotApi) -> None:
+    api.inject("sendMessage", Fault.retry_after(7))
+
+    error = failure(api, plain())
+
+    assert error.permanent is False
+    assert error.retry_after == 7.0
+    assert isinstance(error.retry_after, float)
+
+
+def test_retry_after_as_timedelta_is_accepted(
+    api: FakeBotApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "1")  # PTB's opt-in: RetryAfter.retry_after is a timedelta
+    api.inject("sendMessage", Fault.retry_after(12))
+
+    assert failure(api, plain()).retry_after == 12.0
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault.server_error(500), Fault.server_error(502), Fault.bad_gateway_html()],
+    ids=["500", "502-json", "502-nginx-html"],
+)
+def test_server_errors_are_transient(api: FakeBotApi, fault: Fault) -> None:
+    api.inject("sendMessage", fault)
+
+    error = failure(api, plain())
+
+    assert error.permanent is False
+    assert error.retry_after is None
+
+
+def test_an_answer_slower_than_the_read_timeout_is_transient(api: FakeBotApi) -> None:
+    api.inject("sendMessage", Fault.slow(1.0))
+    began = time.monotonic()
+
+    error = failure(api, plain(), read_timeout=0.3)
+
+    assert time.monotonic() - began < 0.9
+    assert error.permanent is False
+    assert "TimedOut" in error.reason
+
+
+def test_an_unreachable_server_is_transient() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    adapter = TelegramAdapter("1:x", base_url=f"http://127.0.0.1:{port}/bot", connect_timeout=1)
+
+    with pytest.raises(DeliveryError) as info:
+        run(adapter.send(plain()))
+
+    assert info.value.permanent is False
+
+
+@pytest.mark.parametrize(
+    ("fault", "words"),
+    [
+        (Fault.blocked(), "blocked by the user"),
+        (Fault.user_deactivated(), "deactivated"),
+        (Fault.kicked(), "kicked"),
+    ],
+    ids=["blocked", "deactivated", "kicked"],
+)
+def test_forbidden_is_permanent(api: FakeBotApi, fault: Fault, words: str) -> None:
+    api.inject("sendMessage", fault, chat_id="42")
+
+    error = failure(api, plain())
+
+    assert error.permanent is True
+    assert words in error.reason
+
+
+def test_chat_not_found_is_permanent(api: FakeBotApi) -> None:
+    api.inject("sendMessage", Fault.chat_not_found())
+
+    error = failure(api, plain())
+
+    assert error.permanent is True
+    assert "chat not found" in error.reason.lower()
+    assert error.new_chat_id is None
+
+
+def test_a_migrated_group_carries_its_new_chat_id(api: FakeBotApi) -> None:
+    api.inject("sendMessage", Fault.migrated(-1001234567890), chat_id="-4242")
+
+    error = failure(api, plain(chat_id="-4242"))
+
+    assert error.permanent is True
+    assert error.new_chat_id == "-1001234567890"
+
+
+def test_a_malformed_message_is_permanent_with_telegrams_reason(api: FakeBotApi) -> None:
+    error = failure(api, plain(text="<b>未闭合"))  # the fake parses HTML like Telegram
+
+    assert error.permanent is True
+    assert "parse entities" in error.reason
+
+
+def test_a_failure_after_some_parts_says_so(api: FakeBotApi) -> None:
+    api.inject("sendMessage", Fault(), Fault.server_error(500))  # first part fine, second 500
+    text = "\n".join(["督办" * 1500] * 2)
+
+    error = failure(api, plain(text=text))
+
+    assert error.permanent is False
+    assert "after 1 of 2 parts" in error.reason
+
+
+def test_one_chat_failing_does_not_touch_another(api: FakeBotApi) -> None:
+    api.inject("sendMessage", Fault.blocked(), chat_id="7")
+
+    async def scenario() -> tuple[str, Delivery]:
+        async with adapter_for(api) as adapter:
+            try:
+                await adapter.send(plain(chat_id="7"))
+            except DeliveryError as exc:
+                blocked = exc.reason
+            return blocked, await adapter.send(plain(chat_id="8"))
+
+    blocked, delivered = run(scenario())
+
+    assert "blocked" in blocked
+    assert delivered.message_ref == "1"
+
+
+# ---- the adapter itself ---------------------------------------------------------------------
+
+
+def test_it_is_a_chat_adapter_paced_by_the_dispatcher(api: FakeBotApi) -> None:
+    adapter: ChatAdapter = adapter_for(api)
+
+    assert adapter.platform == "telegram"
+    assert adapter.limits == RateLimits(overall_per_second=30, per_chat_per_second=1)
+
+
+def test_the_token_never_reaches_logs_or_reasons(
+    api: FakeBotApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    api.inject("sendMessage", Fault.chat_not_found())
+    adapter = adapter_for(api)
+
+    with pytest.raises(DeliveryError) as info:
+        run(send_all(adapter, plain(), plain()))
+
+    assert api.token not in info.value.reason
+    assert api.token not in repr(adapter)
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("HTTP Request" in m and "<token>" in m for m in messages)  # httpx, redacted
+    assert not [m for m in messages if api.token in m]
+
+
+def test_a_rejected_token_fails_start_without_quoting_it(
+    api: FakeBotApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    adapter = TelegramAdapter("999:rejected-secret", base_url=api.base_url)
+
+    with pytest.raises(DeliveryError) as info:
+        run(adapter.start())
+
+    assert info.value.permanent is True
+    assert "rejected-secret" not in info.value.reason
+    assert info.value.__cause__ is None
+    assert not [r for r in caplog.records if "rejected-secret" in r.getMessage()]
