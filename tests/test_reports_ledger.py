@@ -10,6 +10,7 @@ import pytest
 from openpyxl import load_workbook
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy import Engine
+from sqlmodel import select
 
 from bot.reports.ledger import (
     STATE_CANCELLED,
@@ -23,6 +24,7 @@ from bot.reports.ledger import (
 from bot.reports.records import UnknownSchedule, load_records
 from bot.reports.writers import sheet_names, write_ledger_csv, write_ledger_xlsx
 from bot.store.db import session_scope
+from bot.store.models import Task
 from tests.conftest import local
 from tests.test_reports_scenario import (
     AS_OF,
@@ -281,3 +283,26 @@ def test_sheet_names_are_excel_safe() -> None:
         "a_b",
     ]
     assert sheet_names(["汇总"], reserved=["汇总"]) == ["汇总~2"]
+
+
+def test_text_is_never_a_formula(engine: Engine, tmp_path: Path) -> None:
+    """Text typed as "=HYPERLINK(…)" (a title, a note) must stay text in Excel, WPS and CSV."""
+    seed_scenario(engine)
+    formula = '=HYPERLINK("http://example.invalid","点我")'
+    with session_scope(engine) as session:
+        task = session.exec(select(Task).where(Task.ref == "4")).one()
+        task.title = formula
+        session.add(task)
+    ledger = ledger_as_of(engine, AS_OF)
+    write_ledger_xlsx(ledger, tmp_path / "l.xlsx")
+    write_ledger_csv(ledger, tmp_path / "l.csv")
+    ws = load_workbook(tmp_path / "l.xlsx")[SCHEDULE]
+    [cell] = [
+        ws.cell(row=r, column=COL["任务"])
+        for r in range(3, ws.max_row + 1)
+        if ws.cell(row=r, column=1).value == "4"
+    ]
+    assert cell.data_type == "s" and cell.value == formula
+    with (tmp_path / "l.csv").open(encoding="utf-8-sig", newline="") as handle:
+        [row] = [r for r in csv.reader(handle) if r[0] == "4"]
+    assert row[COL["任务"] - 1] == "'" + formula

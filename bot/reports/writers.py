@@ -112,6 +112,8 @@ def _table(
         fill = fills[index] if index < len(fills) else None
         for column, value in enumerate(values, start=1):
             cell = ws.cell(row=index + 3, column=column, value=value)
+            if isinstance(value, str) and cell.data_type == "f":
+                cell.data_type = "s"  # officials' notes are text, never formulas
             cell.alignment = _WRAP
             cell.border = _BORDER
             if isinstance(value, date) and not isinstance(value, datetime):
@@ -155,11 +157,17 @@ def write_ledger_xlsx(ledger: Ledger, path: Path) -> None:
     wb.save(path)
 
 
+# a cell starting with one of these is a formula to Excel and WPS (CSV injection)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_value(value: Cell) -> str:
     if value is None:
         return ""
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value  # shown as typed, never evaluated
     return str(value)
 
 
