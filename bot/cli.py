@@ -167,5 +167,14 @@ def demo(
     run_demo(_lang(), until=until.date() if until else None, full=full)
 
 
+def _register_extensions() -> None:
+    from bot.reports.cli import register as register_reports
+
+    register_reports(app)
+
+
+_register_extensions()
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()

@@ -28,6 +28,7 @@ from bot.store.db import session_scope
 from bot.store.models import DONE, OPEN, Occurrence, Schedule, Task
 
 DIGEST = "digest"
+ROUTINE = ("day", "workday")
 
 
 @dataclass
@@ -39,6 +40,7 @@ class _Context:
     times: dict[str, ScheduleTime] = field(default_factory=dict)
     rosters: dict[str, Roster] = field(default_factory=dict)
     tasks: dict[int, Task] = field(default_factory=dict)
+    overdue: dict[int, int] = field(default_factory=dict)
 
     def schedule(self, schedule_id: str) -> Schedule:
         if schedule_id not in self.schedules:
@@ -56,6 +58,17 @@ class _Context:
         if schedule_id not in self.rosters:
             self.rosters[schedule_id] = Roster.load(self.session, schedule_id)
         return self.rosters[schedule_id]
+
+    def open_periods(self, task_id: int, today: date) -> int:
+        """How many periods of a recurring task are overdue and still open."""
+        if task_id not in self.overdue:
+            self.overdue[task_id] = self.session.exec(
+                select(func.count())
+                .select_from(Occurrence)
+                .where(Occurrence.task_id == task_id, Occurrence.status == OPEN)
+                .where(func.coalesce(Occurrence.extended_to, Occurrence.due_date) < today)
+            ).one()
+        return self.overdue[task_id]
 
     def task(self, task_id: int) -> Task:
         if task_id not in self.tasks:
@@ -172,14 +185,23 @@ class Engine:
             roster = ctx.roster(occ.schedule_id)
             not_before = st.hours.next_slot(now, st.tz, st.calendar)
             assert task.id is not None and occ.id is not None
+            collapse = task.kind != "deadline"
+            if collapse:
+                payload["open_periods"] = ctx.open_periods(task.id, today)
             for message in decision.send:
                 if message.kind == ESCALATION and occ.escalation is None:
                     occ.escalation = list((task.policy or {}).get("escalate", []))
                 step = message.step * 1000 + message.repeat
                 for person_id in roster.resolve(task.id, list(message.targets)):
+                    # a duty missed period after period: one message a day, not one per period
+                    key = (
+                        f"task:{task.id}:{message.kind}:{message.step}:{person_id}:{today.isoformat()}"
+                        if collapse and message.kind == ESCALATION
+                        else f"occ:{occ.id}:{message.kind}:{step}:{person_id}"
+                    )
                     rows.append(
                         notification_row(
-                            key=f"occ:{occ.id}:{message.kind}:{step}:{person_id}",
+                            key=key,
                             kind=message.kind,
                             person_id=person_id,
                             not_before=not_before,
@@ -306,7 +328,7 @@ def _item(ctx: _Context, occ: Occurrence, task: Task) -> digests.Item:
         times_done=occ.times_done,
         times_required=occ.times_required,
         completed_on=st.local_date(occ.completed_at) if occ.completed_at else None,
-        routine=task.every in ("day", "workday"),
+        routine=task.every in ROUTINE,
     )
 
 

@@ -118,7 +118,9 @@ def decide(lad: Ladder, progress: Progress, st: ScheduleTime, now: datetime) -> 
         reminder_step = max(reminder_step, len(lad.reminders) - 1)
         send += escalations
         escalation_step = escalations[-1].step
-        repeats = _elapsed_repeats(lad, st, escalation_step, now)  # none owed for a step just begun
+        # a step begun late owes no back repeats, nor one falling due later the same day
+        end_of_day = st.hours.day_end(now.astimezone(st.tz).date(), st.tz)
+        repeats = _elapsed_repeats(lad, st, escalation_step, max(now, end_of_day))
     else:
         due = [m for m in lad.reminders if m.step > reminder_step and m.at <= now]
         if due:

@@ -26,9 +26,19 @@ from sqlmodel import Session, col, select
 
 from bot.adapters.base import ChatAdapter, Delivery, DeliveryError, OutboundMessage
 from bot.clock import Clock
+from bot.materialise import schedule_time
 from bot.messages import compose
+from bot.occurrences import ScheduleTime
 from bot.store.db import session_scope
-from bot.store.models import OPEN, AuditEvent, ChatBinding, Notification, Occurrence, Person
+from bot.store.models import (
+    OPEN,
+    AuditEvent,
+    ChatBinding,
+    Notification,
+    Occurrence,
+    Person,
+    Schedule,
+)
 
 log = logging.getLogger("dutybot.outbox")
 
@@ -116,6 +126,7 @@ class _Job:
     attempts: int
     message: OutboundMessage | None = None
     skip: str | None = None  # the state to record without sending
+    postpone: datetime | None = None  # back to the queue until then, no attempt counted
     outcome: Delivery | DeliveryError | None = None
 
 
@@ -226,12 +237,26 @@ class Dispatcher:
 
     def _prepare(self, ids: list[int]) -> list[_Job]:
         jobs = []
+        now = self.clock.now()
+        times: dict[str, ScheduleTime] = {}
         with session_scope(self.db) as session:
             rows = session.exec(select(Notification).where(col(Notification.id).in_(ids))).all()
             for row in sorted(rows, key=lambda r: (r.not_before, r.id or 0)):
                 assert row.id is not None
                 job = _Job(row.id, row.person_id, row.attempts)
                 jobs.append(job)
+                if row.schedule_id:
+                    if row.schedule_id not in times:
+                        schedule = session.get(Schedule, row.schedule_id)
+                        assert schedule is not None
+                        times[row.schedule_id] = schedule_time(schedule)
+                    st = times[row.schedule_id]
+                    slot = st.hours.next_slot(now, st.tz, st.calendar)
+                    if (
+                        slot > now
+                    ):  # stale after an outage, or queued at night: wait for working hours
+                        job.postpone = slot
+                        continue
                 person = session.get(Person, row.person_id)
                 if person is None or not person.active or person.unreachable_reason:
                     job.skip = FAILED
@@ -298,7 +323,13 @@ class Dispatcher:
                 assert row is not None
                 row.claimed_by = None
                 outcome = job.outcome
-                if job.skip:
+                if job.postpone:
+                    row.state, row.not_before, row.attempts = (
+                        PENDING,
+                        job.postpone,
+                        row.attempts - 1,
+                    )
+                elif job.skip:
                     row.state, row.last_error = job.skip, job.skip
                     stats.skipped += 1
                 elif isinstance(outcome, Delivery):
@@ -319,7 +350,12 @@ class Dispatcher:
                 elif isinstance(outcome, DeliveryError) and outcome.permanent:
                     row.state, row.last_error = FAILED, outcome.reason
                     stats.failed += 1
-                    self._unreachable(session, row, outcome.reason, now)
+                    if outcome.recipient_gone:
+                        self._unreachable(session, row, outcome.reason, now)
+                    else:  # our message was refused: a bug to fix, not a person to give up on
+                        self._audit(
+                            session, row, "notification_failed", now, {"reason": outcome.reason}
+                        )
                 else:
                     reason = outcome.reason if isinstance(outcome, DeliveryError) else "not sent"
                     retry_after = (

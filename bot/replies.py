@@ -133,6 +133,8 @@ def _tell(
     key: str,
     payload: dict[str, Any],
 ) -> None:
+    st = schedule_time(case.schedule)
+    not_before = st.hours.next_slot(now, st.tz, st.calendar)  # third parties hear in working hours
     enqueue(
         session,
         [
@@ -140,7 +142,7 @@ def _tell(
                 key=f"{kind}:{key}:{pid}",
                 kind=kind,
                 person_id=pid,
-                not_before=now,
+                not_before=not_before,
                 now=now,
                 schedule_id=case.schedule.id,
                 occurrence_id=case.occ.id,
@@ -182,7 +184,10 @@ def complete(
         cancel_pending(session, occurrence_id)
     session.add(occ)
     _audit(session, case, "reply_done", now, note=note, evidence=len(evidence), finished=finished)
-    if finished and case.task.every not in ("day", "workday"):  # leads need no note of daily routine
+    if finished and case.task.every not in (
+        "day",
+        "workday",
+    ):  # leads need no note of daily routine
         st = schedule_time(case.schedule)
         payload = case.payload(
             session,

@@ -112,7 +112,7 @@ def test_callback_data_over_64_bytes_is_refused_before_sending(api: FakeBotApi) 
         api, OutboundMessage("42", "x", ((Button("完成", "done", 9),),)), encode=lambda b: "签" * 22
     )
 
-    assert error.permanent is True
+    assert error.permanent is True and error.recipient_gone is False
     assert "66 bytes" in error.reason
     assert api.calls_to("sendMessage") == []
 
@@ -240,7 +240,7 @@ def test_forbidden_is_permanent(api: FakeBotApi, fault: Fault, words: str) -> No
 
     error = failure(api, plain())
 
-    assert error.permanent is True
+    assert error.permanent is True and error.recipient_gone is True
     assert words in error.reason
 
 
@@ -249,7 +249,7 @@ def test_chat_not_found_is_permanent(api: FakeBotApi) -> None:
 
     error = failure(api, plain())
 
-    assert error.permanent is True
+    assert error.permanent is True and error.recipient_gone is True
     assert "chat not found" in error.reason.lower()
     assert error.new_chat_id is None
 
@@ -266,7 +266,7 @@ def test_a_migrated_group_carries_its_new_chat_id(api: FakeBotApi) -> None:
 def test_a_malformed_message_is_permanent_with_telegrams_reason(api: FakeBotApi) -> None:
     error = failure(api, plain(text="<b>未闭合"))  # the fake parses HTML like Telegram
 
-    assert error.permanent is True
+    assert error.permanent is True and error.recipient_gone is False  # our bug, not theirs
     assert "parse entities" in error.reason
 
 

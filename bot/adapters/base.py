@@ -49,10 +49,13 @@ class DeliveryError(Exception):
         permanent: bool,
         retry_after: float | None = None,
         new_chat_id: str | None = None,
+        recipient_gone: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
+        # permanent because the person blocked us or the chat is gone (not a malformed message)
+        self.recipient_gone = recipient_gone
         self.retry_after = retry_after
         self.new_chat_id = new_chat_id  # a group that became a supergroup (migrate_to_chat_id)
 

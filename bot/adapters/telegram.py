@@ -201,9 +201,10 @@ class TelegramAdapter:
         if isinstance(exc, ChatMigrated):
             return DeliveryError(reason, permanent=True, new_chat_id=str(exc.new_chat_id))
         if isinstance(exc, Forbidden):  # blocked, deactivated, kicked, never started
-            return DeliveryError(reason, permanent=True)
+            return DeliveryError(reason, permanent=True, recipient_gone=True)
         if isinstance(exc, BadRequest):  # chat not found, or a message that will never pass
-            return DeliveryError(reason, permanent=True)
+            gone = "chat not found" in str(exc).lower()
+            return DeliveryError(reason, permanent=True, recipient_gone=gone)
         if isinstance(exc, InvalidToken):
             # The token, not the person, is at fault: do not disable the recipient.
             _LOG.error("the Bot API rejected the bot token (401/404)")
