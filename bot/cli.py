@@ -167,6 +167,57 @@ def demo(
     run_demo(_lang(), until=until.date() if until else None, full=full)
 
 
+@app.command("run")
+def run_(
+    console: Annotated[
+        bool, typer.Option("--console", help="print messages here instead of chat / 在终端显示消息")
+    ] = False,
+) -> None:
+    """生产进程：定时检查并发送提醒、督办、汇总。The production process (engine + chat adapter)."""
+    import asyncio
+
+    from bot.clock import SystemClock
+    from bot.runtime import JobPolicy, Runtime, serve
+    from bot.store.db import open_store
+    from bot.worker import Worker
+
+    settings = get_settings()
+    db = open_store(settings.database_url)
+    clock = SystemClock()
+    if console:
+        from bot.adapters.console import ConsoleAdapter
+
+        adapter = ConsoleAdapter(clock, lang=_lang())
+        worker = Worker(
+            db,
+            adapter,
+            clock,
+            lang=_lang(),
+            horizon_days=settings.horizon_days,
+            address=lambda _s, person, _p: person.name,
+        )
+        frontend = None
+    elif settings.telegram_token is not None:
+        from bot.adapters.telegram_app import TelegramFrontend
+
+        frontend = TelegramFrontend(settings=settings, db=db, clock=clock)
+        worker = Worker(
+            db, frontend.adapter, clock, lang=_lang(), horizon_days=settings.horizon_days
+        )
+    else:
+        _say("no_token", err=True)
+        raise typer.Exit(2)
+    _say("running", tick=settings.tick_seconds, db=db.url.render_as_string(hide_password=True))
+    runtime = Runtime(worker, JobPolicy(tick_seconds=settings.tick_seconds))
+    asyncio.run(
+        serve(
+            runtime,
+            start_frontend=frontend.start if frontend else None,
+            stop_frontend=frontend.stop if frontend else None,
+        )
+    )
+
+
 def _register_extensions() -> None:
     from bot.reports.cli import register as register_reports
 

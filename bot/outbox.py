@@ -284,14 +284,13 @@ class Dispatcher:
         async def chat_worker(chat: str, queue: list[_Job]) -> None:
             async with gate:
                 for index, job in enumerate(queue):
-                    job.outcome = await self._send(chat, job)
-                    if isinstance(job.outcome, DeliveryError) and job.outcome.retry_after:
-                        for later in queue[index + 1 :]:  # the chat is throttled: wait with it
-                            later.outcome = DeliveryError(
-                                job.outcome.reason,
-                                permanent=False,
-                                retry_after=job.outcome.retry_after,
-                            )
+                    job.outcome = outcome = await self._send(chat, job)
+                    if isinstance(outcome, DeliveryError) and (
+                        outcome.retry_after or outcome.recipient_gone
+                    ):
+                        # throttled: the rest waits with it; gone: the rest would fail the same way
+                        for later in queue[index + 1 :]:
+                            later.outcome = outcome
                         return
 
         await asyncio.gather(*(chat_worker(chat, queue) for chat, queue in per_chat.items()))
