@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +25,32 @@ class Settings(BaseSettings):
     )
     telegram_base_url: str = "https://api.telegram.org/bot"
     evidence_dir: str | None = None
+
+    # ---- Telegram frontend (bot.adapters.telegram_app) ----
+    # polling needs nothing public; webhook needs telegram_webhook_url reachable by Telegram
+    telegram_mode: Literal["polling", "webhook"] = "polling"
+    # self-hosted Bot API servers serve files beside the API (default: derived from base URL)
+    telegram_base_file_url: str | None = None
+    telegram_connect_timeout: float = Field(default=5.0, gt=0)
+    telegram_read_timeout: float = Field(default=10.0, gt=0)
+    telegram_write_timeout: float = Field(default=10.0, gt=0)
+    telegram_pool_timeout: float = Field(default=2.0, gt=0)
+    telegram_poll_timeout: float = Field(default=30.0, ge=0)  # long-poll wait (getUpdates)
+    telegram_poll_interval: float = Field(default=0.0, ge=0)
+    # the public HTTPS URL Telegram posts updates to, e.g. https://bot.example.cn/telegram
+    telegram_webhook_url: str | None = None
+    telegram_webhook_listen: str = "127.0.0.1"  # usually behind a reverse proxy
+    telegram_webhook_port: int = Field(default=8443, ge=0, le=65535)
+    # sent back by Telegram in X-Telegram-Bot-Api-Secret-Token; derived from the token if unset
+    telegram_webhook_secret: SecretStr | None = None
+    # for invite links; asked of getMe when unset
+    telegram_bot_username: str | None = None
+    # signs callback_data (HMAC); derived from the bot token when unset
+    callback_secret: SecretStr | None = None
+    invite_ttl_hours: float = Field(default=72.0, gt=0)
+    # how long a half-finished chat flow (done → evidence, extension → date) waits
+    conversation_ttl_hours: float = Field(default=24.0, gt=0)
+    evidence_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)  # Bot API download limit
 
 
 @lru_cache(maxsize=1)

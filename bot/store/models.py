@@ -245,3 +245,34 @@ class Invite(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ChatState(SQLModel, table=True):
+    """A half-finished chat flow (done → evidence, extension → date → reason, import → confirm).
+
+    Kept in the store, not in memory, so a restart between two messages loses nothing;
+    ``expires_at`` lets an abandoned flow lapse instead of capturing a later, unrelated reply.
+    """
+
+    __table_args__ = (UniqueConstraint("platform", "chat_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16, sa_column_kwargs={"server_default": "telegram"})
+    chat_id: str = Field(max_length=64)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    flow: str = Field(
+        max_length=16,
+        description="done | progress | extend | import",
+        sa_column_kwargs={"server_default": ""},
+    )
+    step: str = Field(max_length=16, sa_column_kwargs={"server_default": ""})
+    occurrence_id: int | None = None
+    data: dict[str, Any] | None = _json()
+    updated_at: datetime = Field(
+        sa_type=UTCDateTime, sa_column_kwargs={"server_default": text("CURRENT_TIMESTAMP")}
+    )
+    expires_at: datetime = Field(
+        sa_type=UTCDateTime,
+        index=True,
+        sa_column_kwargs={"server_default": text("CURRENT_TIMESTAMP")},
+    )
