@@ -218,8 +218,8 @@ class Dispatcher:
         if not ids:
             return stats
         jobs = self._prepare(ids)
-        await self._send_all([j for j in jobs if j.message is not None])
-        self._record(jobs, stats)
+        self._record([j for j in jobs if j.message is None], stats)
+        await self._send_all([j for j in jobs if j.message is not None], stats)
         return stats
 
     async def drain(self, *, max_rounds: int = 10_000) -> DispatchStats:
@@ -274,7 +274,9 @@ class Dispatcher:
                 job.message = OutboundMessage(chat, text, buttons)
         return jobs
 
-    async def _send_all(self, jobs: list[_Job]) -> None:
+    async def _send_all(self, jobs: list[_Job], stats: DispatchStats) -> None:
+        """Send, recording each outcome as soon as it is known: a crash repeats only what
+        was in flight at that moment, never the whole batch."""
         per_chat: dict[str, list[_Job]] = defaultdict(list)
         for job in jobs:
             assert job.message is not None
@@ -285,12 +287,15 @@ class Dispatcher:
             async with gate:
                 for index, job in enumerate(queue):
                     job.outcome = outcome = await self._send(chat, job)
+                    self._record([job], stats)
                     if isinstance(outcome, DeliveryError) and (
                         outcome.retry_after or outcome.recipient_gone
                     ):
                         # throttled: the rest waits with it; gone: the rest would fail the same way
-                        for later in queue[index + 1 :]:
+                        rest = queue[index + 1 :]
+                        for later in rest:
                             later.outcome = outcome
+                        self._record(rest, stats)
                         return
 
         await asyncio.gather(*(chat_worker(chat, queue) for chat, queue in per_chat.items()))
@@ -315,6 +320,8 @@ class Dispatcher:
 
     # -- outcomes ----------------------------------------------------------------------------
     def _record(self, jobs: list[_Job], stats: DispatchStats) -> None:
+        if not jobs:
+            return
         now = self.clock.now()
         with session_scope(self.db) as session:
             for job in jobs:
