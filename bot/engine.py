@@ -197,7 +197,7 @@ class Engine:
                     key = (
                         f"task:{task.id}:{message.kind}:{message.step}:{person_id}:{today.isoformat()}"
                         if collapse and message.kind == ESCALATION
-                        else f"occ:{occ.id}:{message.kind}:{step}:{person_id}"
+                        else f"occ:{occ.id}:{due.isoformat()}:{message.kind}:{step}:{person_id}"
                     )
                     rows.append(
                         notification_row(

@@ -48,3 +48,14 @@ def test_plain_postgresql_urls_use_psycopg3() -> None:
     assert normalise_url("postgresql://u@h/db").startswith("postgresql+psycopg://")
     assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
     assert make_engine("sqlite://").dialect.name == "sqlite"
+
+
+def test_migrations_match_the_models(engine: Engine) -> None:
+    """A model change without its migration fails here, on both backends."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, SQLModel.metadata) == []

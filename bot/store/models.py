@@ -166,7 +166,7 @@ class Notification(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True, max_length=200, description="idempotency key")
-    kind: str = Field(max_length=16, description="reminder | escalation | progress | digest | info")
+    kind: str = Field(max_length=32, description="reminder | escalation | digest | completed | …")
     level: str | None = Field(default=None, max_length=8, description="blue | yellow | red")
     step: int = 0
     schedule_id: str | None = Field(default=None, foreign_key="schedule.id", index=True)

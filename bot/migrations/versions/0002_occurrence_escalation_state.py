@@ -22,6 +22,13 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("schedule", schema=None) as batch_op:
         batch_op.add_column(sa.Column("digest_planned_on", sa.Date(), nullable=True))
+    with op.batch_alter_table("notification", schema=None) as batch_op:
+        batch_op.alter_column(
+            "kind",
+            existing_type=sa.String(length=16),
+            type_=sa.String(length=32),
+            existing_nullable=False,
+        )
     with op.batch_alter_table("occurrence", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("next_action_at", bot.store.types.UTCDateTime(timezone=True), nullable=True)
@@ -64,5 +71,12 @@ def downgrade() -> None:
         batch_op.drop_column("next_action_at")
     with op.batch_alter_table("schedule", schema=None) as batch_op:
         batch_op.drop_column("digest_planned_on")
+    with op.batch_alter_table("notification", schema=None) as batch_op:
+        batch_op.alter_column(
+            "kind",
+            existing_type=sa.String(length=32),
+            type_=sa.String(length=16),
+            existing_nullable=False,
+        )
 
     # ### end Alembic commands ###

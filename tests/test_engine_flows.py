@@ -1,0 +1,176 @@
+"""Engine flows across replies: an approved extension re-plans; 1 of 2 done still chases; pacing."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from bot import replies
+from bot.adapters.base import Delivery, OutboundMessage, RateLimits, RecordingAdapter
+from bot.clock import SimulatedClock
+from bot.materialise import schedule_time
+from bot.schedule.importer import import_schedule
+from bot.schedule.validate import load_schedule
+from bot.simulation import Timeline, run
+from bot.store.db import session_scope
+from bot.store.models import Notification, Occurrence, Person, Reply, Schedule, Task
+from bot.worker import Worker
+from tests.conftest import ROOT, SCHEDULES, SHANGHAI, local
+
+
+def setup(engine: Engine) -> tuple[Worker, SimulatedClock, RecordingAdapter, Timeline]:
+    spec = load_schedule(SCHEDULES / "fengdu-ndrc-2022.yaml").spec
+    assert spec is not None
+    clock = SimulatedClock(local(2022, 5, 23, 8, 0))
+    with session_scope(engine) as session:
+        import_schedule(session, spec, now=clock.now(), horizon_days=62)
+    adapter = RecordingAdapter()
+    return (
+        Worker(engine, adapter, clock, address=lambda _s, p, _p: p.name),
+        clock,
+        adapter,
+        Timeline(),
+    )
+
+
+def ids(session: Session, ref: str, person: str, due: date | None = None) -> tuple[int, int]:
+    query = select(Occurrence).join(Task).where(Task.ref == ref)
+    if due:
+        query = query.where(Occurrence.due_date == due)
+    occ = session.exec(query.order_by(Occurrence.due_date)).first()
+    who = session.exec(select(Person).where(Person.name == person)).one()
+    assert occ is not None and occ.id is not None and who.id is not None
+    return occ.id, who.id
+
+
+def simulate(
+    engine: Engine, worker: Worker, clock: SimulatedClock, timeline: Timeline, until: datetime
+) -> None:
+    with Session(engine) as session:
+        schedule = session.exec(select(Schedule)).one()
+        st = schedule_time(schedule)
+    asyncio.run(run(worker, clock, st, until=until, timeline=timeline, every=timedelta(hours=10)))
+
+
+def sent_for(engine: Engine, ref: str) -> list[tuple[str, str, str]]:
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Notification, Person)
+            .join(Person)
+            .where(Notification.state == "sent")
+            .order_by(Notification.sent_at)
+        ).all()
+        return [
+            (n.sent_at.astimezone(SHANGHAI).strftime("%m-%d %H:%M"), p.name, n.kind)  # type: ignore[union-attr]
+            for n, p in rows
+            if (n.payload or {}).get("ref") == ref and n.kind != "digest"
+        ]
+
+
+def test_approved_extension_replans_the_ladder_from_the_new_date(engine: Engine) -> None:
+    worker, clock, _adapter, timeline = setup(engine)
+
+    def ask(now: datetime) -> None:
+        with session_scope(engine) as session:
+            occ, who = ids(session, "25", "公管科联络员")
+            replies.request_extension(
+                session,
+                occurrence_id=occ,
+                person_id=who,
+                now=now,
+                new_date=date(2022, 7, 29),
+                reason="等待批复",
+            )
+
+    def approve(now: datetime) -> None:
+        with session_scope(engine) as session:
+            reply = session.exec(select(Reply).where(Reply.kind == "extension")).one()
+            lead = session.exec(select(Person).where(Person.name == "熊伟")).one()
+            assert reply.id is not None and lead.id is not None
+            replies.decide_extension(
+                session, reply_id=reply.id, person_id=lead.id, now=now, approve=True
+            )
+
+    timeline.at(local(2022, 6, 27, 10, 0), ask)
+    timeline.at(local(2022, 6, 28, 9, 0), approve)
+    simulate(engine, worker, clock, timeline, local(2022, 8, 3, 18, 0))
+    assert sent_for(engine, "25") == [
+        ("06-21 08:30", "公管科联络员", "reminder"),  # -7 working days before 06-30
+        ("06-27 08:30", "公管科联络员", "reminder"),  # -3
+        ("06-27 10:00", "熊伟", "extension_request"),
+        ("06-28 09:00", "公管科联络员", "extension_decision"),
+        # no -1 / 0 reminders for 06-30 and no escalation on 07-01: the ladder moved
+        ("07-20 08:30", "公管科联络员", "reminder"),  # -7 before 07-29
+        ("07-26 08:30", "公管科联络员", "reminder"),
+        ("07-28 08:30", "公管科联络员", "reminder"),
+        ("07-29 08:30", "公管科联络员", "reminder"),
+        ("08-01 08:30", "公管科联络员", "escalation"),
+        ("08-03 08:30", "熊伟", "escalation"),
+    ]
+
+
+def test_one_of_two_completions_still_chases(engine: Engine) -> None:
+    worker, clock, adapter, timeline = setup(engine)
+
+    def once(now: datetime) -> None:
+        with session_scope(engine) as session:
+            occ, who = ids(session, "13.1", "熊伟", due=date(2022, 6, 30))
+            replies.complete(session, occurrence_id=occ, person_id=who, now=now, note="检查1家")
+
+    timeline.at(local(2022, 6, 24, 15, 0), once)
+    simulate(engine, worker, clock, timeline, local(2022, 6, 30, 18, 0))
+    with Session(engine) as session:
+        occ = session.get(Occurrence, ids(session, "13.1", "熊伟", due=date(2022, 6, 30))[0])
+        assert occ is not None and (occ.status, occ.times_done, occ.times_required) == (
+            "open",
+            1,
+            2,
+        )
+    later = [m for m in adapter.sent if "13.1." in m.text and "本期已完成 1/2" in m.text]
+    assert {m.chat_id for m in later} >= {"熊伟"}  # the -1 and 0 reminders say 1/2 and keep chasing
+
+
+def test_per_chat_pacing_is_honoured() -> None:
+    class Timed(RecordingAdapter):
+        async def send(self, message: OutboundMessage) -> Delivery:
+            self.times.append(time.monotonic())
+            return await super().send(message)
+
+    from bot.outbox import Dispatcher
+
+    adapter = Timed(limits=RateLimits(overall_per_second=100, per_chat_per_second=5))
+    adapter.times = []  # type: ignore[attr-defined]
+    dispatcher = Dispatcher.__new__(Dispatcher)
+    Dispatcher.__init__(dispatcher, None, adapter, SimulatedClock(local(2022, 6, 1, 9)), worker="t")  # type: ignore[arg-type]
+
+    async def burst() -> None:
+        for _ in range(6):
+            await dispatcher._pace("one-chat")
+            await adapter.send(OutboundMessage("one-chat", "x"))
+
+    started = time.monotonic()
+    asyncio.run(burst())
+    assert time.monotonic() - started >= 5 / 5 * 0.9  # 6 messages at 5/s to one chat: ≥ ~1 s
+
+
+def test_the_demo_runs_and_summarises() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "demo", "--until", "2022-08-05"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    assert "发给 熊伟" in out and "🔵 提醒" in out and "🟡 黄色督办" in out and "📋 督办汇总" in out
+    assert "== 演示小结：2022-05-23 至 2022-08-05" in out
+    assert "申请延期并获批准：25" in out and "始终未办：39" in out
+    assert "[演示] 第 1 周" in result.stderr
