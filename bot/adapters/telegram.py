@@ -56,7 +56,14 @@ CALLBACK_DATA_LIMIT = 64  # bytes
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 # Loggers whose records can contain the token: httpx logs each request URL at INFO, PTB its
 # base URL at DEBUG and a rejected token verbatim.
-_TOKEN_LOGGERS = ("httpx", "telegram.Bot", "telegram.ext.ExtBot", "telegram.ext.Application")
+_TOKEN_LOGGERS = (
+    "httpx",
+    "telegram.Bot",
+    "telegram.ext.ExtBot",
+    "telegram.ext.Application",
+    "telegram.ext.Updater",  # the receive side (bot.adapters.telegram_app)
+    "dutybot.telegram",
+)
 
 
 def default_encode(button: Button) -> str:

@@ -825,6 +825,7 @@ class FakeBotApi:
             "setmycommands",
             "deletemycommands",
             "deletewebhook",
+            "setwebhook",
             "sendchataction",
             "deletemessage",
         ):

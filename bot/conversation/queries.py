@@ -1,0 +1,188 @@
+"""Read-only questions the chat asks the store: who is this person, what is on their plate,
+what is overdue under a leader, which occurrence a quoted reminder was about."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from bot import digest as digests
+from bot.engine import effective_due, level_of
+from bot.materialise import schedule_time
+from bot.occurrences import ScheduleTime
+from bot.roster import Roster
+from bot.store.models import OPEN, Notification, Occurrence, Person, Schedule, Task, TaskMember
+
+OFFICIAL, LEADER, ADMIN = "official", "leader", "admin"
+LEADING_ROLES = ("lead", "responsible")
+# outbox kinds whose message is "about" one occurrence and can be answered by quoting it
+ANSWERABLE = ("reminder", "escalation", "progress", "nudge")
+
+
+def roles(session: Session, person: Person) -> set[str]:
+    """official always; leader: lead or responsible of an active task, or chief; admin."""
+    found = {OFFICIAL}
+    if person.admin:
+        found.add(ADMIN)
+    if person.chief:
+        found.add(LEADER)
+    else:
+        leading = session.exec(
+            select(TaskMember.id)
+            .join(Task, col(Task.id) == TaskMember.task_id)
+            .where(
+                TaskMember.person_id == person.id,
+                col(TaskMember.role).in_(LEADING_ROLES),
+                col(Task.active).is_(True),
+            )
+            .limit(1)
+        ).first()
+        if leading is not None:
+            found.add(LEADER)
+    return found
+
+
+def schedule_clock(session: Session, schedule_id: str) -> tuple[Schedule, ScheduleTime]:
+    schedule = session.get(Schedule, schedule_id)
+    assert schedule is not None
+    return schedule, schedule_time(schedule)
+
+
+def view(occ: Occurrence, task: Task, st: ScheduleTime, today: date) -> dict[str, Any]:
+    """What chat templates show of an occurrence (the shape of the outbox payloads)."""
+    due = effective_due(occ)
+    return {
+        "id": occ.id,
+        "ref": task.ref,
+        "title": task.title,
+        "occurrence_kind": occ.kind,
+        "due_date": due.isoformat(),
+        "original_due": occ.due_date.isoformat() if occ.extended_to else None,
+        "times_done": occ.times_done,
+        "times_required": occ.times_required,
+        "overdue_days": st.calendar.workdays_after(due, today) if due < today else 0,
+        "evidence": (task.policy or {}).get("evidence", "optional"),
+        "status": occ.status,
+    }
+
+
+def occurrence_view(session: Session, occurrence_id: int, today: date) -> dict[str, Any] | None:
+    occ = session.get(Occurrence, occurrence_id)
+    task = session.get(Task, occ.task_id) if occ else None
+    if occ is None or task is None:
+        return None
+    _, st = schedule_clock(session, occ.schedule_id)
+    return view(occ, task, st, today)
+
+
+@dataclass(frozen=True)
+class Listing:
+    rows: list[dict[str, Any]]
+    more: int
+
+
+def my_items(
+    session: Session, person: Person, today: date, *, overdue_only: bool, limit: int
+) -> Listing:
+    """Open occurrences this person is reminded of, whose period has begun, soonest first."""
+    roster = Roster.load(session, person.schedule_id)
+    _, st = schedule_clock(session, person.schedule_id)
+    mine = [tid for tid in roster.members if person.id in roster.assignees(tid)]
+    if not mine:
+        return Listing([], 0)
+    pairs = session.exec(
+        select(Occurrence, Task)
+        .join(Task, col(Task.id) == Occurrence.task_id)
+        .where(
+            col(Occurrence.task_id).in_(mine),
+            Occurrence.status == OPEN,
+            col(Task.active).is_(True),
+            Occurrence.period_start <= today,
+        )
+    ).all()
+    keyed = sorted(
+        (effective_due(occ), task.position, occ.id or 0, occ, task)
+        for occ, task in pairs
+        if not overdue_only or effective_due(occ) < today
+    )
+    rows = [view(occ, task, st, today) for *_, occ, task in keyed[:limit]]
+    return Listing(rows, max(len(keyed) - limit, 0))
+
+
+def leader_digest(session: Session, person: Person, today: date) -> dict[str, Any]:
+    """督办汇总 on demand: what is overdue now under this leader (everything, for the chief
+    and admins), as the payload the digest template and its 催办 buttons expect."""
+    schedule, st = schedule_clock(session, person.schedule_id)
+    roster = Roster.load(session, person.schedule_id)
+    whole = person.chief or person.admin
+    scope = (
+        None
+        if whole
+        else {
+            tid
+            for tid in roster.members
+            if person.id in roster.lead(tid) or person.id in roster.responsible(tid)
+        }
+    )
+    pairs = session.exec(
+        select(Occurrence, Task)
+        .join(Task, col(Task.id) == Occurrence.task_id)
+        .where(
+            Occurrence.schedule_id == schedule.id,
+            Occurrence.status == OPEN,
+            col(Task.active).is_(True),
+        )
+    ).all()
+    items = []
+    for occ, task in pairs:
+        assert occ.id is not None and task.id is not None
+        if (scope is not None and task.id not in scope) or effective_due(occ) >= today:
+            continue
+        units = roster.unit_list(task.id)
+        items.append(
+            digests.Item(
+                occurrence_id=occ.id,
+                task_id=task.id,
+                ref=task.ref,
+                title=task.title,
+                unit=units[0] if units else "",
+                due_date=effective_due(occ),
+                status=occ.status,
+                level=level_of(occ),
+                times_done=occ.times_done,
+                times_required=occ.times_required,
+            )
+        )
+    content = digests.build(items, today=today, since=today, cal=st.calendar)
+    return {
+        "schedule": schedule.title,
+        "date": today.isoformat(),
+        "whole": whole,
+        **content.as_payload(),
+    }
+
+
+def quoted_occurrence(session: Session, person: Person, message_ref: str) -> int | None:
+    """The occurrence a reminder we sent this person was about, from its message id."""
+    row = session.exec(
+        select(Notification)
+        .where(
+            Notification.person_id == person.id,
+            Notification.message_ref == message_ref,
+            col(Notification.occurrence_id).is_not(None),
+            col(Notification.kind).in_(ANSWERABLE),
+        )
+        .order_by(col(Notification.id).desc())
+    ).first()
+    return row.occurrence_id if row else None
+
+
+def person_by_name(session: Session, schedule_id: str, name: str) -> Person | None:
+    return session.exec(
+        select(Person).where(
+            Person.schedule_id == schedule_id, Person.name == name, col(Person.active).is_(True)
+        )
+    ).first()

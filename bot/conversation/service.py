@@ -1,0 +1,1009 @@
+"""The conversation: normalised inbound events in, actions on the store, replies out.
+
+Platform-independent (no chat library is imported here).  Every event is authorised
+against the person its chat is bound to: a button's data is verified (HMAC) before it
+is read, and bot.replies checks that the person may act on that occurrence.  A chat
+nobody is bound to gets a polite refusal and learns nothing about any schedule.
+
+Store work happens in short transactions that never span an ``await`` (fetching a file
+from the platform happens between them): on SQLite a write lock held across an await
+would stall the worker sharing the event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import logging
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine as DbEngine
+from sqlmodel import Session
+
+from bot import replies as actions
+from bot.adapters.base import Button
+from bot.clock import Clock
+from bot.conversation import invites, queries
+from bot.conversation import state as flows
+from bot.conversation.dates import find_date, normalise
+from bot.conversation.events import Attachment, Document, FileSource, Inbound, Outcome, Say
+from bot.engine import effective_due
+from bot.messages import ASSIGNEE_ACTIONS
+from bot.messages import buttons as notification_buttons
+from bot.replies import EvidenceIn, ReplyRefused
+from bot.signing import BadSignature, Signer
+from bot.store.db import session_scope
+from bot.store.models import ChatState, Notification, Occurrence, Person, Schedule
+from bot.texts import DEFAULT_LANG, LANGS, phrase, render
+
+log = logging.getLogger("dutybot.conversation")
+
+DONE, PROGRESS, EXTEND, IMPORT = "done", "progress", "extend", "import"
+SCHEDULE_SUFFIXES = (".yaml", ".yml")
+MAX_SCHEDULE_BYTES = 2 * 1024 * 1024
+MAX_PROBLEMS_SHOWN = 30
+
+_PUNCT = r"\s*[，,。.:：;；!！、\-—]*\s*"
+_INTENTS: list[tuple[str, re.Pattern[str]]] = [
+    ("not_mine", re.compile(r"^(?:不是我的任务|不是我的|非本人任务|not\s+mine)" + _PUNCT, re.I)),
+    (
+        "done",
+        re.compile(
+            r"^(?:已经完成|已完成|完成了|已办结|办结了|已办理|done|completed)" + _PUNCT, re.I
+        ),
+    ),
+    ("progress", re.compile(r"^(?:汇报进展|进展情况|进展|进度|progress)" + _PUNCT, re.I)),
+    (
+        "extend",
+        re.compile(r"^(?:申请延期|延期|extension|extend)" + _PUNCT + r"(?:到|至|to)?\s*", re.I),
+    ),
+]
+_PERCENT = re.compile(r"(\d{1,3})\s*[%％]|百分之\s*(\d{1,3})")
+_CANCEL_WORDS = ("取消", "算了", "cancel", "/cancel")
+# plain words that mean a command, for people who do not type slashes
+_ALIASES = {
+    "任务": "tasks",
+    "我的任务": "tasks",
+    "待办": "tasks",
+    "逾期": "overdue",
+    "逾期事项": "overdue",
+    "汇总": "digest",
+    "督办汇总": "digest",
+    "帮助": "help",
+    "help": "help",
+}
+
+
+@dataclass(frozen=True)
+class ChatConfig:
+    """What the conversation needs from the settings."""
+
+    lang: str = DEFAULT_LANG
+    invite_ttl: timedelta = timedelta(hours=72)
+    state_ttl: timedelta = timedelta(hours=24)
+    evidence_dir: Path | None = None
+    evidence_max_bytes: int = 20 * 1024 * 1024
+    horizon_days: int = 62
+    list_limit: int = 20
+
+
+@dataclass
+class _Seen:
+    """What the first, read-only look at an event found (before any file is fetched)."""
+
+    person_id: int | None = None
+    admin: bool = False
+    flow: str | None = None
+    step: str | None = None
+    quoted: int | None = None  # the occurrence a quoted reminder is about
+
+
+def _intent(text: str | None) -> tuple[str | None, str]:
+    value = (text or "").strip()
+    for name, pattern in _INTENTS:
+        match = pattern.match(value)
+        if match:
+            return name, value[match.end() :].strip()
+    return None, value
+
+
+def _percent(text: str) -> int | None:
+    match = _PERCENT.search(normalise(text))
+    if not match:
+        return None
+    return int(match.group(1) or match.group(2))
+
+
+def _is_schedule_file(attachment: Attachment) -> bool:
+    name = (attachment.file_name or "").lower()
+    return attachment.kind == "document" and name.endswith(SCHEDULE_SUFFIXES)
+
+
+def _safe_name(name: str) -> str:
+    stem = Path(name).name
+    cleaned = re.sub(r"[^\w.\-]+", "_", stem, flags=re.UNICODE).strip("._")
+    return cleaned[:80] or "file"
+
+
+class Conversation:
+    def __init__(
+        self,
+        *,
+        db: DbEngine,
+        clock: Clock,
+        signer: Signer,
+        platform: str,
+        config: ChatConfig | None = None,
+        files: FileSource | None = None,
+        invite_link: Callable[[str], str] | None = None,
+    ) -> None:
+        self.db, self.clock, self.signer, self.platform = db, clock, signer, platform
+        self.config = config or ChatConfig()
+        self.files = files
+        self.invite_link = invite_link
+
+    # ---- entry ---------------------------------------------------------------------------
+
+    async def handle(self, event: Inbound) -> Outcome:
+        """Everything one event leads to.  Never raises for what a person does."""
+        if not event.private:
+            return Outcome()  # groups are not bound to anyone: stay silent there
+        if event.callback is not None:
+            return self._button(event)
+        if event.command == "start" and event.args.strip():
+            return self._start(event)
+        seen = self._look(event)
+        if seen.person_id is None:
+            return self._stranger(event)
+        fetched = await self._fetch(event, seen)
+        uploading = seen.flow == IMPORT and seen.step == "await_file"
+        unasked = seen.admin and seen.flow is None and seen.quoted is None
+        if uploading or (
+            unasked
+            and event.command is None
+            and any(_is_schedule_file(a) for a in event.attachments)
+        ):
+            document = next((a for a in event.attachments if a.kind == "document"), None)
+            if document is not None:
+                return self._import_file(event, seen.person_id, document, fetched)
+        with session_scope(self.db) as session:
+            person = session.get(Person, seen.person_id)
+            assert person is not None
+            if event.command:
+                return self._command(session, person, event)
+            return self._message(session, person, event, fetched)
+
+    def _look(self, event: Inbound) -> _Seen:
+        with session_scope(self.db) as session:
+            person = invites.bound_person(session, self.platform, event.chat_id)
+            if person is None:
+                return _Seen()
+            now = self.clock.now()
+            flow = flows.current(session, self.platform, event.chat_id, now)
+            quoted = (
+                queries.quoted_occurrence(session, person, event.reply_to)
+                if event.reply_to
+                else None
+            )
+            return _Seen(
+                person.id,
+                person.admin,
+                flow.flow if flow else None,
+                flow.step if flow else None,
+                quoted,
+            )
+
+    async def _fetch(self, event: Inbound, seen: _Seen) -> dict[str, bytes]:
+        """File contents this event needs: a schedule upload, or evidence to keep a copy of."""
+        if not event.attachments or self.files is None:
+            return {}
+        wanted: list[Attachment] = []
+        keep_evidence = self.config.evidence_dir is not None and (
+            seen.flow == DONE or seen.quoted is not None
+        )
+        for attachment in event.attachments:
+            size = attachment.size or 0
+            if seen.admin and _is_schedule_file(attachment) and seen.flow in (None, IMPORT):
+                if size <= MAX_SCHEDULE_BYTES:
+                    wanted.append(attachment)
+            elif keep_evidence and size <= self.config.evidence_max_bytes:
+                wanted.append(attachment)
+        fetched: dict[str, bytes] = {}
+        for attachment in wanted:
+            try:
+                fetched[attachment.file_id] = await self.files.fetch(attachment)
+            except Exception:  # the file_id is kept either way; a local copy is a bonus
+                log.warning("could not fetch %s %s", attachment.kind, attachment.file_id)
+        return fetched
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _lang(self, person: Person | None, event: Inbound | None = None) -> str:
+        if person is not None and person.lang in LANGS:
+            return person.lang
+        if person is None and event is not None and (event.language or "").startswith("en"):
+            return "en"
+        return self.config.lang
+
+    def _today(self, session: Session, person: Person) -> date:
+        _, st = queries.schedule_clock(session, person.schedule_id)
+        return st.local_date(self.clock.now())
+
+    def _refusal(self, code: str, lang: str) -> str:
+        return phrase("chat_refusals", code, lang)
+
+    def _refused(self, code: str, lang: str, *, button: bool) -> Outcome:
+        text = self._refusal(code, lang)
+        if button:
+            return Outcome(toast=text, alert=True)
+        return Outcome().say(html.escape(text))
+
+    def _button_of(self, action: str, ref: int, lang: str, **context: Any) -> Button:
+        catalogue = "buttons" if action in ("done", "progress", "extend", "not_mine") else None
+        label = phrase(catalogue or "chat_buttons", action, lang, **context)
+        return Button(label, action, ref)
+
+    def _answer_buttons(self, occurrence_id: int, lang: str) -> tuple[tuple[Button, ...], ...]:
+        return tuple(
+            tuple(self._button_of(a, occurrence_id, lang) for a in line)
+            for line in ASSIGNEE_ACTIONS
+        )
+
+    def _check(self, session: Session, occurrence_id: int, person: Person) -> None:
+        """May this person answer this occurrence now?  ReplyRefused if not."""
+        assert person.id is not None
+        case = actions._case(session, occurrence_id, person.id)
+        actions._require_open_and_assigned(case)
+
+    def _view(self, session: Session, occurrence_id: int, person: Person) -> dict[str, Any]:
+        found = queries.occurrence_view(session, occurrence_id, self._today(session, person))
+        assert found is not None
+        return found
+
+    def _begin(
+        self,
+        session: Session,
+        event: Inbound,
+        person: Person,
+        flow: str,
+        step: str,
+        occurrence_id: int | None = None,
+        **data: Any,
+    ) -> ChatState:
+        assert person.id is not None
+        return flows.begin(
+            session,
+            platform=self.platform,
+            chat_id=event.chat_id,
+            person_id=person.id,
+            flow=flow,
+            step=step,
+            now=self.clock.now(),
+            ttl=self.config.state_ttl,
+            occurrence_id=occurrence_id,
+            data=data,
+        )
+
+    # ---- strangers and binding -----------------------------------------------------------
+
+    def _stranger(self, event: Inbound) -> Outcome:
+        lang = self._lang(None, event)
+        if event.callback is not None:
+            return Outcome(toast=self._refusal("unknown_chat", lang), alert=True)
+        return Outcome().say(render("chat_unknown.html", lang))
+
+    def _start(self, event: Inbound) -> Outcome:
+        token = event.args.strip().split()[0]
+        with session_scope(self.db) as session:
+            try:
+                person = invites.redeem(
+                    session,
+                    token=token,
+                    platform=self.platform,
+                    chat_id=event.chat_id,
+                    now=self.clock.now(),
+                )
+            except invites.InviteRefused as refused:
+                lang = self._lang(None, event)
+                return Outcome().say(render("chat_invite_refused.html", lang, code=refused.code))
+            flows.clear(session, self.platform, event.chat_id)
+            return Outcome().say(self._welcome(session, person))
+
+    def _welcome(self, session: Session, person: Person) -> str:
+        schedule = session.get(Schedule, person.schedule_id)
+        today = self._today(session, person)
+        listing = queries.my_items(session, person, today, overdue_only=False, limit=1)
+        mine = len(listing.rows) + listing.more
+        return render(
+            "chat_welcome.html",
+            self._lang(person),
+            person=person.name,
+            title=person.title,
+            schedule=schedule.title if schedule else "",
+            roles=sorted(queries.roles(session, person)),
+            open_count=mine,
+        )
+
+    # ---- commands --------------------------------------------------------------------------
+
+    def _command(self, session: Session, person: Person, event: Inbound) -> Outcome:
+        lang = self._lang(person)
+        roles = queries.roles(session, person)
+        name = event.command or ""
+        if name == "start":
+            return Outcome().say(self._welcome(session, person))
+        if name == "help":
+            return Outcome().say(render("chat_help.html", lang, roles=sorted(roles)))
+        if name in ("tasks", "overdue"):
+            return self._list(session, person, overdue=name == "overdue")
+        if name == "done":
+            return self._done_command(session, person, event)
+        if name == "cancel":
+            flows.clear(session, self.platform, event.chat_id)
+            return Outcome().say(render("chat_cancelled.html", lang))
+        if name == "lang":
+            return self._lang_command(session, person, event.args.strip())
+        if name == "digest":
+            if not roles & {queries.LEADER, queries.ADMIN}:
+                return self._refused("not_leader", lang, button=False)
+            return self._digest(session, person)
+        if name in ("import", "invite", "report"):
+            if queries.ADMIN not in roles:
+                return self._refused("not_admin", lang, button=False)
+            if name == "import":
+                self._begin(session, event, person, IMPORT, "await_file")
+                return Outcome().say(
+                    render("chat_import_ask.html", lang),
+                    ((self._button_of("cancel", 0, lang),),),
+                )
+            if name == "invite":
+                return self._invite_command(session, person, event.args.strip())
+            return self._report(session, person)
+        return Outcome().say(render("chat_not_understood.html", lang, roles=sorted(roles)))
+
+    def _list(self, session: Session, person: Person, *, overdue: bool) -> Outcome:
+        today = self._today(session, person)
+        listing = queries.my_items(
+            session, person, today, overdue_only=overdue, limit=self.config.list_limit
+        )
+        text = render(
+            "chat_tasks.html",
+            self._lang(person),
+            rows=listing.rows,
+            more=listing.more,
+            overdue=overdue,
+            today=today.isoformat(),
+        )
+        return Outcome().say(text)
+
+    def _done_command(self, session: Session, person: Person, event: Inbound) -> Outcome:
+        lang = self._lang(person)
+        first, _, rest = event.args.strip().partition(" ")
+        first = first.lstrip("#＃")
+        if not first.isdigit():
+            return Outcome().say(render("chat_done_usage.html", lang))
+        return self._complete(
+            session, person, event, int(first), note=rest.strip() or None, evidence=[]
+        )
+
+    def _lang_command(self, session: Session, person: Person, arg: str) -> Outcome:
+        wanted = {"zh": "zh-CN", "zh-cn": "zh-CN", "中文": "zh-CN", "en": "en", "english": "en"}
+        lang = wanted.get(arg.lower())
+        if lang is None:
+            current = self._lang(person)
+            choices = tuple(
+                self._button_of("lang", i, current, lang=code) for i, code in enumerate(LANGS)
+            )
+            return Outcome().say(render("chat_lang.html", current, lang=current), (choices,))
+        return self._set_lang(session, person, lang)
+
+    def _set_lang(self, session: Session, person: Person, lang: str) -> Outcome:
+        person.lang = lang
+        session.add(person)
+        return Outcome(toast=phrase("chat_toasts", "saved", lang)).say(
+            render("chat_lang_set.html", lang, lang=lang)
+        )
+
+    def _digest(self, session: Session, person: Person) -> Outcome:
+        lang = self._lang(person)
+        payload = queries.leader_digest(session, person, self._today(session, person))
+        if not payload["overdue"]:
+            return Outcome().say(render("chat_digest_empty.html", lang, p=payload))
+        row = Notification(kind="digest", payload=payload, person_id=person.id)
+        text = render("digest.html", lang, p=payload, person=person.name, level=None)
+        return Outcome().say(text, notification_buttons(row, person, lang))
+
+    def _invite_command(self, session: Session, admin: Person, name: str) -> Outcome:
+        lang = self._lang(admin)
+        if not name:
+            return Outcome().say(render("chat_invite_usage.html", lang))
+        invited = queries.person_by_name(session, admin.schedule_id, name)
+        if invited is None:
+            return Outcome().say(render("chat_invite_unknown.html", lang, name=name))
+        if self.invite_link is None:
+            return self._refused("no_invite_link", lang, button=False)
+        token, invite = invites.create_invite(
+            session,
+            person=invited,
+            now=self.clock.now(),
+            ttl=self.config.invite_ttl,
+            actor=f"person:{admin.id}",
+        )
+        _, st = queries.schedule_clock(session, admin.schedule_id)
+        return Outcome().say(
+            render(
+                "chat_invite_link.html",
+                lang,
+                name=invited.name,
+                link=self.invite_link(token),
+                expires=invite.expires_at.astimezone(st.tz).strftime("%Y-%m-%d %H:%M"),
+            )
+        )
+
+    def _report(self, session: Session, admin: Person) -> Outcome:
+        from bot.reports.ledger import build_ledger
+        from bot.reports.records import load_records
+        from bot.reports.writers import write_ledger_xlsx
+
+        lang = self._lang(admin)
+        now = self.clock.now()
+        records = load_records(session, admin.schedule_id)
+        ledger = build_ledger(records, now=now, lang=lang)
+        _, st = queries.schedule_clock(session, admin.schedule_id)
+        name = phrase(
+            "report",
+            "default_file",
+            lang,
+            schedule=admin.schedule_id,
+            day=now.astimezone(st.tz),
+            ext="xlsx",
+        )
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "ledger.xlsx"
+            write_ledger_xlsx(ledger, path)
+            content = path.read_bytes()
+        caption = render("chat_report_caption.html", lang, tasks=ledger.task_count)
+        return Outcome(says=[Say(caption, document=Document(name, content))])
+
+    # ---- buttons -----------------------------------------------------------------------------
+
+    def _button(self, event: Inbound) -> Outcome:
+        try:
+            signed = self.signer.verify(event.callback)
+        except BadSignature:
+            log.warning("rejected a button with bad data in chat %s", event.chat_id)
+            with session_scope(self.db) as session:
+                person = invites.bound_person(session, self.platform, event.chat_id)
+                lang = self._lang(person, event)
+            return Outcome(toast=self._refusal("bad_button", lang), alert=True)
+        with session_scope(self.db) as session:
+            person = invites.bound_person(session, self.platform, event.chat_id)
+            if person is None:
+                return self._stranger(event)
+            lang = self._lang(person)
+            try:
+                return self._press(session, person, event, signed.action, signed.ref, lang)
+            except ReplyRefused as refused:
+                return self._refused(refused.code, lang, button=True)
+
+    def _press(
+        self, session: Session, person: Person, event: Inbound, action: str, ref: int, lang: str
+    ) -> Outcome:
+        assert person.id is not None
+        now = self.clock.now()
+        here = [event.message_ref] if event.message_ref else []
+        if action == DONE:
+            self._check(session, ref, person)
+            p = self._view(session, ref, person)
+            self._begin(
+                session, event, person, DONE, "await_evidence", ref, message=event.message_ref
+            )
+            required = p["evidence"] == "required"
+            keys = [] if required else [self._button_of("done_now", ref, lang)]
+            keys.append(self._button_of("cancel", 0, lang))
+            text = render("chat_ask_evidence.html", lang, p=p, required=required)
+            return Outcome(toast=phrase("chat_toasts", "go_on", lang)).say(text, (tuple(keys),))
+        if action == "done_now":
+            state = flows.current(session, self.platform, event.chat_id, now)
+            previous = (
+                (state.data or {}).get("message") if state and state.occurrence_id == ref else None
+            )
+            outcome = self._complete(session, person, event, ref, note=None, evidence=[])
+            outcome.clear_buttons += here + ([previous] if previous else [])
+            return outcome
+        if action == PROGRESS:
+            self._check(session, ref, person)
+            self._begin(
+                session, event, person, PROGRESS, "await_note", ref, message=event.message_ref
+            )
+            text = render("chat_ask_progress.html", lang, p=self._view(session, ref, person))
+            return Outcome(toast=phrase("chat_toasts", "go_on", lang)).say(
+                text, ((self._button_of("cancel", 0, lang),),)
+            )
+        if action == EXTEND:
+            self._check(session, ref, person)
+            self._begin(
+                session, event, person, EXTEND, "await_date", ref, message=event.message_ref
+            )
+            text = render(
+                "chat_ask_date.html", lang, p=self._view(session, ref, person), error=None
+            )
+            return Outcome(toast=phrase("chat_toasts", "go_on", lang)).say(
+                text, ((self._button_of("cancel", 0, lang),),)
+            )
+        if action == "not_mine":
+            actions.not_mine(session, occurrence_id=ref, person_id=person.id, now=now)
+            text = render("chat_not_mine_sent.html", lang, p=self._view(session, ref, person))
+            outcome = Outcome(toast=phrase("chat_toasts", "sent", lang), clear_buttons=here)
+            return outcome.say(text)
+        if action == "nudge":
+            count = actions.nudge(session, occurrence_id=ref, person_id=person.id, now=now)
+            text = render("chat_nudged.html", lang, p=self._view(session, ref, person), count=count)
+            return Outcome(toast=phrase("chat_toasts", "sent", lang)).say(text)
+        if action in ("approve", "deny"):
+            reply = actions.decide_extension(
+                session, reply_id=ref, person_id=person.id, now=now, approve=action == "approve"
+            )
+            asker = session.get(Person, reply.person_id)
+            text = render(
+                "chat_extension_decided.html",
+                lang,
+                p=self._view(session, reply.occurrence_id, person),
+                approved=action == "approve",
+                asker=asker.name if asker else "",
+                requested=reply.requested_date.isoformat() if reply.requested_date else "",
+            )
+            outcome = Outcome(toast=phrase("chat_toasts", "saved", lang), clear_buttons=here)
+            return outcome.say(text)
+        if action == "cancel":
+            flows.clear(session, self.platform, event.chat_id)
+            outcome = Outcome(toast=phrase("chat_toasts", "cancelled", lang), clear_buttons=here)
+            return outcome.say(render("chat_cancelled.html", lang))
+        if action == "lang":
+            if ref >= len(LANGS):
+                raise ReplyRefused("not_found")
+            outcome = self._set_lang(session, person, LANGS[ref])
+            outcome.clear_buttons += here
+            return outcome
+        if action in ("import_ok", "import_no"):
+            return self._import_decision(session, person, event, confirm=action == "import_ok")
+        raise ReplyRefused("not_found")
+
+    # ---- messages ------------------------------------------------------------------------------
+
+    def _message(
+        self, session: Session, person: Person, event: Inbound, fetched: dict[str, bytes]
+    ) -> Outcome:
+        lang = self._lang(person)
+        now = self.clock.now()
+        text = (event.text or "").strip()
+        state = flows.current(session, self.platform, event.chat_id, now)
+        if state is not None and text.lower() in _CANCEL_WORDS:
+            flows.clear(session, self.platform, event.chat_id)
+            return Outcome().say(render("chat_cancelled.html", lang))
+        if state is not None and state.flow != IMPORT:
+            try:
+                return self._continue(session, person, event, state, fetched)
+            except ReplyRefused as refused:
+                flows.clear(session, self.platform, event.chat_id)
+                return self._refused(refused.code, lang, button=False)
+        if state is not None:  # an import waits for a file or a tap on its buttons
+            return Outcome().say(render("chat_import_waiting.html", lang, step=state.step))
+        quoted = (
+            queries.quoted_occurrence(session, person, event.reply_to) if event.reply_to else None
+        )
+        if quoted is not None:
+            try:
+                return self._answer(session, person, event, quoted, fetched)
+            except ReplyRefused as refused:
+                return self._refused(refused.code, lang, button=False)
+        alias = _ALIASES.get(text.lower())
+        if alias:
+            return self._command(session, person, replace(event, command=alias, args=""))
+        roles = sorted(queries.roles(session, person))
+        return Outcome().say(render("chat_not_understood.html", lang, roles=roles))
+
+    def _continue(
+        self,
+        session: Session,
+        person: Person,
+        event: Inbound,
+        state: ChatState,
+        fetched: dict[str, bytes],
+    ) -> Outcome:
+        """The next step of a flow begun by a button."""
+        lang = self._lang(person)
+        occ_id = state.occurrence_id
+        assert occ_id is not None
+        text = (event.text or "").strip()
+        earlier = (state.data or {}).get("message")
+        if state.flow == DONE:
+            if not text and not event.attachments:
+                return Outcome().say(
+                    render(
+                        "chat_ask_evidence.html",
+                        lang,
+                        p=self._view(session, occ_id, person),
+                        required=True,
+                    )
+                )
+            evidence = self._evidence(session, event, occ_id, fetched)
+            outcome = self._complete(
+                session, person, event, occ_id, note=text or None, evidence=evidence
+            )
+            outcome.clear_buttons += [earlier] if earlier else []
+            return outcome
+        if state.flow == PROGRESS:
+            if not text:
+                return Outcome().say(
+                    render("chat_ask_progress.html", lang, p=self._view(session, occ_id, person))
+                )
+            return self._progress(session, person, event, occ_id, text, earlier)
+        if state.flow == EXTEND and state.step == "await_date":
+            return self._extension_date(session, person, event, state, text)
+        if state.flow == EXTEND and state.step == "await_reason":
+            if not text:
+                return Outcome().say(
+                    render(
+                        "chat_ask_reason.html",
+                        lang,
+                        p=self._view(session, occ_id, person),
+                        new_date=(state.data or {}).get("new_date"),
+                    )
+                )
+            new_date = date.fromisoformat(str((state.data or {})["new_date"]))
+            return self._request_extension(session, person, event, occ_id, new_date, text, earlier)
+        flows.clear(session, self.platform, event.chat_id)
+        return Outcome().say(render("chat_cancelled.html", lang))
+
+    def _answer(
+        self,
+        session: Session,
+        person: Person,
+        event: Inbound,
+        occ_id: int,
+        fetched: dict[str, bytes],
+    ) -> Outcome:
+        """A plain reply quoting a reminder: "已完成，会议纪要见附件" with a file."""
+        lang = self._lang(person)
+        intent, rest = _intent(event.text)
+        if intent == "done":
+            evidence = self._evidence(session, event, occ_id, fetched)
+            outcome = self._complete(
+                session, person, event, occ_id, note=rest or None, evidence=evidence
+            )
+            outcome.clear_buttons.append(event.reply_to or "")
+            return outcome
+        if intent == "progress" and rest:
+            return self._progress(session, person, event, occ_id, rest, None)
+        if intent == "not_mine":
+            assert person.id is not None
+            actions.not_mine(
+                session,
+                occurrence_id=occ_id,
+                person_id=person.id,
+                now=self.clock.now(),
+                note=rest or None,
+            )
+            outcome = Outcome(clear_buttons=[event.reply_to or ""])
+            return outcome.say(
+                render("chat_not_mine_sent.html", lang, p=self._view(session, occ_id, person))
+            )
+        if intent == "extend":
+            self._check(session, occ_id, person)
+            state = self._begin(
+                session, event, person, EXTEND, "await_date", occ_id, message=event.reply_to
+            )
+            if rest:
+                return self._extension_date(session, person, event, state, rest)
+            text = render(
+                "chat_ask_date.html", lang, p=self._view(session, occ_id, person), error=None
+            )
+            return Outcome().say(text, ((self._button_of("cancel", 0, lang),),))
+        self._check(session, occ_id, person)  # nothing recognised: offer the buttons again
+        p = self._view(session, occ_id, person)
+        return Outcome().say(
+            render("chat_choose.html", lang, p=p), self._answer_buttons(occ_id, lang)
+        )
+
+    # ---- the actions -----------------------------------------------------------------------------
+
+    def _evidence(
+        self, session: Session, event: Inbound, occ_id: int, fetched: dict[str, bytes]
+    ) -> list[EvidenceIn]:
+        """What the person sent, with a local copy where the evidence folder is configured."""
+        kept: list[EvidenceIn] = []
+        occ = session.get(Occurrence, occ_id)
+        for attachment in event.attachments:
+            local = None
+            content = fetched.get(attachment.file_id)
+            if content is not None and self.config.evidence_dir is not None and occ is not None:
+                local = self._keep(occ, attachment, content)
+            kept.append(
+                EvidenceIn(
+                    kind=attachment.kind,
+                    file_id=attachment.file_id,
+                    file_name=attachment.file_name,
+                    mime_type=attachment.mime_type
+                    or ("image/jpeg" if attachment.kind == "photo" else None),
+                    size=attachment.size,
+                    local_path=local,
+                )
+            )
+        return kept
+
+    def _keep(self, occ: Occurrence, attachment: Attachment, content: bytes) -> str:
+        assert self.config.evidence_dir is not None
+        folder = self.config.evidence_dir / _safe_name(occ.schedule_id) / f"occurrence-{occ.id}"
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = _safe_name(attachment.unique_id or attachment.file_id)
+        name = attachment.file_name or ("photo.jpg" if attachment.kind == "photo" else "file")
+        path = folder / f"{stem}-{_safe_name(name)}"
+        path.write_bytes(content)
+        return str(path)
+
+    def _complete(
+        self,
+        session: Session,
+        person: Person,
+        event: Inbound,
+        occ_id: int,
+        *,
+        note: str | None,
+        evidence: list[EvidenceIn],
+    ) -> Outcome:
+        assert person.id is not None
+        lang = self._lang(person)
+        try:
+            actions.complete(
+                session,
+                occurrence_id=occ_id,
+                person_id=person.id,
+                now=self.clock.now(),
+                note=note,
+                evidence=evidence,
+            )
+        except ReplyRefused as refused:
+            for item in evidence:  # nothing was recorded: keep no orphan copies
+                if item.local_path:
+                    with contextlib.suppress(OSError):
+                        Path(item.local_path).unlink()
+            if refused.code == "evidence_required":  # ask for it instead of giving up
+                self._begin(session, event, person, DONE, "await_evidence", occ_id)
+                text = render(
+                    "chat_ask_evidence.html",
+                    lang,
+                    p=self._view(session, occ_id, person),
+                    required=True,
+                )
+                return Outcome(toast=phrase("chat_refusals", "evidence_required", lang)).say(
+                    text, ((self._button_of("cancel", 0, lang),),)
+                )
+            raise
+        flows.clear(session, self.platform, event.chat_id)
+        p = self._view(session, occ_id, person)
+        text = render(
+            "chat_done.html",
+            lang,
+            p=p,
+            note=note,
+            evidence_count=len(evidence),
+            finished=p["status"] == "done",
+        )
+        return Outcome(toast=phrase("chat_toasts", "done", lang)).say(text)
+
+    def _progress(
+        self,
+        session: Session,
+        person: Person,
+        event: Inbound,
+        occ_id: int,
+        text: str,
+        earlier: str | None,
+    ) -> Outcome:
+        assert person.id is not None
+        percent = _percent(text)
+        actions.report_progress(
+            session,
+            occurrence_id=occ_id,
+            person_id=person.id,
+            now=self.clock.now(),
+            note=text,
+            percent=percent,
+        )
+        flows.clear(session, self.platform, event.chat_id)
+        p = self._view(session, occ_id, person)
+        outcome = Outcome(toast=phrase("chat_toasts", "saved", self._lang(person)))
+        if p["status"] != "open" and earlier:
+            outcome.clear_buttons.append(earlier)
+        return outcome.say(
+            render("chat_progress_saved.html", self._lang(person), p=p, percent=percent)
+        )
+
+    def _extension_date(
+        self, session: Session, person: Person, event: Inbound, state: ChatState, text: str
+    ) -> Outcome:
+        lang = self._lang(person)
+        occ_id = state.occurrence_id
+        assert occ_id is not None
+        today = self._today(session, person)
+        found = find_date(text, today) if text else None
+        p = self._view(session, occ_id, person)
+        cancel = ((self._button_of("cancel", 0, lang),),)
+        if found is None:
+            return Outcome().say(render("chat_ask_date.html", lang, p=p, error="unparsed"), cancel)
+        occ = session.get(Occurrence, occ_id)
+        assert occ is not None
+        if found.day <= effective_due(occ):
+            return Outcome().say(
+                render(
+                    "chat_ask_date.html", lang, p=p, error="not_later", given=found.day.isoformat()
+                ),
+                cancel,
+            )
+        reason = re.sub("^" + _PUNCT, "", normalise(text)[found.end :]).strip()
+        reason = re.sub(r"^(?:因为|由于|原因[是:：]?|because)\s*", "", reason) if reason else ""
+        earlier = (state.data or {}).get("message")
+        if reason:  # "延期到6月20日，设备未到货": date and reason in one message
+            return self._request_extension(
+                session, person, event, occ_id, found.day, reason, earlier
+            )
+        flows.advance(
+            session,
+            state,
+            step="await_reason",
+            now=self.clock.now(),
+            ttl=self.config.state_ttl,
+            new_date=found.day.isoformat(),
+        )
+        text = render("chat_ask_reason.html", lang, p=p, new_date=found.day.isoformat())
+        return Outcome().say(text, cancel)
+
+    def _request_extension(
+        self,
+        session: Session,
+        person: Person,
+        event: Inbound,
+        occ_id: int,
+        new_date: date,
+        reason: str,
+        earlier: str | None,
+    ) -> Outcome:
+        assert person.id is not None
+        actions.request_extension(
+            session,
+            occurrence_id=occ_id,
+            person_id=person.id,
+            now=self.clock.now(),
+            new_date=new_date,
+            reason=reason,
+        )
+        flows.clear(session, self.platform, event.chat_id)
+        lang = self._lang(person)
+        p = self._view(session, occ_id, person)
+        text = render(
+            "chat_extension_sent.html", lang, p=p, new_date=new_date.isoformat(), reason=reason
+        )
+        return Outcome(toast=phrase("chat_toasts", "sent", lang)).say(text)
+
+    # ---- schedule import ---------------------------------------------------------------------
+
+    def _import_file(
+        self, event: Inbound, person_id: int, document: Attachment, fetched: dict[str, bytes]
+    ) -> Outcome:
+        """Validate an uploaded schedule and show what importing it would change."""
+        from bot.schedule.importer import import_schedule
+        from bot.schedule.validate import load_schedule
+
+        with session_scope(self.db) as session:
+            person = session.get(Person, person_id)
+            assert person is not None
+            lang = self._lang(person)
+            if not person.admin:
+                return self._refused("not_admin", lang, button=False)
+        name = _safe_name(document.file_name or "schedule.yaml")
+        content = fetched.get(document.file_id)
+        if content is None:
+            return Outcome().say(render("chat_import_unreadable.html", lang, name=name))
+        try:
+            text = content.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return self._import_failed(
+                event, lang, name, [phrase("validation", "not_utf8", lang)], 1
+            )
+        loaded = load_schedule(name, lang=lang, text=text)
+        if not loaded.ok or loaded.spec is None:
+            return self._import_failed(
+                event, lang, name, [str(p) for p in loaded.problems], len(loaded.errors)
+            )
+        spec = loaded.spec
+        with session_scope(self.db) as session:
+            if spec.schedule != person.schedule_id and session.get(Schedule, spec.schedule):
+                flows.clear(session, self.platform, event.chat_id)
+                return self._refused("import_other_schedule", lang, button=False)
+        now = self.clock.now()
+        with Session(self.db) as dry:  # a rehearsal: import, look at the diff, roll back
+            try:
+                diff = import_schedule(
+                    dry,
+                    spec,
+                    now=now,
+                    horizon_days=self.config.horizon_days,
+                    actor=f"person:{person_id}",
+                    source_file=name,
+                )
+            finally:
+                dry.rollback()
+        with session_scope(self.db) as session:
+            person = session.get(Person, person_id)
+            assert person is not None
+            if diff.unchanged:
+                flows.clear(session, self.platform, event.chat_id)
+                return Outcome().say(html.escape(render("import_diff", lang, diff=diff)))
+            self._begin(session, event, person, IMPORT, "await_confirm", text=text, name=name)
+            keys = (
+                self._button_of("import_ok", person_id, lang),
+                self._button_of("import_no", person_id, lang),
+            )
+            preview = render(
+                "chat_import_preview.html",
+                lang,
+                diff_text=render("import_diff", lang, diff=diff),
+                warnings=[str(p) for p in loaded.warnings][:MAX_PROBLEMS_SHOWN],
+            )
+            return Outcome().say(preview, (keys,))
+
+    def _import_failed(
+        self, event: Inbound, lang: str, name: str, problems: list[str], errors: int
+    ) -> Outcome:
+        with session_scope(self.db) as session:
+            flows.clear(session, self.platform, event.chat_id)
+        text = render(
+            "chat_import_errors.html",
+            lang,
+            name=name,
+            count=errors,
+            problems=problems[:MAX_PROBLEMS_SHOWN],
+            more=max(len(problems) - MAX_PROBLEMS_SHOWN, 0),
+        )
+        return Outcome().say(text)
+
+    def _import_decision(
+        self, session: Session, person: Person, event: Inbound, *, confirm: bool
+    ) -> Outcome:
+        from bot.schedule.importer import import_schedule
+        from bot.schedule.validate import load_schedule
+
+        lang = self._lang(person)
+        here = [event.message_ref] if event.message_ref else []
+        if not person.admin:
+            raise ReplyRefused("not_admin")
+        state = flows.current(session, self.platform, event.chat_id, self.clock.now())
+        if state is None or state.flow != IMPORT or state.step != "await_confirm":
+            return Outcome(toast=self._refusal("no_import", lang), alert=True, clear_buttons=here)
+        data = state.data or {}
+        flows.clear(session, self.platform, event.chat_id)
+        if not confirm:
+            outcome = Outcome(toast=phrase("chat_toasts", "cancelled", lang), clear_buttons=here)
+            return outcome.say(render("chat_import_cancelled.html", lang))
+        loaded = load_schedule(str(data.get("name")), lang=lang, text=str(data.get("text")))
+        if loaded.spec is None:  # validated a moment ago; only a code change could get here
+            return self._refused("no_import", lang, button=True)
+        diff = import_schedule(
+            session,
+            loaded.spec,
+            now=self.clock.now(),
+            horizon_days=self.config.horizon_days,
+            actor=f"person:{person.id}",
+            source_file=str(data.get("name")),
+        )
+        text = render(
+            "chat_import_applied.html", lang, diff_text=render("import_diff", lang, diff=diff)
+        )
+        return Outcome(toast=phrase("chat_toasts", "saved", lang), clear_buttons=here).say(text)
