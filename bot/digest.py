@@ -79,7 +79,14 @@ def build(
         elif item.status == "done" and item.completed_on and item.completed_on >= since:
             digest.completed.append(_row(item))
     for unit in sorted(grouped, key=lambda u: -max(r["overdue_days"] for r in grouped[u])):
-        digest.overdue[unit] = sorted(grouped[unit], key=lambda r: (-r["overdue_days"], r["ref"]))
+        rows = sorted(grouped[unit], key=lambda r: (-r["overdue_days"], r["ref"]))
+        per_task: dict[int, dict[str, Any]] = {}
+        for row in rows:  # a duty missed period after period shows once, oldest first, with a count
+            if row["task_id"] in per_task:
+                per_task[row["task_id"]]["periods"] += 1
+            else:
+                per_task[row["task_id"]] = {**row, "periods": 1}
+        digest.overdue[unit] = list(per_task.values())
     digest.due_soon.sort(key=lambda r: (r["due_date"], r["ref"]))
     seen: set[int] = set()  # a daily duty shows once, with its nearest due day
     digest.due_soon = [
