@@ -33,6 +33,9 @@ def labels(text: str) -> list[str]:
         ("班组日排查、部门周排查、厂长经理月排查", ["day*1", "week*1", "month*1"]),
         ("按月通报执法情况", ["month*1"]),
         ("每两周开展一次", ["FREQ=WEEKLY;INTERVAL=2*1"]),
+        # a yearly total after a comma belongs to the year, not to the quarter before it
+        ("每季度组织开展1次危险化学品专项检查，全年不少于4次", ["quarter*1"]),
+        ("每月检查1次，年内不少于12次", ["month*1"]),
         (
             "主要负责人每季度组织1次专题研究，解决重大问题；每季度实地开展调研检查1次；"
             "每半年听取1次班子成员履职情况汇报。",

@@ -41,7 +41,9 @@ _AT_LEAST = re.compile(
     r"(?!学时|小时|课时|天|日|分|人|%|％|元|万|个工作日|周|个月|月|年|公里|米)"
 )
 _COUNT = re.compile(rf"{_NUM}\s*(?P<u>次|家|场|轮|批|条|期|篇|遍|回)(?:以上|及以上)?")
-_CLAUSE_END = re.compile(r"[。；;！!？?\n]|，(?=[^，。；]*?每)")
+# a clause ends at a full stop, or at a comma that opens another period's scope
+# ("每季度…1次，全年不少于4次": the 4 belongs to the year, not the quarter)
+_CLAUSE_END = re.compile(r"[。；;！!？?\n]|，(?=[^，。；]*?(?:每|全年|年内|全季|全月|当年|本年))")
 _PHRASE_END = re.compile(r"[。；;，,\n]")
 _QUOTED = re.compile(r"“[^”]{0,12}”|\"[^\"]{0,12}\"|「[^」]{0,12}」|‘[^’]{0,12}’")
 _PER_DAY_PENALTY = re.compile(r"按日")
@@ -82,9 +84,11 @@ def _period(word: str, n: str | None) -> str:
 
 
 def _times(clause: str) -> int:
-    match = _AT_LEAST.search(clause) or _COUNT.search(clause)
-    if not match:
+    """The count nearest the period word: "每月至少检查2家" → 2."""
+    matches = [m for m in (_AT_LEAST.search(clause), _COUNT.search(clause)) if m]
+    if not matches:
         return 1
+    match = min(matches, key=lambda m: m.start())
     value = cn_to_int(match["n"]) or 1
     return max(1, value)
 
