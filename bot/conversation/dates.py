@@ -89,10 +89,10 @@ def _weekday(today: date, weeks: int | None, weekday: int) -> date:
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*[日号]?"), "ymd"),
-    (re.compile(r"(下个?|本|这个?)?月\s*(\d{1,2})\s*[日号]"), "rel_month_day"),
+    (re.compile(r"(?<!\d)(下个?|本|这个?)?月\s*(\d{1,2})\s*[日号]"), "rel_month_day"),
     (re.compile(r"(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]?"), "md"),
     (re.compile(r"(\d{1,2})\s*月\s*(?:底|末)"), "month_end"),
-    (re.compile(r"(下个?|本|这个?)?月\s*(?:底|末)"), "rel_month_end"),
+    (re.compile(r"(?<!\d)(下个?|本|这个?)?月\s*(?:底|末)"), "rel_month_end"),
     (
         re.compile(r"(下下个?|下个?|本|这个?)?(?:周|星期|礼拜)\s*([一二三四五六日天七1-7])"),
         "weekday",

@@ -175,9 +175,12 @@ class Conversation:
         with session_scope(self.db) as session:
             person = session.get(Person, seen.person_id)
             assert person is not None
-            if event.command:
-                return self._command(session, person, event)
-            return self._message(session, person, event, fetched)
+            try:
+                if event.command:
+                    return self._command(session, person, event)
+                return self._message(session, person, event, fetched)
+            except ReplyRefused as refused:  # raised before anything was written
+                return self._refused(refused.code, self._lang(person), button=False)
 
     def _look(self, event: Inbound) -> _Seen:
         with session_scope(self.db) as session:
@@ -398,7 +401,7 @@ class Conversation:
         if lang is None:
             current = self._lang(person)
             choices = tuple(
-                self._button_of("lang", i, current, lang=code) for i, code in enumerate(LANGS)
+                self._button_of("lang", i, current, code=code) for i, code in enumerate(LANGS)
             )
             return Outcome().say(render("chat_lang.html", current, lang=current), (choices,))
         return self._set_lang(session, person, lang)
