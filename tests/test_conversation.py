@@ -513,3 +513,29 @@ def test_import_refuses_someone_elses_schedule_and_bad_files(chat: Chat) -> None
     assert "无法读取文件" in text(upload(chat, LI, "x", name="list.txt"))
     # a non-admin's YAML is just a file: nothing is fetched, nothing imported
     assert "没有看懂" in text(upload(chat, ZHANG, SCHEDULE_YAML))
+
+
+def test_an_album_files_every_photo_with_the_one_completion(chat: Chat, tmp_path: Path) -> None:
+    chat.restart(evidence_dir=tmp_path)
+    chat.press(ZHANG, "done", occ_id(chat.engine))
+    for n in range(3):
+        chat.files.content[f"P{n}"] = f"photo {n}".encode()
+    first = chat.event(
+        ZHANG,
+        text="现场检查照片",
+        group="album-1",
+        attachments=(Attachment("photo", "P0", None, "image/jpeg", 7, "U0"),),
+    )
+    assert "已记录完成" in text(first)
+    for n in (1, 2):
+        rest = chat.event(
+            ZHANG, group="album-1", attachments=(Attachment("photo", f"P{n}", None, None, 7),)
+        )
+        assert rest == Outcome()  # filed silently
+    with Session(chat.engine) as session:
+        evidence = session.exec(select(Evidence).order_by(col(Evidence.id))).all()
+    assert [e.file_id for e in evidence] == ["P0", "P1", "P2"]
+    assert {e.reply_id for e in evidence} == {replies(chat.engine)[-1].id}
+    assert all(Path(str(e.local_path)).exists() for e in evidence)
+    # the album is over: the next message is read afresh
+    assert "没有看懂" in text(chat.say(ZHANG, "好的"))

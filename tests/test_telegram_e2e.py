@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from bot.store.models import (
 )
 from bot.worker import Worker
 from tests.conftest import local
-from tests.fakes.botapi import Call, FakeBotApi, Fault
+from tests.fakes.botapi import Call, FakeBotApi, Fault, parse_html, utf16_len
 from tests.fakes.chat import CHATS, REMIND_DAY, SCHEDULE_ID, SCHEDULE_YAML, seed
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -485,3 +486,40 @@ def test_webhook_mode_checks_the_secret_token(engine: Engine, api: FakeBotApi) -
             assert "尚未绑定任何人员" in answer.params["text"]
 
     run(scenario())
+
+
+def test_replies_survive_one_429_or_5xx_and_long_ones_are_split(
+    engine: Engine, api: FakeBotApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    tokens = seed(engine)
+    clock = SimulatedClock(REMIND_DAY)
+    caplog.set_level(logging.DEBUG)
+    # an upload with many long problems: its error report runs past 4,096 characters
+    names = ", ".join(f"未登记人员{n:03d}" * 20 for n in range(40))
+    bad = SCHEDULE_YAML.replace(
+        "lead: [熊伟]\n    units: [能源科]\n    due: 2022-07-29",
+        f"lead: [{names}]\n    units: [能源科]\n    due: 2022-07-29",
+    )
+
+    async def scenario() -> None:
+        async with running(engine, api, clock) as bot:
+            api.inject("sendMessage", Fault.retry_after(1), chat_id=777)
+            refused = await bot.send(777, "/tasks")  # the 429'd attempt, then the retry
+            assert refused.status == 429
+            await bot.expect(777, "尚未绑定任何人员")
+            api.inject("sendMessage", Fault.server_error(502), chat_id=778)
+            await bot.send(778, "/help")
+            await bot.expect(778, "尚未绑定任何人员")
+
+            await bot.bind("李强", tokens["李强"])
+            await bot.send(503, "/import")
+            before = len(bot.said(503))
+            api.push_document(503, bad.encode(), file_name="long.yaml")
+            await bot.expect(503, "请修改后重新发送")
+            parts = bot.said(503)[before:]
+            assert len(parts) >= 2
+            assert all(utf16_len(parse_html(p.params["text"])) <= 4096 for p in parts)
+
+    run(scenario())
+    assert api.token not in caplog.text
+    assert api.token.split(":")[1] not in caplog.text

@@ -21,6 +21,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
+from urllib.parse import quote
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.constants import ParseMode
@@ -390,6 +391,7 @@ _REDACT = _RedactTokens()
 
 def _redact_in_logs(token: str) -> None:
     _REDACT.tokens.add(token)
+    _REDACT.tokens.add(quote(token, safe=""))  # file downloads quote it: 123%3AABC
     for name in _TOKEN_LOGGERS:
         logger = logging.getLogger(name)
         if _REDACT not in logger.filters:

@@ -70,6 +70,8 @@ CAPTION_LIMIT = 1024
 TOAST_LIMIT = 200
 SECRET_HEADER = b"x-telegram-bot-api-secret-token"
 MAX_UPDATE_BYTES = 1024 * 1024
+RETRY_WAIT = 0.5  # seconds before the one retry of a reply after a transient failure
+MAX_REPLY_WAIT = 10.0  # a longer flood wait is not worth holding up the next update
 
 
 def inbound(update: Update) -> Inbound | None:
@@ -106,6 +108,7 @@ def inbound(update: Update) -> Inbound | None:
         args=args,
         reply_to=str(replied.message_id) if replied else None,
         attachments=_attachments(message),
+        group=message.media_group_id,
     )
 
 
@@ -438,11 +441,23 @@ class TelegramFrontend:
                         parse_mode=ParseMode.HTML,
                     )
                     if caption is None:
-                        await self.adapter.send(OutboundMessage(event.chat_id, say.text))
+                        await self._reply(OutboundMessage(event.chat_id, say.text))
                 else:
-                    await self.adapter.send(OutboundMessage(event.chat_id, say.text, say.buttons))
+                    await self._reply(OutboundMessage(event.chat_id, say.text, say.buttons))
             except (DeliveryError, TelegramError) as exc:
                 log.warning("reply to chat %s failed: %s", event.chat_id, _reason(exc))
+
+    async def _reply(self, message: OutboundMessage) -> None:
+        """Send a reply, once more after a short flood-control wait or a server hiccup: the
+        person is waiting for it, and what they did is already recorded either way."""
+        try:
+            await self.adapter.send(message)
+        except DeliveryError as exc:
+            wait = exc.retry_after if exc.retry_after is not None else RETRY_WAIT
+            if exc.permanent or wait > MAX_REPLY_WAIT:
+                raise
+            await asyncio.sleep(wait)
+            await self.adapter.send(message)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("error while handling an update: %s", _reason(context.error))

@@ -38,6 +38,7 @@ class Inbound:
     message_ref: str | None = None  # the message a pressed button sits on
     reply_to: str | None = None  # the message this one answers (a reply to a reminder)
     attachments: tuple[Attachment, ...] = ()
+    group: str | None = None  # an album: several photos sent together, one message each
     language: str | None = None  # the client's language, for people not yet bound
     private: bool = True  # a one-to-one chat (groups are not bound to anyone)
 

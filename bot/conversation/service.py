@@ -39,7 +39,15 @@ from bot.messages import buttons as notification_buttons
 from bot.replies import EvidenceIn, ReplyRefused
 from bot.signing import BadSignature, Signer
 from bot.store.db import session_scope
-from bot.store.models import ChatState, Notification, Occurrence, Person, Schedule
+from bot.store.models import (
+    AuditEvent,
+    ChatState,
+    Evidence,
+    Notification,
+    Occurrence,
+    Person,
+    Schedule,
+)
 from bot.texts import DEFAULT_LANG, LANGS, phrase, render
 
 log = logging.getLogger("dutybot.conversation")
@@ -587,6 +595,12 @@ class Conversation:
         now = self.clock.now()
         text = (event.text or "").strip()
         state = flows.current(session, self.platform, event.chat_id, now)
+        if state is not None and state.step == "more_evidence":
+            data = state.data or {}
+            if event.group and event.group == data.get("group") and event.attachments:
+                return self._more_evidence(session, person, event, state, fetched)
+            flows.clear(session, self.platform, event.chat_id)  # the album is over
+            state = None
         if state is not None and text.lower() in _CANCEL_WORDS:
             flows.clear(session, self.platform, event.chat_id)
             return Outcome().say(render("chat_cancelled.html", lang))
@@ -741,6 +755,36 @@ class Conversation:
             )
         return kept
 
+    def _more_evidence(
+        self,
+        session: Session,
+        person: Person,
+        event: Inbound,
+        state: ChatState,
+        fetched: dict[str, bytes],
+    ) -> Outcome:
+        """The rest of an album sent with a completion: filed with the same reply, silently."""
+        now = self.clock.now()
+        occ = session.get(Occurrence, state.occurrence_id)
+        reply_id = int((state.data or {})["reply"])
+        assert occ is not None and occ.id is not None
+        evidence = self._evidence(session, event, occ.id, fetched)
+        for item in evidence:
+            session.add(Evidence(reply_id=reply_id, created_at=now, **item.__dict__))
+        session.add(
+            AuditEvent(
+                at=now,
+                actor=f"person:{person.id}",
+                action="evidence_added",
+                schedule_id=occ.schedule_id,
+                occurrence_id=occ.id,
+                person_id=person.id,
+                detail={"by": person.name, "reply": reply_id, "evidence": len(evidence)},
+            )
+        )
+        flows.advance(session, state, step=state.step, now=now, ttl=self.config.state_ttl)
+        return Outcome()
+
     def _keep(self, occ: Occurrence, attachment: Attachment, content: bytes) -> str:
         assert self.config.evidence_dir is not None
         folder = self.config.evidence_dir / _safe_name(occ.schedule_id) / f"occurrence-{occ.id}"
@@ -764,7 +808,7 @@ class Conversation:
         assert person.id is not None
         lang = self._lang(person)
         try:
-            actions.complete(
+            reply = actions.complete(
                 session,
                 occurrence_id=occ_id,
                 person_id=person.id,
@@ -790,6 +834,17 @@ class Conversation:
                 )
             raise
         flows.clear(session, self.platform, event.chat_id)
+        if event.group and evidence:  # the album's other photos are on their way
+            self._begin(
+                session,
+                event,
+                person,
+                DONE,
+                "more_evidence",
+                occ_id,
+                reply=reply.id,
+                group=event.group,
+            )
         p = self._view(session, occ_id, person)
         text = render(
             "chat_done.html",
