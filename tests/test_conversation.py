@@ -7,6 +7,8 @@ is bound to; buttons carry signed data made by the same Signer the adapter would
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -539,3 +541,14 @@ def test_an_album_files_every_photo_with_the_one_completion(chat: Chat, tmp_path
     assert all(Path(str(e.local_path)).exists() for e in evidence)
     # the album is over: the next message is read afresh
     assert "没有看懂" in text(chat.say(ZHANG, "好的"))
+
+
+def test_the_conversation_never_imports_the_chat_library() -> None:
+    code = (
+        "import sys, bot.conversation.service, bot.conversation.cli, bot.signing; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'telegram'))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert found.strip() == "[]"

@@ -13,31 +13,25 @@ would stall the worker sharing the event loop.
 from __future__ import annotations
 
 import contextlib
-import html
 import logging
 import re
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import Engine as DbEngine
 from sqlmodel import Session
 
 from bot import replies as actions
-from bot.adapters.base import Button
-from bot.clock import Clock
 from bot.conversation import invites, queries
 from bot.conversation import state as flows
+from bot.conversation.admin import MAX_SCHEDULE_BYTES, AdminActions, is_schedule_file
+from bot.conversation.base import DONE, EXTEND, IMPORT, PROGRESS, ChatConfig, safe_name
 from bot.conversation.dates import find_date, normalise
-from bot.conversation.events import Attachment, Document, FileSource, Inbound, Outcome, Say
+from bot.conversation.events import Attachment, Inbound, Outcome
 from bot.engine import effective_due
-from bot.messages import ASSIGNEE_ACTIONS
 from bot.messages import buttons as notification_buttons
 from bot.replies import EvidenceIn, ReplyRefused
-from bot.signing import BadSignature, Signer
+from bot.signing import BadSignature
 from bot.store.db import session_scope
 from bot.store.models import (
     AuditEvent,
@@ -48,14 +42,12 @@ from bot.store.models import (
     Person,
     Schedule,
 )
-from bot.texts import DEFAULT_LANG, LANGS, phrase, render
+from bot.texts import LANGS, phrase, render
 
 log = logging.getLogger("dutybot.conversation")
 
-DONE, PROGRESS, EXTEND, IMPORT = "done", "progress", "extend", "import"
-SCHEDULE_SUFFIXES = (".yaml", ".yml")
-MAX_SCHEDULE_BYTES = 2 * 1024 * 1024
-MAX_PROBLEMS_SHOWN = 30
+__all__ = ["ChatConfig", "Conversation"]
+
 
 _PUNCT = r"\s*[，,。.:：;；!！、\-—]*\s*"
 _INTENTS: list[tuple[str, re.Pattern[str]]] = [
@@ -88,19 +80,6 @@ _ALIASES = {
 }
 
 
-@dataclass(frozen=True)
-class ChatConfig:
-    """What the conversation needs from the settings."""
-
-    lang: str = DEFAULT_LANG
-    invite_ttl: timedelta = timedelta(hours=72)
-    state_ttl: timedelta = timedelta(hours=24)
-    evidence_dir: Path | None = None
-    evidence_max_bytes: int = 20 * 1024 * 1024
-    horizon_days: int = 62
-    list_limit: int = 20
-
-
 @dataclass
 class _Seen:
     """What the first, read-only look at an event found (before any file is fetched)."""
@@ -128,34 +107,7 @@ def _percent(text: str) -> int | None:
     return int(match.group(1) or match.group(2))
 
 
-def _is_schedule_file(attachment: Attachment) -> bool:
-    name = (attachment.file_name or "").lower()
-    return attachment.kind == "document" and name.endswith(SCHEDULE_SUFFIXES)
-
-
-def _safe_name(name: str) -> str:
-    stem = Path(name).name
-    cleaned = re.sub(r"[^\w.\-]+", "_", stem, flags=re.UNICODE).strip("._")
-    return cleaned[:80] or "file"
-
-
-class Conversation:
-    def __init__(
-        self,
-        *,
-        db: DbEngine,
-        clock: Clock,
-        signer: Signer,
-        platform: str,
-        config: ChatConfig | None = None,
-        files: FileSource | None = None,
-        invite_link: Callable[[str], str] | None = None,
-    ) -> None:
-        self.db, self.clock, self.signer, self.platform = db, clock, signer, platform
-        self.config = config or ChatConfig()
-        self.files = files
-        self.invite_link = invite_link
-
+class Conversation(AdminActions):
     # ---- entry ---------------------------------------------------------------------------
 
     async def handle(self, event: Inbound) -> Outcome:
@@ -175,7 +127,7 @@ class Conversation:
         if uploading or (
             unasked
             and event.command is None
-            and any(_is_schedule_file(a) for a in event.attachments)
+            and any(is_schedule_file(a) for a in event.attachments)
         ):
             document = next((a for a in event.attachments if a.kind == "document"), None)
             if document is not None:
@@ -220,7 +172,7 @@ class Conversation:
         )
         for attachment in event.attachments:
             size = attachment.size or 0
-            if seen.admin and _is_schedule_file(attachment) and seen.flow in (None, IMPORT):
+            if seen.admin and is_schedule_file(attachment) and seen.flow in (None, IMPORT):
                 if size <= MAX_SCHEDULE_BYTES:
                     wanted.append(attachment)
             elif keep_evidence and size <= self.config.evidence_max_bytes:
@@ -232,74 +184,6 @@ class Conversation:
             except Exception:  # the file_id is kept either way; a local copy is a bonus
                 log.warning("could not fetch %s %s", attachment.kind, attachment.file_id)
         return fetched
-
-    # ---- helpers -------------------------------------------------------------------------
-
-    def _lang(self, person: Person | None, event: Inbound | None = None) -> str:
-        if person is not None and person.lang in LANGS:
-            return person.lang
-        if person is None and event is not None and (event.language or "").startswith("en"):
-            return "en"
-        return self.config.lang
-
-    def _today(self, session: Session, person: Person) -> date:
-        _, st = queries.schedule_clock(session, person.schedule_id)
-        return st.local_date(self.clock.now())
-
-    def _refusal(self, code: str, lang: str) -> str:
-        return phrase("chat_refusals", code, lang)
-
-    def _refused(self, code: str, lang: str, *, button: bool) -> Outcome:
-        text = self._refusal(code, lang)
-        if button:
-            return Outcome(toast=text, alert=True)
-        return Outcome().say(html.escape(text))
-
-    def _button_of(self, action: str, ref: int, lang: str, **context: Any) -> Button:
-        catalogue = "buttons" if action in ("done", "progress", "extend", "not_mine") else None
-        label = phrase(catalogue or "chat_buttons", action, lang, **context)
-        return Button(label, action, ref)
-
-    def _answer_buttons(self, occurrence_id: int, lang: str) -> tuple[tuple[Button, ...], ...]:
-        return tuple(
-            tuple(self._button_of(a, occurrence_id, lang) for a in line)
-            for line in ASSIGNEE_ACTIONS
-        )
-
-    def _check(self, session: Session, occurrence_id: int, person: Person) -> None:
-        """May this person answer this occurrence now?  ReplyRefused if not."""
-        assert person.id is not None
-        case = actions._case(session, occurrence_id, person.id)
-        actions._require_open_and_assigned(case)
-
-    def _view(self, session: Session, occurrence_id: int, person: Person) -> dict[str, Any]:
-        found = queries.occurrence_view(session, occurrence_id, self._today(session, person))
-        assert found is not None
-        return found
-
-    def _begin(
-        self,
-        session: Session,
-        event: Inbound,
-        person: Person,
-        flow: str,
-        step: str,
-        occurrence_id: int | None = None,
-        **data: Any,
-    ) -> ChatState:
-        assert person.id is not None
-        return flows.begin(
-            session,
-            platform=self.platform,
-            chat_id=event.chat_id,
-            person_id=person.id,
-            flow=flow,
-            step=step,
-            now=self.clock.now(),
-            ttl=self.config.state_ttl,
-            occurrence_id=occurrence_id,
-            data=data,
-        )
 
     # ---- strangers and binding -----------------------------------------------------------
 
@@ -429,58 +313,6 @@ class Conversation:
         row = Notification(kind="digest", payload=payload, person_id=person.id)
         text = render("digest.html", lang, p=payload, person=person.name, level=None)
         return Outcome().say(text, notification_buttons(row, person, lang))
-
-    def _invite_command(self, session: Session, admin: Person, name: str) -> Outcome:
-        lang = self._lang(admin)
-        if not name:
-            return Outcome().say(render("chat_invite_usage.html", lang))
-        invited = queries.person_by_name(session, admin.schedule_id, name)
-        if invited is None:
-            return Outcome().say(render("chat_invite_unknown.html", lang, name=name))
-        if self.invite_link is None:
-            return self._refused("no_invite_link", lang, button=False)
-        token, invite = invites.create_invite(
-            session,
-            person=invited,
-            now=self.clock.now(),
-            ttl=self.config.invite_ttl,
-            actor=f"person:{admin.id}",
-        )
-        _, st = queries.schedule_clock(session, admin.schedule_id)
-        return Outcome().say(
-            render(
-                "chat_invite_link.html",
-                lang,
-                name=invited.name,
-                link=self.invite_link(token),
-                expires=invite.expires_at.astimezone(st.tz).strftime("%Y-%m-%d %H:%M"),
-            )
-        )
-
-    def _report(self, session: Session, admin: Person) -> Outcome:
-        from bot.reports.ledger import build_ledger
-        from bot.reports.records import load_records
-        from bot.reports.writers import write_ledger_xlsx
-
-        lang = self._lang(admin)
-        now = self.clock.now()
-        records = load_records(session, admin.schedule_id)
-        ledger = build_ledger(records, now=now, lang=lang)
-        _, st = queries.schedule_clock(session, admin.schedule_id)
-        name = phrase(
-            "report",
-            "default_file",
-            lang,
-            schedule=admin.schedule_id,
-            day=now.astimezone(st.tz),
-            ext="xlsx",
-        )
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "ledger.xlsx"
-            write_ledger_xlsx(ledger, path)
-            content = path.read_bytes()
-        caption = render("chat_report_caption.html", lang, tasks=ledger.task_count)
-        return Outcome(says=[Say(caption, document=Document(name, content))])
 
     # ---- buttons -----------------------------------------------------------------------------
 
@@ -787,11 +619,11 @@ class Conversation:
 
     def _keep(self, occ: Occurrence, attachment: Attachment, content: bytes) -> str:
         assert self.config.evidence_dir is not None
-        folder = self.config.evidence_dir / _safe_name(occ.schedule_id) / f"occurrence-{occ.id}"
+        folder = self.config.evidence_dir / safe_name(occ.schedule_id) / f"occurrence-{occ.id}"
         folder.mkdir(parents=True, exist_ok=True)
-        stem = _safe_name(attachment.unique_id or attachment.file_id)
+        stem = safe_name(attachment.unique_id or attachment.file_id)
         name = attachment.file_name or ("photo.jpg" if attachment.kind == "photo" else "file")
-        path = folder / f"{stem}-{_safe_name(name)}"
+        path = folder / f"{stem}-{safe_name(name)}"
         path.write_bytes(content)
         return str(path)
 
@@ -949,119 +781,3 @@ class Conversation:
             "chat_extension_sent.html", lang, p=p, new_date=new_date.isoformat(), reason=reason
         )
         return Outcome(toast=phrase("chat_toasts", "sent", lang)).say(text)
-
-    # ---- schedule import ---------------------------------------------------------------------
-
-    def _import_file(
-        self, event: Inbound, person_id: int, document: Attachment, fetched: dict[str, bytes]
-    ) -> Outcome:
-        """Validate an uploaded schedule and show what importing it would change."""
-        from bot.schedule.importer import import_schedule
-        from bot.schedule.validate import load_schedule
-
-        with session_scope(self.db) as session:
-            person = session.get(Person, person_id)
-            assert person is not None
-            lang = self._lang(person)
-            if not person.admin:
-                return self._refused("not_admin", lang, button=False)
-        name = _safe_name(document.file_name or "schedule.yaml")
-        content = fetched.get(document.file_id)
-        if content is None:
-            return Outcome().say(render("chat_import_unreadable.html", lang, name=name))
-        try:
-            text = content.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            return self._import_failed(
-                event, lang, name, [phrase("validation", "not_utf8", lang)], 1
-            )
-        loaded = load_schedule(name, lang=lang, text=text)
-        if not loaded.ok or loaded.spec is None:
-            return self._import_failed(
-                event, lang, name, [str(p) for p in loaded.problems], len(loaded.errors)
-            )
-        spec = loaded.spec
-        with session_scope(self.db) as session:
-            if spec.schedule != person.schedule_id and session.get(Schedule, spec.schedule):
-                flows.clear(session, self.platform, event.chat_id)
-                return self._refused("import_other_schedule", lang, button=False)
-        now = self.clock.now()
-        with Session(self.db) as dry:  # a rehearsal: import, look at the diff, roll back
-            try:
-                diff = import_schedule(
-                    dry,
-                    spec,
-                    now=now,
-                    horizon_days=self.config.horizon_days,
-                    actor=f"person:{person_id}",
-                    source_file=name,
-                )
-            finally:
-                dry.rollback()
-        with session_scope(self.db) as session:
-            person = session.get(Person, person_id)
-            assert person is not None
-            if diff.unchanged:
-                flows.clear(session, self.platform, event.chat_id)
-                return Outcome().say(html.escape(render("import_diff", lang, diff=diff)))
-            self._begin(session, event, person, IMPORT, "await_confirm", text=text, name=name)
-            keys = (
-                self._button_of("import_ok", person_id, lang),
-                self._button_of("import_no", person_id, lang),
-            )
-            preview = render(
-                "chat_import_preview.html",
-                lang,
-                diff_text=render("import_diff", lang, diff=diff),
-                warnings=[str(p) for p in loaded.warnings][:MAX_PROBLEMS_SHOWN],
-            )
-            return Outcome().say(preview, (keys,))
-
-    def _import_failed(
-        self, event: Inbound, lang: str, name: str, problems: list[str], errors: int
-    ) -> Outcome:
-        with session_scope(self.db) as session:
-            flows.clear(session, self.platform, event.chat_id)
-        text = render(
-            "chat_import_errors.html",
-            lang,
-            name=name,
-            count=errors,
-            problems=problems[:MAX_PROBLEMS_SHOWN],
-            more=max(len(problems) - MAX_PROBLEMS_SHOWN, 0),
-        )
-        return Outcome().say(text)
-
-    def _import_decision(
-        self, session: Session, person: Person, event: Inbound, *, confirm: bool
-    ) -> Outcome:
-        from bot.schedule.importer import import_schedule
-        from bot.schedule.validate import load_schedule
-
-        lang = self._lang(person)
-        here = [event.message_ref] if event.message_ref else []
-        if not person.admin:
-            raise ReplyRefused("not_admin")
-        state = flows.current(session, self.platform, event.chat_id, self.clock.now())
-        if state is None or state.flow != IMPORT or state.step != "await_confirm":
-            return Outcome(toast=self._refusal("no_import", lang), alert=True, clear_buttons=here)
-        data = state.data or {}
-        flows.clear(session, self.platform, event.chat_id)
-        if not confirm:
-            outcome = Outcome(toast=phrase("chat_toasts", "cancelled", lang), clear_buttons=here)
-            return outcome.say(render("chat_import_cancelled.html", lang))
-        loaded = load_schedule(str(data.get("name")), lang=lang, text=str(data.get("text")))
-        if loaded.spec is None:  # validated a moment ago; only a code change could get here
-            return self._refused("no_import", lang, button=True)
-        diff = import_schedule(
-            session,
-            loaded.spec,
-            now=self.clock.now(),
-            horizon_days=self.config.horizon_days,
-            actor=f"person:{person.id}",
-            source_file=str(data.get("name")),
-        )
-        text = render(
-            "chat_import_applied.html", lang, diff_text=render("import_diff", lang, diff=diff)
-        )
-        return Outcome(toast=phrase("chat_toasts", "saved", lang), clear_buttons=here).say(text)
