@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     telegram_mode: Literal["polling", "webhook"] = "polling"
     # self-hosted Bot API servers serve files beside the API (default: derived from base URL)
     telegram_base_file_url: str | None = None
+    # a self-hosted Bot API server started with --local (files are read from its disk)
+    telegram_local_mode: bool = False
     telegram_connect_timeout: float = Field(default=5.0, gt=0)
     telegram_read_timeout: float = Field(default=10.0, gt=0)
     telegram_write_timeout: float = Field(default=10.0, gt=0)

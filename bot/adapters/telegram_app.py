@@ -288,6 +288,7 @@ class TelegramFrontend:
             .get_updates_connect_timeout(settings.telegram_connect_timeout)
             .get_updates_read_timeout(settings.telegram_read_timeout)
             .get_updates_pool_timeout(settings.telegram_pool_timeout)
+            .local_mode(settings.telegram_local_mode)
             .concurrent_updates(False)
             .job_queue(None)
         )
