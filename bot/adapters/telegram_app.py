@@ -174,6 +174,8 @@ class WebhookServer:
         secret: str,
         deliver: Callable[[dict[str, Any]], Awaitable[None]],
     ) -> None:
+        if not secret:  # an empty secret would let anyone post updates
+            raise ValueError("a webhook needs a non-empty secret token")
         self.listen, self.port, self.path = listen, port, path or "/"
         self._secret = secret.encode()
         self._deliver = deliver
