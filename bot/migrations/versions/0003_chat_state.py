@@ -24,11 +24,20 @@ def upgrade() -> None:
     op.create_table(
         "chatstate",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("platform", sqlmodel.sql.sqltypes.AutoString(length=16), server_default="telegram", nullable=False),
+        sa.Column(
+            "platform",
+            sqlmodel.sql.sqltypes.AutoString(length=16),
+            server_default="telegram",
+            nullable=False,
+        ),
         sa.Column("chat_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("person_id", sa.Integer(), nullable=False),
-        sa.Column("flow", sqlmodel.sql.sqltypes.AutoString(length=16), server_default="", nullable=False),
-        sa.Column("step", sqlmodel.sql.sqltypes.AutoString(length=16), server_default="", nullable=False),
+        sa.Column(
+            "flow", sqlmodel.sql.sqltypes.AutoString(length=16), server_default="", nullable=False
+        ),
+        sa.Column(
+            "step", sqlmodel.sql.sqltypes.AutoString(length=16), server_default="", nullable=False
+        ),
         sa.Column("occurrence_id", sa.Integer(), nullable=True),
         sa.Column(
             "data",
