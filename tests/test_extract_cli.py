@@ -9,7 +9,9 @@ import pytest
 from bot.extract.cli import LARGE, run
 from bot.schedule.validate import load_schedule
 
-ITEM = "{n}.开展第{n}项排查，每月检查1次。（牵头领导：张明；责任单位：应急办；完成时限：2022年6月底）"
+ITEM = (
+    "{n}.开展第{n}项排查，每月检查1次。（牵头领导：张明；责任单位：应急办；完成时限：2022年6月底）"
+)
 
 
 def _write(tmp_path: Path, count: int) -> Path:

@@ -79,8 +79,12 @@ def test_docx_merged_cells_repeat_owners(tmp_path: Path) -> None:
 
 def test_docx_automatic_numbering_is_written_back(tmp_path: Path) -> None:
     document = docx.Document()
-    document.add_paragraph("开展隐患排查。（责任单位：应急办；完成时限：2022年6月底）", style="List Number")
-    document.add_paragraph("开展应急演练。（责任单位：应急办；完成时限：2022年9月底）", style="List Number")
+    document.add_paragraph(
+        "开展隐患排查。（责任单位：应急办；完成时限：2022年6月底）", style="List Number"
+    )
+    document.add_paragraph(
+        "开展应急演练。（责任单位：应急办；完成时限：2022年9月底）", style="List Number"
+    )
     path = tmp_path / "numbered.docx"
     document.save(str(path))
     items = extract_file(path, year=2022).items
@@ -106,12 +110,14 @@ def test_xlsx_with_a_title_row_and_merged_cells(tmp_path: Path) -> None:
 
 
 def test_html_with_rowspan(tmp_path: Path) -> None:
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>" for row in ROWS
-    )
+    rows = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>" for row in ROWS)
     html = (
         "<html><body><h1>重点任务清单</h1><table>"
-        "<tr>" + "".join(f"<th>{h}</th>" for h in HEADER) + "</tr>" + rows + "</table></body></html>"
+        "<tr>"
+        + "".join(f"<th>{h}</th>" for h in HEADER)
+        + "</tr>"
+        + rows
+        + "</table></body></html>"
     )
     path = tmp_path / "list.html"
     path.write_text(html, encoding="utf-8")
@@ -155,7 +161,13 @@ def test_one_cell_per_line_export(tmp_path: Path) -> None:
     """Word's text export: a tab opens each cell; untabbed lines continue the cell."""
     lines = ["清单", "", *(f"\t{h}" for h in HEADER), ""]
     for row in ROWS:
-        lines += [f"\t{row[0]}", f"\t{row[1]}", "（续）补充说明。", *(f"\t{v}" for v in row[2:]), ""]
+        lines += [
+            f"\t{row[0]}",
+            f"\t{row[1]}",
+            "（续）补充说明。",
+            *(f"\t{v}" for v in row[2:]),
+            "",
+        ]
     path = tmp_path / "export.txt"
     path.write_text("\n".join(lines), encoding="utf-8")
     _check(path)

@@ -38,7 +38,9 @@ def test_numbering_forms(text: str, level: Level, value: int) -> None:
     assert number is not None and (number.level, number.value) == (level, value)
 
 
-@pytest.mark.parametrize("text", ["“3.31”全国安全生产电视电话会议", "2022年5月", "3.31会议", "各科室"])
+@pytest.mark.parametrize(
+    "text", ["“3.31”全国安全生产电视电话会议", "2022年5月", "3.31会议", "各科室"]
+)
 def test_not_numbers(text: str) -> None:
     assert parse_number(text) is None
 

@@ -42,9 +42,7 @@ def _table(rows: dict[str, dict[str, Count]]) -> str:
     head = f"{'seed':<28}" + "".join(f"{f:>14}" for f in FIELDS)
     lines = [head, " " * 28 + "".join(f"{'P / R':>14}" for _ in FIELDS)]
     for seed, counts in rows.items():
-        cells = "".join(
-            f"{counts[f].precision:>8.2f}/{counts[f].recall:.2f}" for f in FIELDS
-        )
+        cells = "".join(f"{counts[f].precision:>8.2f}/{counts[f].recall:.2f}" for f in FIELDS)
         lines.append(f"{seed:<28}{cells}")
     return "\n".join(lines)
 

@@ -94,7 +94,11 @@ def run(
     tasks = text.count("\n  - ref: ")
     print(
         phrase(
-            "extract", "written", lang, file=str(output), tasks=tasks,
+            "extract",
+            "written",
+            lang,
+            file=str(output),
+            tasks=tasks,
             unplaced=len(extraction.unplaced),
         ),
         file=err,

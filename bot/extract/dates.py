@@ -85,7 +85,7 @@ def _month_hit(match: re.Match[str], year: int, *, field: bool) -> date | None:
         return None
     if match["bare"] is not None and not match["before"] and not field:
         # "6月" alone in running text is too weak; "6月前" or a deadline field is not.
-        following = match.string[match.end(): match.end() + 2]
+        following = match.string[match.end() : match.end() + 2]
         if not following.startswith(("完成", "为止", "，", ",", "，")):
             return None
     y = _year_of(match["y"], match["rel"], year)
@@ -122,7 +122,7 @@ def find_dates(text: str, year: int, *, field: bool = False) -> list[DateHit]:
     def add(start: int, end: int, value: date | None) -> None:
         if value is None or any(s < end and start < e for s, e in taken):
             return
-        if _NOT_DEADLINE_BEFORE.search(text[max(0, start - 3): start]):
+        if _NOT_DEADLINE_BEFORE.search(text[max(0, start - 3) : start]):
             return
         taken.append((start, end))
         hits.append(DateHit(value, start, end, text[start:end]))
@@ -135,7 +135,7 @@ def find_dates(text: str, year: int, *, field: bool = False) -> list[DateHit]:
         add(match.start(), match.end(), _month_hit(match, year, field=field))
     for match in _YEAR_PART.finditer(text):
         bare_quarter = match["q"] and not match["y"] and not match["rel"]
-        if bare_quarter and text[max(0, match.start() - 1): match.start()] == "每":
+        if bare_quarter and text[max(0, match.start() - 1) : match.start()] == "每":
             continue
         add(match.start(), match.end(), _year_part_hit(match, year))
     if field:

@@ -98,9 +98,7 @@ def _recurring(task: CommentedMap, recurrence: Recurrence, until: date | None) -
         task["until"] = until
 
 
-def _subtasks(
-    item: Item, name: str, until: date | None, start: int = 1
-) -> list[CommentedMap]:
+def _subtasks(item: Item, name: str, until: date | None, start: int = 1) -> list[CommentedMap]:
     out = []
     for offset, recurrence in enumerate(item.recurrences):
         ref = f"{item.ref}.{start + offset}"

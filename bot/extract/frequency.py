@@ -14,10 +14,23 @@ from dataclasses import dataclass
 from bot.extract.numbering import cn_to_int
 
 _PERIODS = {
-    "日": "day", "天": "day", "工作日": "workday", "个工作日": "workday",
-    "周": "week", "星期": "week", "个星期": "week", "月": "month", "个月": "month", "月度": "month",
-    "季": "quarter", "季度": "quarter", "个季度": "quarter", "半年": "half-year",
-    "年": "year", "年度": "year", "一年": "year",
+    "日": "day",
+    "天": "day",
+    "工作日": "workday",
+    "个工作日": "workday",
+    "周": "week",
+    "星期": "week",
+    "个星期": "week",
+    "月": "month",
+    "个月": "month",
+    "月度": "month",
+    "季": "quarter",
+    "季度": "quarter",
+    "个季度": "quarter",
+    "半年": "half-year",
+    "年": "year",
+    "年度": "year",
+    "一年": "year",
 }
 _MULTI = {"week": "WEEKLY", "month": "MONTHLY", "year": "YEARLY", "day": "DAILY"}
 
@@ -110,7 +123,7 @@ def find_frequencies(text: str) -> list[Frequency]:
     starts.sort()
     found: list[Frequency] = []
     for index, (start, end, every) in enumerate(starts):
-        if _PER_DAY_PENALTY.search(masked[max(0, start - 1): start + 1]):
+        if _PER_DAY_PENALTY.search(masked[max(0, start - 1) : start + 1]):
             continue
         limit = starts[index + 1][0] if index + 1 < len(starts) else len(masked)
         stop = _CLAUSE_END.search(masked, end)

@@ -224,9 +224,13 @@ def _differences(prose: Owners, table: Owners) -> list[Note]:
     notes = []
     for role in ROLE_NAMES:
         a, b = prose.get(role), table.get(role)
-        if a and b and not (
-            all(any(same_name(x, y) for y in b) for x in a)
-            and all(any(same_name(x, y) for x in a) for y in b)
+        if (
+            a
+            and b
+            and not (
+                all(any(same_name(x, y) for y in b) for x in a)
+                and all(any(same_name(x, y) for x in a) for y in b)
+            )
         ):
             context = (("role", role), ("prose", "、".join(a)), ("table", "、".join(b)))
             notes.append(Note("owners_differ", context))

@@ -14,7 +14,7 @@ _MIN_OVERLAP = 0.3
 
 def _bigrams(text: str) -> set[str]:
     text = "".join(ch for ch in text[:120] if "\u4e00" <= ch <= "\u9fff")
-    return {text[i: i + 2] for i in range(len(text) - 1)}
+    return {text[i : i + 2] for i in range(len(text) - 1)}
 
 
 def similar(a: str, b: str, threshold: float = _MIN_OVERLAP) -> bool:
@@ -26,9 +26,7 @@ def similar(a: str, b: str, threshold: float = _MIN_OVERLAP) -> bool:
     return len(x & y) / min(len(x), len(y)) >= threshold
 
 
-def merge_items(
-    prose: list[RawItem], table: list[RawItem]
-) -> tuple[list[RawItem], list[Unplaced]]:
+def merge_items(prose: list[RawItem], table: list[RawItem]) -> tuple[list[RawItem], list[Unplaced]]:
     """Table items in table order, each joined with its prose twin; lone prose items kept."""
     if not table:
         return prose, []

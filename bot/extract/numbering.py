@@ -26,8 +26,20 @@ class Number:
     rest: str  # the text after the number
 
 
-_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
-              "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_DIGITS = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
 _CN_UNITS = {"十": 10, "百": 100}
 _CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
 CN_NUM = "[零〇一二两三四五六七八九十百]+"
@@ -70,7 +82,7 @@ def parse_number(text: str) -> Number | None:
         value = _CIRCLED.index(raw) + 1 if level is Level.SUB2 else cn_to_int(raw)
         if value is None or value == 0:
             continue
-        return Number(level, value, stripped[match.end():].strip())
+        return Number(level, value, stripped[match.end() :].strip())
     return None
 
 

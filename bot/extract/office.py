@@ -173,4 +173,3 @@ def xlsx_blocks(path: Path) -> list[Block]:
         if table.rows:
             blocks.append(table)
     return blocks
-

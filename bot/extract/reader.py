@@ -132,7 +132,7 @@ def _cell_stream(
     table = Table()
     for start_at, end_at in _row_spans(cells, width):
         for at in range(start_at, end_at, width):
-            chunk = cells[at: min(at + width, end_at)]
+            chunk = cells[at : min(at + width, end_at)]
             while len(chunk) < width:
                 chunk.append(Cell("", chunk[-1].line))
             table.rows.append(Row(tuple(chunk)))

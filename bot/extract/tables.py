@@ -93,8 +93,10 @@ def _settle_text_columns(roles: list[Role | None], rows: list[Row]) -> Layout:
     for i in text_cols:
         if i == task:
             settled[i] = Role.TASK
-        elif task is not None and i < task and (
-            roles[i] is Role.CATEGORY or counts[i].get(Level.SECTION, 0) > 0
+        elif (
+            task is not None
+            and i < task
+            and (roles[i] is Role.CATEGORY or counts[i].get(Level.SECTION, 0) > 0)
         ):
             settled[i] = Role.CATEGORY
         elif task is not None and i > task and roles[i] in (Role.MEASURE, Role.TASK, None):
@@ -131,7 +133,7 @@ def realign(row: Row, layout: Layout) -> Row:
     if target is None or target <= first:
         return row
     shift = target - first
-    if len(cells) < shift or any(c.text.strip() for c in cells[len(cells) - shift:]):
+    if len(cells) < shift or any(c.text.strip() for c in cells[len(cells) - shift :]):
         return row
     line = cells[first].line
     moved = [Cell("", line) for _ in range(shift)] + cells[: len(cells) - shift]
@@ -224,7 +226,8 @@ class TableReader:
         task_text = task.text.strip() if task is not None and not task.merged else ""
         fields = _row_fields(row, layout)
         measures = [
-            c for i in layout.indices(Role.MEASURE)
+            c
+            for i in layout.indices(Role.MEASURE)
             if (c := _cell(row, i)) is not None and c.text.strip() and not c.merged
         ]
         number = parse_number(task_text) if task_text else None
