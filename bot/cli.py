@@ -219,9 +219,11 @@ def run_(
 
 
 def _register_extensions() -> None:
+    from bot.conversation.cli import register as register_chat
     from bot.reports.cli import register as register_reports
 
     register_reports(app)
+    register_chat(app)
 
 
 _register_extensions()

@@ -47,8 +47,8 @@ def test_scheduler_ticks_the_worker_and_shuts_down_cleanly(engine: Engine) -> No
             await asyncio.sleep(0.02)
             if any("党组专题研究" in m.text for m in adapter.sent):
                 break
+        # a tick after the clock moved sent it (how many ticks ran depends on the machine's load)
         assert any("党组专题研究" in m.text for m in adapter.sent[before:])
-        assert runtime.ticks >= 3
         stop.set()
         await server
 

@@ -34,9 +34,15 @@ def upgrade() -> None:
             sa.Column("next_action_at", bot.store.types.UTCDateTime(timezone=True), nullable=True)
         )
         batch_op.add_column(sa.Column("planned_due", sa.Date(), nullable=True))
-        batch_op.add_column(sa.Column("reminder_step", sa.Integer(), nullable=False, server_default="-1"))
-        batch_op.add_column(sa.Column("escalation_step", sa.Integer(), nullable=False, server_default="-1"))
-        batch_op.add_column(sa.Column("escalation_repeats", sa.Integer(), nullable=False, server_default="0"))
+        batch_op.add_column(
+            sa.Column("reminder_step", sa.Integer(), nullable=False, server_default="-1")
+        )
+        batch_op.add_column(
+            sa.Column("escalation_step", sa.Integer(), nullable=False, server_default="-1")
+        )
+        batch_op.add_column(
+            sa.Column("escalation_repeats", sa.Integer(), nullable=False, server_default="0")
+        )
         batch_op.add_column(
             sa.Column(
                 "escalation",
