@@ -159,12 +159,14 @@ class Engine:
                     .with_for_update(skip_locked=True)
                 )
                 rows = session.exec(query).all()
+                outbox: list[dict[str, Any]] = []
                 for occ in rows:
-                    written += self._plan_one(ctx, occ, now)
+                    outbox += self._plan_one(ctx, occ, now)
+                written += enqueue(session, outbox)  # one statement per batch, same transaction
             if len(rows) < self.batch:
                 return written
 
-    def _plan_one(self, ctx: _Context, occ: Occurrence, now: datetime) -> int:
+    def _plan_one(self, ctx: _Context, occ: Occurrence, now: datetime) -> list[dict[str, Any]]:
         task = ctx.task(occ.task_id)
         st = ctx.time(occ.schedule_id)
         due = effective_due(occ)
@@ -224,8 +226,7 @@ class Engine:
         occ.escalation_repeats = decision.progress.escalation_repeats
         occ.next_action_at = decision.next_action_at
         ctx.session.add(occ)
-        ctx.session.flush()
-        return enqueue(ctx.session, rows)
+        return rows
 
     # -- digests ---------------------------------------------------------------------------
     def plan_digests(self, now: datetime) -> int:

@@ -70,10 +70,21 @@ def materialise(
     tasks = session.exec(
         select(Task).where(Task.schedule_id == schedule.id, col(Task.active).is_(True))
     ).all()
+    existing: dict[int, list[Occurrence]] = {}
+    rows = session.exec(  # one query for the whole schedule, not one per task
+        select(Occurrence).where(
+            Occurrence.schedule_id == schedule.id,
+            (Occurrence.due_date >= window_start) | (Occurrence.kind == DEADLINE),
+        )
+    )
+    for row in rows:
+        existing.setdefault(row.task_id, []).append(row)
     counts = Counts()
     for task in tasks:
+        assert task.id is not None
         wanted = plan(task_timing(task, schedule), st.calendar, window_start, window_end)
-        counts += _reconcile(session, schedule, task, wanted, st, today, window_start, now, actor)
+        mine = existing.get(task.id, [])
+        counts += _reconcile(session, schedule, task, wanted, mine, st, today, now, actor)
     schedule.materialised_until = max(window_end, schedule.materialised_until or window_end)
     session.add(schedule)
     return counts
@@ -84,17 +95,14 @@ def _reconcile(
     schedule: Schedule,
     task: Task,
     wanted: list[PlannedOccurrence],
+    rows: list[Occurrence],
     st: ScheduleTime,
     today: date,
-    window_start: date,
     now: datetime,
     actor: str,
 ) -> Counts:
     counts = Counts()
-    query = select(Occurrence).where(Occurrence.task_id == task.id)
-    if task.kind != "deadline":
-        query = query.where(Occurrence.due_date >= window_start)
-    existing = {o.period_start: o for o in session.exec(query).all()}
+    existing = {o.period_start: o for o in rows}
     by_start = {p.period_start: p for p in wanted}
     for start, planned in by_start.items():
         row = existing.get(start)

