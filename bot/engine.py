@@ -148,9 +148,10 @@ class Engine:
     def plan(self, now: datetime) -> int:
         """Plan every occurrence whose next action has come; returns outbox rows written."""
         written = 0
+        rosters: dict[str, Roster] = {}  # read once per pass, not once per batch
         while True:
             with session_scope(self.db) as session:
-                ctx = _Context(session)
+                ctx = _Context(session, rosters=rosters)
                 query = (
                     select(Occurrence)
                     .where(Occurrence.status == OPEN, col(Occurrence.next_action_at) <= now)

@@ -87,8 +87,12 @@ def enqueue(session: Session, rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(Notification).values(rows).on_conflict_do_nothing(index_elements=["key"])
-    return session.execute(statement).rowcount or 0
+    statement = (
+        insert(Notification)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(col(Notification.id))  # counts what was new; rowcount is -1 on psycopg 3
+    )
+    return len(session.execute(statement, rows).all())  # one executemany, not one per row
 
 
 def cancel_pending(session: Session, occurrence_id: int) -> None:

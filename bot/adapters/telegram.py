@@ -88,7 +88,7 @@ class TelegramAdapter:
         read_timeout: float = 5.0,
         write_timeout: float = 5.0,
         pool_timeout: float = 1.0,
-        connection_pool_size: int = 16,
+        connection_pool_size: int = 40,
     ) -> None:
         if not token:
             raise ValueError("a Telegram bot token is required")
