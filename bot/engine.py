@@ -315,7 +315,11 @@ def _digest_scopes(
 
 
 def _item(ctx: _Context, occ: Occurrence, task: Task) -> digests.Item:
-    roster, st = ctx.roster(occ.schedule_id), ctx.time(occ.schedule_id)
+    return digest_item(occ, task, ctx.roster(occ.schedule_id), ctx.time(occ.schedule_id))
+
+
+def digest_item(occ: Occurrence, task: Task, roster: Roster, st: ScheduleTime) -> digests.Item:
+    """One occurrence as a digest line: the one shape for scheduled digests and /digest."""
     assert task.id is not None and occ.id is not None
     units = roster.unit_list(task.id)
     return digests.Item(

@@ -10,7 +10,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from bot import digest as digests
-from bot.engine import effective_due, level_of
+from bot.engine import digest_item, effective_due
 from bot.materialise import schedule_time
 from bot.occurrences import ScheduleTime
 from bot.roster import Roster
@@ -141,21 +141,7 @@ def leader_digest(session: Session, person: Person, today: date) -> dict[str, An
         assert occ.id is not None and task.id is not None
         if (scope is not None and task.id not in scope) or effective_due(occ) >= today:
             continue
-        units = roster.unit_list(task.id)
-        items.append(
-            digests.Item(
-                occurrence_id=occ.id,
-                task_id=task.id,
-                ref=task.ref,
-                title=task.title,
-                unit=units[0] if units else "",
-                due_date=effective_due(occ),
-                status=occ.status,
-                level=level_of(occ),
-                times_done=occ.times_done,
-                times_required=occ.times_required,
-            )
-        )
+        items.append(digest_item(occ, task, roster, st))
     content = digests.build(items, today=today, since=today, cal=st.calendar)
     return {
         "schedule": schedule.title,
