@@ -109,6 +109,11 @@ def _require_open_and_assigned(case: _Case) -> None:
         raise ReplyRefused("not_assigned")
 
 
+def check_can_answer(session: Session, occurrence_id: int, person_id: int) -> None:
+    """ReplyRefused unless this person may answer this occurrence now (buttons ask first)."""
+    _require_open_and_assigned(_case(session, occurrence_id, person_id))
+
+
 def _audit(session: Session, case: _Case, action: str, now: datetime, **detail: Any) -> None:
     session.add(
         AuditEvent(

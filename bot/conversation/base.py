@@ -107,8 +107,7 @@ class ConversationBase:
     def _check(self, session: Session, occurrence_id: int, person: Person) -> None:
         """May this person answer this occurrence now?  ReplyRefused if not."""
         assert person.id is not None
-        case = actions._case(session, occurrence_id, person.id)
-        actions._require_open_and_assigned(case)
+        actions.check_can_answer(session, occurrence_id, person.id)
 
     def _view(self, session: Session, occurrence_id: int, person: Person) -> dict[str, Any]:
         found = queries.occurrence_view(session, occurrence_id, self._today(session, person))
