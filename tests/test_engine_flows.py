@@ -177,7 +177,7 @@ def test_the_demo_runs_and_summarises() -> None:
 
 
 def test_plan_counts_what_it_wrote_on_both_backends(engine: Engine) -> None:
-    worker, clock, _adapter, _timeline = setup(engine)
+    worker, _clock, _adapter, _timeline = setup(engine)
     written = worker.engine.plan(local(2022, 5, 26, 8, 30))
     again = worker.engine.plan(local(2022, 5, 26, 8, 30))
     with Session(engine) as session:

@@ -8,7 +8,6 @@ figures appear in the warnings summary of every run.
 from __future__ import annotations
 
 import os
-
 import warnings
 from pathlib import Path
 
