@@ -7,10 +7,10 @@ import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 
+from bot.clock import as_of
 from bot.settings import get_settings
 from bot.texts import phrase, render
 
@@ -66,14 +66,6 @@ def schema(
         sys.stdout.write(text + "\n")
 
 
-def _now(at: datetime | None) -> datetime:
-    from bot.clock import SystemClock
-
-    if at is None:
-        return SystemClock().now()
-    return at if at.tzinfo else at.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
-
-
 AtOption = Annotated[
     datetime | None,
     typer.Option(
@@ -114,7 +106,7 @@ def import_(
         diff = import_schedule(
             session,
             loaded.spec,
-            now=_now(at),
+            now=as_of(at),
             horizon_days=settings.horizon_days,
             actor="cli",
             source_file=str(file),
@@ -136,7 +128,7 @@ def upcoming(
 
     engine = open_store(get_settings().database_url)
     with session_scope(engine) as session:
-        rows = upcoming_rows(session, now=_now(at), days=days, schedule_id=schedule)
+        rows = upcoming_rows(session, now=as_of(at), days=days, schedule_id=schedule)
     typer.echo(render("upcoming", _lang(), rows=rows, days=days))
 
 

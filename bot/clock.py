@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 
 class Clock(Protocol):
@@ -15,6 +16,14 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+def as_of(at: datetime | None, default_tz: str = "Asia/Shanghai") -> datetime:
+    """``--now`` on the command line (the edge, where the wall clock may be read): a naive time
+    is read in the schedules' default timezone; none means now."""
+    if at is None:
+        return SystemClock().now()
+    return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(default_tz))
 
 
 class SimulatedClock:

@@ -9,12 +9,11 @@ not at import), which is why this module keeps real annotations instead of
 import enum
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
-from zoneinfo import ZoneInfo
+from typing import Annotated, Any
 
 import typer
 
-from bot.reports.records import DEFAULT_TZ
+from bot.clock import as_of
 from bot.settings import get_settings
 from bot.texts import phrase
 
@@ -24,13 +23,19 @@ class LedgerFormat(enum.StrEnum):
     csv = "csv"
 
 
-def resolve_now(at: datetime | None) -> datetime:
-    """The command line is the edge where the wall clock may be read; logic gets ``now``."""
-    from bot.clock import SystemClock
+def _records(schedule: str | None, lang: str) -> list[Any]:
+    """The schedules to export, read in one transaction; a clear error for an unknown id."""
+    from bot.reports.records import UnknownSchedule, load_records
+    from bot.store.db import open_store, session_scope
 
-    if at is None:
-        return SystemClock().now()
-    return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(DEFAULT_TZ))
+    engine = open_store(get_settings().database_url)
+    try:
+        with session_scope(engine) as session:
+            return list(load_records(session, schedule))
+    except UnknownSchedule:
+        raise _fail("report", "unknown_schedule", lang, schedule=schedule) from None
+    finally:
+        engine.dispose()
 
 
 def _fail(catalogue: str, key: str, lang: str, **context: object) -> typer.Exit:
@@ -59,19 +64,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Export the ledger; the file is built in memory and written once, so it is whole."""
         from bot.reports.ledger import build_ledger
-        from bot.reports.records import UnknownSchedule, load_records
         from bot.reports.writers import write_ledger_csv, write_ledger_xlsx
-        from bot.store.db import open_store, session_scope
 
-        now = resolve_now(at)
-        engine = open_store(get_settings().database_url)
-        try:
-            with session_scope(engine) as session:
-                records = load_records(session, schedule)
-        except UnknownSchedule:
-            raise _fail("report", "unknown_schedule", lang, schedule=schedule) from None
-        finally:
-            engine.dispose()
+        now = as_of(at)
+        records = _records(schedule, lang)
         if not records:
             raise _fail("report", "no_schedules", lang)
         ledger = build_ledger(records, now=now, lang=lang)
@@ -143,19 +139,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Export a person's calendar; ``--now`` only stamps DTSTAMP, UIDs never change."""
         from bot.reports.ics import UnknownPerson, build_calendar, person_events
-        from bot.reports.records import UnknownSchedule, load_records
         from bot.reports.writers import write_ics
-        from bot.store.db import open_store, session_scope
 
-        now = resolve_now(at)
-        engine = open_store(get_settings().database_url)
-        try:
-            with session_scope(engine) as session:
-                records = load_records(session, schedule)
-        except UnknownSchedule:
-            raise _fail("report", "unknown_schedule", lang, schedule=schedule) from None
-        finally:
-            engine.dispose()
+        now = as_of(at)
+        records = _records(schedule, lang)
         try:
             events = person_events(records, person, lang)
         except UnknownPerson:
