@@ -27,21 +27,18 @@ import io
 import os
 import pstats
 import re
-import tempfile
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine as DbEngine
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import func, insert, select
 
 from bot.adapters.base import Delivery, OutboundMessage
 from bot.adapters.telegram import TelegramAdapter
@@ -49,6 +46,7 @@ from bot.clock import SimulatedClock
 from bot.outbox import Dispatcher, enqueue, notification_row
 from bot.store.db import open_store, session_scope
 from bot.store.models import ChatBinding, Notification, Person, Schedule
+from tests.fakes.databases import scratch_database
 
 TZ = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2024, 6, 12, 10, 0, tzinfo=TZ).astimezone(UTC)  # a working day, in hours
@@ -179,24 +177,9 @@ def timed(dispatcher: Dispatcher, spent: dict[str, float]) -> None:
 # -- databases ---------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def database(backend: str, pg_url: str) -> Iterator[str]:
-    """An empty database of its own, removed afterwards (a temp file, or a PostgreSQL schema)."""
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="dutybot-bench-") as folder:
-            yield f"sqlite:///{Path(folder) / 'bench.db'}"
-        return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(pg_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in pg_url else "?"
-    try:
-        yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+def database(backend: str, pg_url: str) -> contextlib.AbstractContextManager[str]:
+    """An empty database of its own, removed afterwards (the tests' own helper)."""
+    return scratch_database(backend, pg_url)
 
 
 def fill(db: DbEngine, scenario: Scenario) -> dict[str, str]:

@@ -29,10 +29,8 @@ import pstats
 import random
 import resource
 import statistics
-import tempfile
 import time
 import tracemalloc
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -43,7 +41,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine as DbEngine
-from sqlalchemy import bindparam, create_engine, delete, func, insert, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
 
 from bot.engine import Engine
 from bot.materialise import schedule_time
@@ -58,6 +56,7 @@ from bot.store.models import (
     Task,
     TaskMember,
 )
+from tests.fakes.databases import scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "schedules" / "fengdu-ndrc-2022.yaml"
@@ -153,24 +152,9 @@ def rss_mib() -> float:
 # -- databases -------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def database(backend: str, pg_url: str) -> Iterator[str]:
-    """An empty database of its own, removed afterwards (a temp file, or a PostgreSQL schema)."""
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="dutybot-bench-") as folder:
-            yield f"sqlite:///{Path(folder) / 'bench.db'}"
-        return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(pg_url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in pg_url else "?"
-    try:
-        yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+def database(backend: str, pg_url: str) -> contextlib.AbstractContextManager[str]:
+    """An empty database of its own, removed afterwards (the tests' own helper)."""
+    return scratch_database(backend, pg_url)
 
 
 # -- building the data ----------------------------------------------------------------------

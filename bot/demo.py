@@ -130,7 +130,9 @@ class Script:
                 if occ is None or occ.status != OPEN:
                     return
                 evidence = (
-                    [] if routine else [replies.EvidenceIn("document", file_name="会议纪要.pdf")]
+                    []
+                    if routine
+                    else [replies.EvidenceIn("document", file_name=phrase("demo", "scripted_file"))]
                 )
                 note = None if routine else phrase("demo", "scripted_note")
                 replies.complete(

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from bot.clock import SimulatedClock
 from bot.occurrences import ScheduleTime
-from bot.worker import TickResult, Worker
+from bot.worker import Worker
 
 Event = Callable[[datetime], None]
 
@@ -61,7 +61,6 @@ async def run(
     timeline: Timeline | None = None,
     every: timedelta = timedelta(hours=1),
     down: Callable[[datetime], bool] = lambda _: False,
-    on_tick: Callable[[datetime, TickResult], Awaitable[None] | None] | None = None,
     on_day: Callable[[date], None] | None = None,
 ) -> None:
     """Tick at every slot until ``until``; ``down(t)`` true means the process is not running."""
@@ -93,11 +92,7 @@ async def run(
                 event(instant)
             if down(instant):
                 continue
-            result = await worker.tick()
-            if on_tick:
-                maybe = on_tick(instant, result)
-                if maybe is not None:
-                    await maybe
+            await worker.tick()
         first = False
         day += timedelta(days=1)
     clock.set(max(clock.now(), until))

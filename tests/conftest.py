@@ -8,7 +8,6 @@ unreachable server fails the run; elsewhere those tests are skipped, loudly.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -19,11 +18,13 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from bot.store.db import open_store
+from tests.fakes.databases import PG_URL as DEFAULT_PG_URL
+from tests.fakes.databases import scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEDULES = ROOT / "schedules"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-PG_URL = os.environ.get("DUTYBOT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.get("DUTYBOT_TEST_PG_URL", DEFAULT_PG_URL)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 _pg_state: dict[str, str | None] = {}
@@ -51,25 +52,12 @@ def local(*args: int) -> datetime:
 @contextmanager
 def fresh_database(kind: str, folder: Path) -> Iterator[str]:
     """A URL to an empty database of its own: a SQLite file, or a new PostgreSQL schema."""
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'dutybot.db'}"
-        return
-    error = _pg_unreachable()
-    if error:
+    if kind != "sqlite" and (error := _pg_unreachable()):
         if IN_CI:
             pytest.fail(f"PostgreSQL at {PG_URL} is unreachable in CI: {error}")
         pytest.skip(f"PostgreSQL UNREACHABLE at {PG_URL} ({error}); these tests did NOT run")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with scratch_database(kind, PG_URL, folder) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
