@@ -105,11 +105,24 @@ def occurrence_ladder(occ: Occurrence, task: Task, st: ScheduleTime) -> Ladder:
 
 
 def task_payload(ctx: _Context, occ: Occurrence, task: Task, today: date) -> dict[str, Any]:
-    st, roster = ctx.time(occ.schedule_id), ctx.roster(occ.schedule_id)
+    return occurrence_payload(
+        ctx.schedule(occ.schedule_id),
+        occ,
+        task,
+        ctx.roster(occ.schedule_id),
+        ctx.time(occ.schedule_id),
+        today,
+    )
+
+
+def occurrence_payload(
+    schedule: Schedule, occ: Occurrence, task: Task, roster: Roster, st: ScheduleTime, today: date
+) -> dict[str, Any]:
+    """What every message about an occurrence may show: the one shape for all templates."""
     assert task.id is not None
     due = effective_due(occ)
     return {
-        "schedule": ctx.schedule(occ.schedule_id).title,
+        "schedule": schedule.title,
         "ref": task.ref,
         "title": task.title,
         "occurrence_kind": occ.kind,
@@ -353,7 +366,7 @@ def _digest_items(ctx: _Context, schedule_id: str, today: date) -> list[digests.
             )
             | (
                 (Occurrence.status == DONE)
-                & (col(Occurrence.completed_at) >= _utc_midnight(since, st))
+                & (col(Occurrence.completed_at) >= _local_midnight(since, st))
             )
         )
     )
@@ -372,5 +385,5 @@ def _weekly_items(ctx: _Context, schedule_id: str, today: date) -> list[digests.
     return [_item(ctx, occ, task) for occ, task in ctx.session.exec(query).all()]
 
 
-def _utc_midnight(day: date, st: ScheduleTime) -> datetime:
+def _local_midnight(day: date, st: ScheduleTime) -> datetime:
     return datetime.combine(day, datetime.min.time(), st.tz)

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bot.engine import effective_due
+from bot.engine import effective_due, occurrence_payload
 from bot.materialise import schedule_time
 from bot.outbox import cancel_pending, enqueue, notification_row
 from bot.roster import Roster
@@ -57,25 +57,10 @@ class _Case:
 
     def payload(self, session: Session, now: datetime, **extra: Any) -> dict[str, Any]:
         st = schedule_time(self.schedule)
-        assert self.task.id is not None
-        due = effective_due(self.occ)
-        today = st.local_date(now)
-        return {
-            "schedule": self.schedule.title,
-            "ref": self.task.ref,
-            "title": self.task.title,
-            "occurrence_kind": self.occ.kind,
-            "due_date": due.isoformat(),
-            "original_due": self.occ.due_date.isoformat() if self.occ.extended_to else None,
-            "times_done": self.occ.times_done,
-            "times_required": self.occ.times_required,
-            "overdue_days": st.calendar.workdays_after(due, today) if due < today else 0,
-            "assignees": self.roster.names(self.roster.assignees(self.task.id)),
-            "lead": self.roster.names(self.roster.lead(self.task.id)),
-            "units": self.roster.unit_list(self.task.id),
-            "by": self.person.name,
-            **extra,
-        }
+        base = occurrence_payload(
+            self.schedule, self.occ, self.task, self.roster, st, st.local_date(now)
+        )
+        return {**base, "by": self.person.name, **extra}
 
 
 def _case(session: Session, occurrence_id: int, person_id: int) -> _Case:
