@@ -165,49 +165,62 @@ def run_(
         bool, typer.Option("--console", help="print messages here instead of chat / 在终端显示消息")
     ] = False,
 ) -> None:
-    """生产进程：定时检查并发送提醒、督办、汇总。The production process (engine + chat adapter)."""
+    """生产进程：定时检查并发送提醒、督办、汇总。The production process (engine + chat adapters)."""
     import asyncio
 
+    from bot.adapters import configured
     from bot.clock import SystemClock
     from bot.runtime import JobPolicy, Runtime, serve
-    from bot.store.db import open_store
     from bot.worker import Worker
 
     settings = get_settings()
-    db = open_store(settings.database_url)
     clock = SystemClock()
+    db = _open_store_waiting(settings.database_url)
+    frontends = [p.build(settings=settings, db=db, clock=clock) for p in configured(settings)]
     if console:
-        from bot.adapters.console import ConsoleAdapter
+        from bot.adapters.console import console_frontend
 
-        adapter = ConsoleAdapter(clock, lang=_lang())
-        worker = Worker(
-            db,
-            adapter,
-            clock,
-            lang=_lang(),
-            horizon_days=settings.horizon_days,
-            address=lambda _s, person, _p: person.name,
-        )
-        frontend = None
-    elif settings.telegram_token is not None:
-        from bot.adapters.telegram_app import TelegramFrontend
-
-        frontend = TelegramFrontend(settings=settings, db=db, clock=clock)
-        worker = Worker(
-            db, frontend.adapter, clock, lang=_lang(), horizon_days=settings.horizon_days
-        )
-    else:
+        frontends.append(console_frontend(settings=settings, db=db, clock=clock, lang=_lang()))
+    if not frontends:
         _say("no_token", err=True)
         raise typer.Exit(2)
+    adapters = {f.adapter.platform: f.adapter for f in frontends}
+    worker = Worker(db, adapters, clock, lang=_lang(), horizon_days=settings.horizon_days)
     _say("running", tick=settings.tick_seconds, db=db.url.render_as_string(hide_password=True))
     runtime = Runtime(worker, JobPolicy(tick_seconds=settings.tick_seconds))
-    asyncio.run(
-        serve(
-            runtime,
-            start_frontend=frontend.start if frontend else None,
-            stop_frontend=frontend.stop if frontend else None,
-        )
-    )
+
+    async def start() -> None:
+        for frontend in frontends:
+            await frontend.start()
+
+    async def stop() -> None:
+        for frontend in reversed(frontends):
+            await frontend.stop()
+
+    asyncio.run(serve(runtime, start_frontend=start, stop_frontend=stop))
+
+
+def _open_store_waiting(url: str):  # type: ignore[no-untyped-def]
+    """The store, waiting for it while it is down (a restart of the database server must not
+    stop the bot): retried with backoff, said once per reason."""
+    import logging
+    import time
+
+    from bot.store.db import open_store
+
+    log = logging.getLogger("dutybot.run")
+    delay, said = 1.0, None
+    while True:
+        try:
+            return open_store(url)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+            if reason != said:
+                _say("store_waiting", err=True, reason=reason)
+                log.warning("store unavailable: %s", reason)
+                said = reason
+            time.sleep(delay)
+            delay = min(delay * 2, 60.0)
 
 
 def _register_extensions() -> None:

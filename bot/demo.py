@@ -25,6 +25,7 @@ from bot import replies
 from bot.adapters.console import ConsoleAdapter
 from bot.clock import SimulatedClock
 from bot.engine import effective_due
+from bot.identities import bind_everyone
 from bot.materialise import schedule_time
 from bot.occurrences import ScheduleTime
 from bot.roster import Roster
@@ -208,9 +209,10 @@ def run_demo(
             schedule = session.get(Schedule, spec.schedule)
             assert schedule is not None
             st = schedule_time(schedule)
+            bind_everyone(session, platform=ConsoleAdapter.platform, now=clock.now())
         out.write(render("import_diff", lang, diff=diff) + "\n\n")
         console = ConsoleAdapter(clock, out=out, tz=st.tz, lang=lang, brief=not full)
-        worker = Worker(db, console, clock, lang=lang, address=lambda _s, person, _p: person.name)
+        worker = Worker(db, console, clock, lang=lang)
         timeline = Timeline()
         script = Script(db, st, spec.schedule, timeline)
         week = {"n": 0}

@@ -10,6 +10,7 @@ never plan the same occurrence; the outbox's unique key is the backstop.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -19,13 +20,16 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from bot import digest as digests
+from bot import metrics
 from bot.escalation import BLUE, ESCALATION, RED, YELLOW, Ladder, Progress, decide, ladder, rebase
 from bot.materialise import materialise, schedule_time
 from bot.occurrences import ScheduleTime
 from bot.outbox import enqueue, notification_row
 from bot.roster import Roster
 from bot.store.db import session_scope
-from bot.store.models import DONE, OPEN, Occurrence, Schedule, Task
+from bot.store.models import DONE, OPEN, AuditEvent, Occurrence, Schedule, Task
+
+log = logging.getLogger("dutybot.engine")
 
 DIGEST = "digest"
 ROUTINE = ("day", "workday")
@@ -33,7 +37,8 @@ ROUTINE = ("day", "workday")
 
 @dataclass
 class _Context:
-    """Per-pass caches: a schedule's time rules, roster and tasks are read once per pass."""
+    """Per-pass caches: a schedule's time rules and tasks are read once per pass, its roster
+    once per import (:meth:`Roster.cached`), a batch's tasks and open periods in one query."""
 
     session: Session
     schedules: dict[str, Schedule] = field(default_factory=dict)
@@ -56,19 +61,42 @@ class _Context:
 
     def roster(self, schedule_id: str) -> Roster:
         if schedule_id not in self.rosters:
-            self.rosters[schedule_id] = Roster.load(self.session, schedule_id)
+            self.rosters[schedule_id] = Roster.cached(self.session, self.schedule(schedule_id))
         return self.rosters[schedule_id]
 
-    def open_periods(self, task_id: int, today: date) -> int:
+    def load(self, rows: list[Occurrence], today_of: dict[str, date]) -> None:
+        """The batch's tasks in one query, and the open overdue periods of its recurring
+        tasks in one GROUP BY (not one query per row)."""
+        wanted = {occ.task_id for occ in rows} - set(self.tasks)
+        if wanted:
+            for task in self.session.exec(select(Task).where(col(Task.id).in_(wanted))).all():
+                assert task.id is not None
+                self.tasks[task.id] = task
+        recurring = {
+            occ.task_id
+            for occ in rows
+            if occ.task_id not in self.overdue and self.tasks[occ.task_id].kind != "deadline"
+        }
+        by_schedule: dict[str, set[int]] = {}
+        for occ in rows:
+            if occ.task_id in recurring:
+                by_schedule.setdefault(occ.schedule_id, set()).add(occ.task_id)
+        for schedule_id, task_ids in by_schedule.items():
+            counts = self.session.exec(
+                select(Occurrence.task_id, func.count())
+                .where(col(Occurrence.task_id).in_(task_ids), Occurrence.status == OPEN)
+                .where(
+                    func.coalesce(Occurrence.extended_to, Occurrence.due_date)
+                    < today_of[schedule_id]
+                )
+                .group_by(col(Occurrence.task_id))
+            ).all()
+            self.overdue.update({task_id: 0 for task_id in task_ids})
+            self.overdue.update({task_id: int(n) for task_id, n in counts})
+
+    def open_periods(self, task_id: int) -> int:
         """How many periods of a recurring task are overdue and still open."""
-        if task_id not in self.overdue:
-            self.overdue[task_id] = self.session.exec(
-                select(func.count())
-                .select_from(Occurrence)
-                .where(Occurrence.task_id == task_id, Occurrence.status == OPEN)
-                .where(func.coalesce(Occurrence.extended_to, Occurrence.due_date) < today)
-            ).one()
-        return self.overdue[task_id]
+        return self.overdue.get(task_id, 0)
 
     def task(self, task_id: int) -> Task:
         if task_id not in self.tasks:
@@ -93,13 +121,19 @@ def level_of(occ: Occurrence) -> str:
 
 
 def occurrence_ladder(occ: Occurrence, task: Task, st: ScheduleTime) -> Ladder:
+    return _ladder(occ, task, st, occ.escalation)
+
+
+def _ladder(
+    occ: Occurrence, task: Task, st: ScheduleTime, escalation: list[dict[str, Any]] | None
+) -> Ladder:
     policy = task.policy or {}
     return ladder(
         due_date=effective_due(occ),
         period_start=occ.period_start,
         occurrence_kind=occ.kind,
         remind=list(policy.get("remind", [])),
-        escalate=occ.escalation if occ.escalation is not None else list(policy.get("escalate", [])),
+        escalate=escalation if escalation is not None else list(policy.get("escalate", [])),
         st=st,
     )
 
@@ -158,55 +192,110 @@ class Engine:
         return added
 
     # -- reminders and escalations -------------------------------------------------------
-    def plan(self, now: datetime) -> int:
-        """Plan every occurrence whose next action has come; returns outbox rows written."""
+    def plan(self, now: datetime, *, ahead: timedelta = timedelta(0)) -> int:
+        """Plan every occurrence whose next action comes by ``now + ahead``; returns outbox rows
+        written.  Messages planned ahead carry their own send-at instant.  One occurrence that
+        cannot be planned (a value no calendar can place) is recorded on its row and reported
+        to the schedule's admins; the others carry on."""
         written = 0
-        rosters: dict[str, Roster] = {}  # read once per pass, not once per batch
+        horizon = now + ahead
         while True:
-            with session_scope(self.db) as session:
-                ctx = _Context(session, rosters=rosters)
+            with session_scope(self.db) as session, session.no_autoflush:
+                ctx = _Context(session)
                 query = (
                     select(Occurrence)
-                    .where(Occurrence.status == OPEN, col(Occurrence.next_action_at) <= now)
+                    .where(Occurrence.status == OPEN, col(Occurrence.next_action_at) <= horizon)
                     .order_by(col(Occurrence.next_action_at), col(Occurrence.id))
                     .limit(self.batch)
                     .with_for_update(skip_locked=True)
                 )
                 rows = session.exec(query).all()
+                today_of = {
+                    sid: ctx.time(sid).local_date(now) for sid in {o.schedule_id for o in rows}
+                }
+                ctx.load(list(rows), today_of)
                 outbox: list[dict[str, Any]] = []
                 for occ in rows:
-                    outbox += self._plan_one(ctx, occ, now)
+                    try:
+                        outbox += self._plan_one(ctx, occ, now, horizon)
+                    except Exception as exc:  # isolate: one bad row must not stop the rest
+                        outbox += self._planning_failed(ctx, occ, exc, now)
                 written += enqueue(session, outbox)  # one statement per batch, same transaction
             if len(rows) < self.batch:
                 return written
 
-    def _plan_one(self, ctx: _Context, occ: Occurrence, now: datetime) -> list[dict[str, Any]]:
+    def _planning_failed(
+        self, ctx: _Context, occ: Occurrence, exc: Exception, now: datetime
+    ) -> list[dict[str, Any]]:
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        log.error("occurrence %s of task %s cannot be planned: %s", occ.id, occ.task_id, reason)
+        metrics.PLANNING_ERRORS.inc()
+        occ.planning_error, occ.next_action_at = reason, None  # until the list is fixed
+        ctx.session.add(occ)
+        ctx.session.add(
+            AuditEvent(
+                at=now,
+                actor="system",
+                action="planning_failed",
+                schedule_id=occ.schedule_id,
+                task_id=occ.task_id,
+                occurrence_id=occ.id,
+                channel="system",
+                detail={"reason": reason},
+            )
+        )
+        roster = ctx.roster(occ.schedule_id)
+        task = ctx.tasks.get(occ.task_id)
+        return [
+            notification_row(
+                key=f"alert:planning:{occ.id}:{admin}",
+                kind="admin_alert",
+                person_id=admin,
+                not_before=now,
+                now=now,
+                schedule_id=occ.schedule_id,
+                occurrence_id=occ.id,
+                payload={
+                    "person": "",
+                    "reason": reason,
+                    "problem": "planning",
+                    "ref": task.ref if task else "",
+                    "title": task.title if task else "",
+                },
+            )
+            for admin in roster.admins()
+        ]
+
+    def _plan_one(
+        self, ctx: _Context, occ: Occurrence, now: datetime, horizon: datetime
+    ) -> list[dict[str, Any]]:
+        """Decide one occurrence; nothing on the row changes unless all of it succeeds."""
         task = ctx.task(occ.task_id)
         st = ctx.time(occ.schedule_id)
         due = effective_due(occ)
+        escalation = occ.escalation
         if occ.planned_due != due:
             if occ.planned_due is not None:
-                occ.escalation = None  # a new due day restarts the ladder from the live policy
-            lad = occurrence_ladder(occ, task, st)
+                escalation = None  # a new due day restarts the ladder from the live policy
+            lad = _ladder(occ, task, st, escalation)
             progress = rebase(lad, st, now) if occ.planned_due is not None else Progress()
-            occ.planned_due = due
         else:
-            lad = occurrence_ladder(occ, task, st)
+            lad = _ladder(occ, task, st, escalation)
             progress = Progress(occ.reminder_step, occ.escalation_step, occ.escalation_repeats)
-        decision = decide(lad, progress, st, now)
+        decision = decide(lad, progress, st, horizon)
         rows: list[dict[str, Any]] = []
         if decision.send:
             today = st.local_date(now)
             payload = task_payload(ctx, occ, task, today)
             roster = ctx.roster(occ.schedule_id)
-            not_before = st.hours.next_slot(now, st.tz, st.calendar)
             assert task.id is not None and occ.id is not None
             collapse = task.kind != "deadline"
             if collapse:
-                payload["open_periods"] = ctx.open_periods(task.id, today)
+                payload["open_periods"] = ctx.open_periods(task.id)
             for message in decision.send:
-                if message.kind == ESCALATION and occ.escalation is None:
-                    occ.escalation = list((task.policy or {}).get("escalate", []))
+                if message.kind == ESCALATION and escalation is None:
+                    escalation = list((task.policy or {}).get("escalate", []))
+                not_before = st.hours.next_slot(max(message.at, now), st.tz, st.calendar)
                 step = message.step * 1000 + message.repeat
                 for person_id in roster.resolve(task.id, list(message.targets)):
                     # a duty missed period after period: one message a day, not one per period
@@ -232,13 +321,16 @@ class Engine:
                                 "offset": message.offset,
                                 "repeat": message.repeat,
                                 "targets": list(message.targets),
+                                "catch_up": message.catch_up,
                             },
                         )
                     )
+        occ.planned_due, occ.escalation = due, escalation
         occ.reminder_step = decision.progress.reminder_step
         occ.escalation_step = decision.progress.escalation_step
         occ.escalation_repeats = decision.progress.escalation_repeats
         occ.next_action_at = decision.next_action_at
+        occ.planning_error = None
         ctx.session.add(occ)
         return rows
 

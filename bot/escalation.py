@@ -9,9 +9,11 @@ returns the messages due now plus when to look again.  Rules:
   day before it, so a reminder is never late;
 - reminders missed while the process was down collapse into the latest one; once an
   escalation step is due, pending reminders are dropped (the escalation says it all);
-- escalation steps that fell due are each sent once, oldest first; a step's ``repeat``
-  re-sends it every N working days while it is the current step, and repeats missed
-  during downtime collapse into one;
+- when several escalation steps fell due at once (a first run on an overdue list, a restart
+  after downtime), only the step today's date implies is sent, to everyone the steps up to
+  it name, once (``catch_up``): nobody hears the earlier steps replayed; a step's ``repeat``
+  re-sends it every N working days while it is the current step, and repeats missed during
+  downtime collapse into one;
 - 三色督办: reminders are blue, escalation steps yellow, the last step red (or the
   step's own ``level``).
 """
@@ -46,6 +48,7 @@ class Message:
     targets: tuple[str, ...]
     at: datetime
     offset: int  # remind offset (<= 0) or escalation `after` (working days)
+    catch_up: bool = False  # stands for several steps that fell due while nobody was told
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,12 @@ def decide(lad: Ladder, progress: Progress, st: ScheduleTime, now: datetime) -> 
     )
     if escalations:
         reminder_step = max(reminder_step, len(lad.reminders) - 1)
-        send += escalations
-        escalation_step = escalations[-1].step
+        latest = escalations[-1]
+        if len(escalations) > 1:  # catch up like a person would: where things stand today
+            targets = tuple(dict.fromkeys(t for m in escalations for t in m.targets))
+            latest = replace(latest, targets=targets, catch_up=True)
+        send.append(latest)
+        escalation_step = latest.step
         # a step begun late owes no back repeats, nor one falling due later the same day
         end_of_day = st.hours.day_end(now.astimezone(st.tz).date(), st.tz)
         repeats = _elapsed_repeats(lad, st, escalation_step, max(now, end_of_day))

@@ -45,3 +45,18 @@ def buttons(row: Notification, person: Person, lang: str) -> tuple[tuple[Button,
             for item in overdue[:MAX_DIGEST_BUTTONS]
         )
     return ()
+
+
+def compose_bundle(
+    rows: list[Notification], person: Person, lang: str
+) -> tuple[str, tuple[tuple[Button, ...], ...]]:
+    """One message for several notifications of one bundle (interim: texts in a row)."""
+    if len(rows) == 1:
+        return compose(rows[0], person, lang)
+    texts: list[str] = []
+    keys: list[tuple[Button, ...]] = []
+    for row in rows:
+        text, rows_of_buttons = compose(row, person, lang)
+        texts.append(text)
+        keys += rows_of_buttons
+    return "\n\n".join(texts), tuple(keys[:90])

@@ -1,39 +1,43 @@
-"""The durable outbox: planned messages are rows; a dispatcher claims, sends and records them.
+"""The durable outbox: planned messages are rows, gathered into bundles, one delivery per chat.
 
-Intent is recorded before sending and the outcome after it (healthchecks' lesson: marking
-work done before sending loses the message on a crash).  A claim is a lease: a crashed
-worker's rows go back to the queue when the lease ends, so at most the messages in
-flight are repeated.  Claims use ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several
-workers share one queue; SQLite has a single writer.
+Intent is recorded before sending and the outcome after it (healthchecks' lesson: marking work
+done before sending loses the message on a crash).  The life of a message:
+
+1. the engine and the domain actions record a :class:`Notification` (one per person, with an
+   idempotency key, so planning twice is harmless) -- :func:`enqueue`;
+2. :func:`gather` puts pending notifications into a :class:`Bundle` per person, class and
+   sending window (:mod:`bot.bundling`), and creates one :class:`Delivery` per reachable chat
+   binding of that person; a person nobody can reach yet keeps them ``waiting`` until a chat
+   is bound (:func:`bot.identities.release_waiting`);
+3. the sender (:mod:`bot.dispatch`) claims due deliveries, sends and records each outcome.
+
+What stays undelivered past its relevance becomes ``dead``: visible (``dutybot outbox``,
+/healthz, the console) and re-drivable (:func:`redrive`), never silently dropped.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from aiolimiter import AsyncLimiter
-from sqlalchemy import Engine as DbEngine
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from bot.adapters.base import ChatAdapter, Delivery, DeliveryError, OutboundMessage
-from bot.clock import Clock
+from bot.bundling import CHASING_KINDS, Windows, bundle_class, place, relevance
+from bot.identities import ensure_identities
 from bot.materialise import schedule_time
-from bot.messages import compose
 from bot.occurrences import ScheduleTime
-from bot.store.db import session_scope
 from bot.store.models import (
     OPEN,
-    AuditEvent,
+    Bundle,
     ChatBinding,
+    Delivery,
     Notification,
     Occurrence,
     Person,
@@ -42,15 +46,19 @@ from bot.store.models import (
 
 log = logging.getLogger("dutybot.outbox")
 
-PENDING, CLAIMED, SENT, FAILED, CANCELLED, UNBOUND = (
-    "pending",
-    "claimed",
-    "sent",
-    "failed",
-    "cancelled",
-    "unbound",
-)
-CHASING_KINDS = ("reminder", "progress", "escalation")
+# notification states
+PENDING, WAITING, BUNDLED, SENT = "pending", "waiting", "bundled", "sent"
+CANCELLED, SUPERSEDED, DEAD, FAILED = "cancelled", "superseded", "dead", "failed"
+UNDELIVERED = (PENDING, WAITING, BUNDLED)
+# bundle states
+OPEN_BUNDLE, SEALED, DONE = "open", "sealed", "done"
+# delivery states (besides pending, sent, failed, dead, cancelled)
+CLAIMED = "claimed"
+GONE = "gone"  # the chat is unreachable: its notifications wait for another or a new binding
+FINISHED = (SENT, FAILED, DEAD, CANCELLED, GONE)
+
+GATHER_BATCH = 2000
+MAX_PLACEMENT_ATTEMPTS = 30
 
 
 def notification_row(
@@ -65,6 +73,7 @@ def notification_row(
     level: str | None = None,
     step: int = 0,
     payload: dict[str, Any] | None = None,
+    expires_at: datetime | None = None,
 ) -> dict[str, Any]:
     return {
         "key": key,
@@ -76,19 +85,22 @@ def notification_row(
         "person_id": person_id,
         "payload": payload or {},
         "not_before": not_before,
+        "expires_at": expires_at or max(not_before, now) + relevance(kind),
         "state": PENDING,
-        "attempts": 0,
         "created_at": now,
     }
+
+
+def _insert(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def enqueue(session: Session, rows: list[dict[str, Any]]) -> int:
     """Record intents; a key that exists already is skipped, so planning twice is harmless."""
     if not rows:
         return 0
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = (
-        insert(Notification)
+        _insert(session)(Notification)
         .on_conflict_do_nothing(index_elements=["key"])
         .returning(col(Notification.id))  # counts what was new; rowcount is -1 on psycopg 3
     )
@@ -96,12 +108,13 @@ def enqueue(session: Session, rows: list[dict[str, Any]]) -> int:
 
 
 def cancel_pending(session: Session, occurrence_id: int) -> None:
-    """A closed occurrence chases nobody: drop what is queued for it."""
+    """A closed occurrence chases nobody: drop what is queued for it (a bundle already formed
+    leaves the item out when it is composed)."""
     session.execute(
         update(Notification)
         .where(
             col(Notification.occurrence_id) == occurrence_id,
-            col(Notification.state) == PENDING,
+            col(Notification.state).in_(UNDELIVERED),
             col(Notification.kind).in_(CHASING_KINDS),
         )
         .values(state=CANCELLED)
@@ -109,344 +122,409 @@ def cancel_pending(session: Session, occurrence_id: int) -> None:
     )
 
 
-Address = Callable[[Session, Person, str], str | None]
-
-
-def bound_chat(session: Session, person: Person, platform: str) -> str | None:
-    binding = session.exec(
-        select(ChatBinding).where(
-            ChatBinding.person_id == person.id,
-            ChatBinding.platform == platform,
-            col(ChatBinding.active).is_(True),
-        )
-    ).first()
-    return binding.chat_id if binding else None
+# ---- gathering -------------------------------------------------------------------------------
 
 
 @dataclass
-class _Job:
-    notification_id: int
-    person_id: int
-    attempts: int
-    message: OutboundMessage | None = None
-    skip: str | None = None  # the state to record without sending
-    postpone: datetime | None = None  # back to the queue until then, no attempt counted
-    outcome: Delivery | DeliveryError | None = None
+class GatherStats:
+    bundled: int = 0
+    bundles: int = 0
+    deliveries: int = 0
+    waiting: int = 0
+    dead: int = 0
+    by_identity: dict[int, int] = field(default_factory=lambda: defaultdict(int))
 
 
 @dataclass
-class DispatchStats:
-    claimed: int = 0
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    skipped: int = 0
-    by_kind: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+class _Times:
+    """Per-pass caches of each schedule's time rules and sending windows."""
+
+    session: Session
+    st: dict[str, ScheduleTime] = field(default_factory=dict)
+    windows: dict[str, Windows] = field(default_factory=dict)
+
+    def of(self, schedule_id: str | None) -> tuple[ScheduleTime, Windows] | None:
+        if schedule_id is None:
+            return None
+        if schedule_id not in self.st:
+            schedule = self.session.get(Schedule, schedule_id)
+            if schedule is None:
+                return None
+            st = schedule_time(schedule)
+            self.st[schedule_id] = st
+            self.windows[schedule_id] = Windows.from_policy(schedule.policy, st.hours)
+        return self.st[schedule_id], self.windows[schedule_id]
 
 
-class Dispatcher:
-    def __init__(
-        self,
-        db: DbEngine,
-        adapter: ChatAdapter,
-        clock: Clock,
-        *,
-        worker: str,
-        address: Address = bound_chat,
-        lang: str = "zh-CN",
-        batch: int = 50,
-        lease: timedelta = timedelta(minutes=2),
-        max_attempts: int = 8,
-        backoff: timedelta = timedelta(seconds=30),
-        max_backoff: timedelta = timedelta(hours=1),
-        concurrency: int = 30,
-    ) -> None:
-        self.db, self.adapter, self.clock = db, adapter, clock
-        self.worker, self.address, self.lang = worker, address, lang
-        self.batch, self.lease, self.max_attempts = batch, lease, max_attempts
-        self.backoff, self.max_backoff = backoff, max_backoff
-        self.concurrency = concurrency
-        limits = adapter.limits
-        self._overall = AsyncLimiter(limits.overall_per_second, 1.0) if limits else None
-        self._per_chat_period = 1.0 / limits.per_chat_per_second if limits else 0.0
-        self._chats: dict[str, AsyncLimiter] = {}
-
-    # -- claim -------------------------------------------------------------------------
-    def claim(self, now: datetime) -> list[int]:
-        with session_scope(self.db) as session:
-            session.execute(
-                update(Notification)
-                .where(col(Notification.state) == CLAIMED, col(Notification.claimed_until) < now)
-                .values(state=PENDING, claimed_by=None)
-                .execution_options(synchronize_session=False)
-            )
-            due = (
-                select(Notification.id)
-                .where(col(Notification.state) == PENDING, col(Notification.not_before) <= now)
-                .order_by(col(Notification.not_before), col(Notification.id))
-                .limit(self.batch)
-                .with_for_update(skip_locked=True)
-            )
-            claimed = session.execute(
-                update(Notification)
-                .where(col(Notification.id).in_(due.scalar_subquery()))
-                .values(
-                    state=CLAIMED,
-                    claimed_by=self.worker,
-                    claimed_until=now + self.lease,
-                    attempts=col(Notification.attempts) + 1,
-                )
-                .returning(col(Notification.id))
-                .execution_options(synchronize_session=False)
-            )
-            return sorted(claimed.scalars().all())
-
-    def release(self) -> int:
-        """Graceful shutdown: what this worker claimed but did not send goes back to the queue."""
-        with session_scope(self.db) as session:
-            result = session.execute(
-                update(Notification)
-                .where(
-                    col(Notification.state) == CLAIMED, col(Notification.claimed_by) == self.worker
-                )
-                .values(state=PENDING, claimed_by=None, attempts=col(Notification.attempts) - 1)
-                .execution_options(synchronize_session=False)
-            )
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-    # -- one round -------------------------------------------------------------------------
-    async def run_once(self) -> DispatchStats:
-        stats = DispatchStats()
-        ids = self.claim(self.clock.now())
-        stats.claimed = len(ids)
-        if not ids:
-            return stats
-        jobs = self._prepare(ids)
-        self._record([j for j in jobs if j.message is None], stats)
-        await self._send_all([j for j in jobs if j.message is not None], stats)
+def gather(
+    session: Session,
+    now: datetime,
+    *,
+    platforms: Collection[str],
+    ahead: timedelta = timedelta(0),
+    limit: int = GATHER_BATCH,
+) -> GatherStats:
+    """Put pending notifications due by ``now + ahead`` into bundles, with one delivery per
+    reachable binding on ``platforms``.  Runs in the caller's transaction; call it until it
+    returns fewer than ``limit`` rows (:func:`gather_all`)."""
+    stats = GatherStats()
+    rows = session.exec(
+        select(Notification)
+        .where(Notification.state == PENDING, col(Notification.not_before) <= now + ahead)
+        .order_by(col(Notification.not_before), col(Notification.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not rows:
         return stats
-
-    async def drain(self, *, max_rounds: int = 10_000) -> DispatchStats:
-        """Send everything due now (tests, the demo, a catch-up after downtime)."""
-        total = DispatchStats()
-        for _ in range(max_rounds):
-            stats = await self.run_once()
-            if not stats.claimed:
-                break
-            for name in ("claimed", "sent", "retried", "failed", "skipped"):
-                setattr(total, name, getattr(total, name) + getattr(stats, name))
-            for kind, n in stats.by_kind.items():
-                total.by_kind[kind] += n
-        return total
-
-    def _prepare(self, ids: list[int]) -> list[_Job]:
-        jobs = []
-        now = self.clock.now()
-        times: dict[str, ScheduleTime] = {}
-        with session_scope(self.db) as session:
-            rows = session.exec(select(Notification).where(col(Notification.id).in_(ids))).all()
-            for row in sorted(rows, key=lambda r: (r.not_before, r.id or 0)):
-                assert row.id is not None
-                job = _Job(row.id, row.person_id, row.attempts)
-                jobs.append(job)
-                if row.schedule_id:
-                    if row.schedule_id not in times:
-                        schedule = session.get(Schedule, row.schedule_id)
-                        assert schedule is not None
-                        times[row.schedule_id] = schedule_time(schedule)
-                    st = times[row.schedule_id]
-                    slot = st.hours.next_slot(now, st.tz, st.calendar)
-                    if (
-                        slot > now
-                    ):  # stale after an outage, or queued at night: wait for working hours
-                        job.postpone = slot
-                        continue
-                person = session.get(Person, row.person_id)
-                if person is None or not person.active or person.unreachable_reason:
-                    job.skip = FAILED
-                    continue
-                if row.occurrence_id is not None and row.kind in CHASING_KINDS:
-                    occ = session.get(Occurrence, row.occurrence_id)
-                    if occ is None or occ.status != OPEN:
-                        job.skip = CANCELLED
-                        continue
-                chat = self.address(session, person, self.adapter.platform)
-                if chat is None:
-                    job.skip = UNBOUND
-                    continue
-                text, buttons = compose(row, person, person.lang or self.lang)
-                job.message = OutboundMessage(chat, text, buttons)
-        return jobs
-
-    async def _send_all(self, jobs: list[_Job], stats: DispatchStats) -> None:
-        """Send, recording each outcome as soon as it is known: a crash repeats only what
-        was in flight at that moment, never the whole batch."""
-        per_chat: dict[str, list[_Job]] = defaultdict(list)
-        for job in jobs:
-            assert job.message is not None
-            per_chat[job.message.chat_id].append(job)
-        gate = asyncio.Semaphore(self.concurrency)
-
-        async def chat_worker(chat: str, queue: list[_Job]) -> None:
-            async with gate:
-                for index, job in enumerate(queue):
-                    job.outcome = outcome = await self._send(chat, job)
-                    self._record([job], stats)
-                    if isinstance(outcome, DeliveryError) and (
-                        outcome.retry_after or outcome.recipient_gone
-                    ):
-                        # throttled: the rest waits with it; gone: the rest would fail the same way
-                        rest = queue[index + 1 :]
-                        for later in rest:
-                            later.outcome = outcome
-                        self._record(rest, stats)
-                        return
-
-        await asyncio.gather(*(chat_worker(chat, queue) for chat, queue in per_chat.items()))
-
-    async def _send(self, chat: str, job: _Job) -> Delivery | DeliveryError:
-        assert job.message is not None
-        await self._pace(chat)
-        try:
-            return await self.adapter.send(job.message)
-        except DeliveryError as exc:
-            return exc
-        except Exception as exc:  # a transport bug must not kill the dispatcher
-            log.exception("adapter %s failed unexpectedly", self.adapter.platform)
-            return DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False)
-
-    async def _pace(self, chat: str) -> None:
-        if self._overall is None:
-            return
-        limiter = self._chats.setdefault(chat, AsyncLimiter(1, self._per_chat_period))
-        await limiter.acquire()
-        await self._overall.acquire()
-
-    # -- outcomes ----------------------------------------------------------------------------
-    def _record(self, jobs: list[_Job], stats: DispatchStats) -> None:
-        if not jobs:
-            return
-        now = self.clock.now()
-        with session_scope(self.db) as session:
-            for job in jobs:
-                row = session.get(Notification, job.notification_id)
-                assert row is not None
-                row.claimed_by = None
-                outcome = job.outcome
-                if job.postpone:
-                    row.state, row.not_before, row.attempts = (
-                        PENDING,
-                        job.postpone,
-                        row.attempts - 1,
-                    )
-                elif job.skip:
-                    row.state, row.last_error = job.skip, job.skip
-                    stats.skipped += 1
-                elif isinstance(outcome, Delivery):
-                    row.state, row.sent_at, row.message_ref = SENT, now, outcome.message_ref
-                    stats.sent += 1
-                    stats.by_kind[row.kind] += 1
-                    self._audit(
-                        session,
-                        row,
-                        "notification_sent",
-                        now,
-                        {"kind": row.kind, "level": row.level},
-                    )
-                elif isinstance(outcome, DeliveryError) and outcome.new_chat_id:
-                    self._migrate(session, row, outcome.new_chat_id)
-                    row.state, row.not_before, row.last_error = PENDING, now, outcome.reason
-                    stats.retried += 1
-                elif isinstance(outcome, DeliveryError) and outcome.permanent:
-                    row.state, row.last_error = FAILED, outcome.reason
-                    stats.failed += 1
-                    if outcome.recipient_gone:
-                        self._unreachable(session, row, outcome.reason, now)
-                    else:  # our message was refused: a bug to fix, not a person to give up on
-                        self._audit(
-                            session, row, "notification_failed", now, {"reason": outcome.reason}
-                        )
-                else:
-                    reason = outcome.reason if isinstance(outcome, DeliveryError) else "not sent"
-                    retry_after = (
-                        outcome.retry_after if isinstance(outcome, DeliveryError) else None
-                    )
-                    row.last_error = reason
-                    if row.attempts >= self.max_attempts:
-                        row.state = FAILED
-                        stats.failed += 1
-                        self._audit(session, row, "notification_failed", now, {"reason": reason})
-                    else:
-                        delay = min(self.backoff * 2 ** max(row.attempts - 1, 0), self.max_backoff)
-                        if retry_after:
-                            delay = max(delay, timedelta(seconds=retry_after))
-                        row.state, row.not_before = PENDING, now + delay
-                        stats.retried += 1
-                session.add(row)
-
-    def _audit(
-        self,
-        session: Session,
-        row: Notification,
-        action: str,
-        now: datetime,
-        detail: dict[str, Any],
-    ) -> None:
-        session.add(
-            AuditEvent(
-                at=now,
-                actor="system",
-                action=action,
-                schedule_id=row.schedule_id,
-                occurrence_id=row.occurrence_id,
-                notification_id=row.id,
-                person_id=row.person_id,
-                detail=detail,
-            )
-        )
-
-    def _migrate(self, session: Session, row: Notification, new_chat_id: str) -> None:
-        for binding in session.exec(
-            select(ChatBinding).where(
-                ChatBinding.person_id == row.person_id,
-                ChatBinding.platform == self.adapter.platform,
-            )
-        ):
-            binding.chat_id = new_chat_id
-            session.add(binding)
-
-    def _unreachable(self, session: Session, row: Notification, reason: str, now: datetime) -> None:
-        """Blocked or gone: stop messaging this person and tell the schedule's admins."""
-        person = session.get(Person, row.person_id)
-        if person is None:
-            return
-        person.unreachable_reason = reason
-        session.add(person)
-        for binding in session.exec(select(ChatBinding).where(ChatBinding.person_id == person.id)):
-            binding.active = False
-            session.add(binding)
-        self._audit(session, row, "recipient_unreachable", now, {"reason": reason})
-        admins = session.exec(
-            select(Person).where(
-                Person.schedule_id == person.schedule_id,
-                col(Person.admin).is_(True),
-                col(Person.active).is_(True),
-                Person.id != person.id,
-            )
+    people = {
+        p.id: p
+        for p in session.exec(
+            select(Person).where(col(Person.id).in_({r.person_id for r in rows}))
         ).all()
-        enqueue(
-            session,
-            [
-                notification_row(
-                    key=f"alert:unreachable:{person.id}:{admin.id}:{now.date().isoformat()}",
-                    kind="admin_alert",
-                    person_id=admin.id,
-                    not_before=now,
-                    now=now,
-                    schedule_id=person.schedule_id,
-                    payload={"person": person.name, "reason": reason},
-                )
-                for admin in admins
-                if admin.id is not None
-            ],
+    }
+    ensure_identities(session, [p for p in people.values() if p.identity_id is None], now)
+    identities = {p.identity_id for p in people.values()}
+    reachable: dict[int, list[ChatBinding]] = defaultdict(list)
+    for binding in session.exec(
+        select(ChatBinding).where(
+            col(ChatBinding.identity_id).in_(identities),
+            col(ChatBinding.active).is_(True),
+            col(ChatBinding.unreachable_reason).is_(None),
+            col(ChatBinding.platform).in_(list(platforms)),
         )
+    ):
+        reachable[binding.identity_id].append(binding)
+    times = _Times(session)
+    bundles: dict[str, Bundle] = {}
+    per_day: dict[tuple[int, date], int] = {}
+    deliveries: dict[tuple[int, int], dict[str, Any]] = {}
+    for row in rows:
+        assert row.id is not None
+        person = people.get(row.person_id)
+        if row.expires_at is not None and row.expires_at <= now:
+            row.state, row.last_error = DEAD, "expired before it could be sent"
+            stats.dead += 1
+            session.add(row)
+            continue
+        if person is None or not person.active:
+            row.state, row.last_error = CANCELLED, "person no longer on the list"
+            session.add(row)
+            continue
+        identity_id = person.identity_id
+        assert identity_id is not None
+        if not reachable.get(identity_id):
+            row.state = WAITING  # kept for when the person binds a chat
+            stats.waiting += 1
+            session.add(row)
+            continue
+        rules = times.of(row.schedule_id)
+        bundle = _bundle_for(session, row, person, identity_id, rules, bundles, per_day, now)
+        assert bundle.id is not None
+        row.state, row.bundle_id = BUNDLED, bundle.id
+        session.add(row)
+        stats.bundled += 1
+        stats.by_identity[identity_id] += 1
+        for binding in reachable[identity_id]:
+            assert binding.id is not None
+            known = deliveries.get((bundle.id, binding.id))
+            deliveries[(bundle.id, binding.id)] = {
+                "bundle_id": bundle.id,
+                "binding_id": binding.id,
+                "platform": binding.platform,
+                "not_before": bundle.not_before,
+                "expires_at": _lasting(known["expires_at"], row.expires_at)
+                if known
+                else row.expires_at,
+                "state": PENDING,
+                "attempts": 0,
+                "timeouts": 0,
+                "created_at": now,
+            }
+    stats.bundles = len({b.id for b in bundles.values()})
+    if deliveries:
+        statement = (
+            _insert(session)(Delivery)
+            .on_conflict_do_nothing(index_elements=["bundle_id", "binding_id"])
+            .returning(col(Delivery.id))
+        )
+        stats.deliveries = len(session.execute(statement, list(deliveries.values())).all())
+        _extend_expiry(session, deliveries.values())
+    session.flush()
+    return stats
+
+
+def _lasting(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The later expiry; None (never expires) outlasts any instant."""
+    return None if a is None or b is None else max(a, b)
+
+
+def _extend_expiry(session: Session, rows: Iterable[dict[str, Any]]) -> None:
+    """A bundle joined by a longer-lived item keeps its deliveries alive as long."""
+    for row in rows:
+        until = row["expires_at"]
+        query = update(Delivery).where(
+            col(Delivery.bundle_id) == row["bundle_id"],
+            col(Delivery.binding_id) == row["binding_id"],
+            col(Delivery.state) == PENDING,
+        )
+        if until is not None:
+            query = query.where(col(Delivery.expires_at) < until)
+        session.execute(query.values(expires_at=until).execution_options(synchronize_session=False))
+
+
+def _bundle_for(
+    session: Session,
+    row: Notification,
+    person: Person,
+    identity_id: int,
+    rules: tuple[ScheduleTime, Windows] | None,
+    cache: dict[str, Bundle],
+    per_day: dict[tuple[int, date], int],
+    now: datetime,
+) -> Bundle:
+    """The open bundle this notification joins, or a new one (in the next window when this
+    window's message was sent already or the day's cap is reached)."""
+    assert row.id is not None
+    klass = bundle_class(row.kind, row.level)
+    due = max(row.not_before, now)
+    for attempt in range(MAX_PLACEMENT_ATTEMPTS):
+        if rules is None:
+            bucket, send_at, day = f"m{due.replace(second=0, microsecond=0).isoformat()}", due, None
+            cap = None
+        else:
+            st, windows = rules
+            placed = place(
+                kind=row.kind,
+                level=row.level,
+                not_before=due,
+                notification_id=row.id,
+                windows=windows,
+                st=st,
+                attempt=attempt,
+            )
+            bucket, send_at, day, cap = placed.bucket, placed.send_at, placed.day, windows.daily_cap
+        key = f"{identity_id}:{klass}:{bucket}"
+        bundle = (
+            cache.get(key)
+            or session.exec(select(Bundle).where(Bundle.key == key).with_for_update()).first()
+        )
+        if bundle is not None:
+            cache[key] = bundle
+            if bundle.state == OPEN_BUNDLE:
+                return bundle
+            continue  # this window's message is on its way: the next window
+        if day is not None and cap is not None:
+            used = per_day.get((identity_id, day))
+            if used is None:
+                used = _bundles_on(session, identity_id, day, rules)
+            if used >= cap:
+                per_day[(identity_id, day)] = used
+                continue
+            per_day[(identity_id, day)] = used + 1
+        bundle = Bundle(
+            key=key,
+            identity_id=identity_id,
+            person_id=person.id or 0,
+            kind=row.kind,
+            level=row.level,
+            not_before=send_at,
+            state=OPEN_BUNDLE,
+            created_at=now,
+        )
+        session.add(bundle)
+        session.flush()
+        cache[key] = bundle
+        return bundle
+    raise RuntimeError(
+        f"no bundle could take notification {row.id} in {MAX_PLACEMENT_ATTEMPTS} tries"
+    )
+
+
+def _bundles_on(
+    session: Session, identity_id: int, day: date, rules: tuple[ScheduleTime, Windows] | None
+) -> int:
+    """Chasing messages this person already has on that local day (the daily cap)."""
+    assert rules is not None
+    st = rules[0]
+    start = datetime.combine(day, datetime.min.time(), st.tz)
+    return int(
+        session.exec(
+            select(func.count())
+            .select_from(Bundle)
+            .where(
+                Bundle.identity_id == identity_id,
+                col(Bundle.kind).in_(CHASING_KINDS),
+                col(Bundle.not_before) >= start,
+                col(Bundle.not_before) < start + timedelta(days=1),
+            )
+        ).one()
+    )
+
+
+def gather_all(
+    session_factory: Any, now: datetime, *, platforms: Collection[str], ahead: timedelta
+) -> GatherStats:
+    """Gather in batches, each its own transaction, until nothing due is left."""
+    total = GatherStats()
+    while True:
+        with session_factory() as session:
+            stats = gather(session, now, platforms=platforms, ahead=ahead)
+        for name in ("bundled", "bundles", "deliveries", "waiting", "dead"):
+            setattr(total, name, getattr(total, name) + getattr(stats, name))
+        if stats.bundled + stats.waiting + stats.dead < GATHER_BATCH:
+            return total
+
+
+# ---- what a bundle carries -------------------------------------------------------------------
+
+
+def members(session: Session, bundle_ids: Collection[int]) -> dict[int, list[Notification]]:
+    """What each bundle's message is made of now: closed items left out (two queries for any
+    number of bundles)."""
+    rows = session.exec(
+        select(Notification)
+        .where(
+            col(Notification.bundle_id).in_(list(bundle_ids)),
+            col(Notification.state).in_((BUNDLED, SENT)),
+        )
+        .order_by(col(Notification.id))
+    ).all()
+    chasing = {r.occurrence_id for r in rows if r.kind in CHASING_KINDS and r.occurrence_id}
+    open_ids = (
+        set(
+            session.exec(
+                select(Occurrence.id).where(
+                    col(Occurrence.id).in_(chasing), Occurrence.status == OPEN
+                )
+            ).all()
+        )
+        if chasing
+        else set()
+    )
+    found: dict[int, list[Notification]] = defaultdict(list)
+    for row in rows:
+        if row.kind in CHASING_KINDS and row.occurrence_id and row.occurrence_id not in open_ids:
+            continue
+        assert row.bundle_id is not None
+        found[row.bundle_id].append(row)
+    return found
+
+
+# ---- dead letters ------------------------------------------------------------------------------
+
+
+def expire(session: Session, now: datetime) -> int:
+    """Deliveries still unsent past their relevance become dead letters (visible, re-drivable)."""
+    result = session.execute(
+        update(Delivery)
+        .where(
+            col(Delivery.state) == PENDING,
+            col(Delivery.expires_at).is_not(None),
+            col(Delivery.expires_at) <= now,
+        )
+        .values(state=DEAD, last_error=func.coalesce(Delivery.last_error, "expired"))
+        .returning(col(Delivery.bundle_id))
+        .execution_options(synchronize_session=False)
+    )
+    bundles = {bundle_id for (bundle_id,) in result.all()}
+    for bundle_id in bundles:
+        settle(session, bundle_id, now)
+    return len(bundles)
+
+
+def settle(session: Session, bundle_id: int, now: datetime) -> None:
+    """Once no delivery of a bundle is still on its way, its notifications take the outcome:
+    sent if any chat got it; else dead (expired), failed (refused), or waiting (nobody
+    reachable now: delivered when the person binds a chat again)."""
+    states = [
+        d.state for d in session.exec(select(Delivery).where(Delivery.bundle_id == bundle_id))
+    ]
+    if any(s in (PENDING, CLAIMED) for s in states):
+        return
+    bundle = session.get(Bundle, bundle_id)
+    if bundle is not None and bundle.state != DONE:
+        bundle.state = DONE
+        session.add(bundle)
+    if SENT in states:
+        return  # the members were marked sent with the first delivery that got through
+    outcome = DEAD if DEAD in states else FAILED if FAILED in states else WAITING
+    if not states:
+        outcome = WAITING
+    session.execute(
+        update(Notification)
+        .where(col(Notification.bundle_id) == bundle_id, col(Notification.state) == BUNDLED)
+        .values(state=outcome, bundle_id=None if outcome == WAITING else bundle_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    delivery_id: int
+    platform: str
+    person: str
+    schedule_id: str | None
+    kind: str
+    items: int
+    error: str | None
+    since: datetime
+
+
+def dead_letters(
+    session: Session, *, schedule_ids: Iterable[str] | None = None, limit: int = 200
+) -> list[DeadLetter]:
+    """What could not be delivered, newest first (for admins: CLI, console, health)."""
+    query = (
+        select(Delivery, Bundle, Person)
+        .join(Bundle, col(Bundle.id) == Delivery.bundle_id)
+        .join(Person, col(Person.id) == Bundle.person_id)
+        .where(col(Delivery.state).in_((DEAD, FAILED)))
+        .order_by(col(Delivery.id).desc())
+        .limit(limit)
+    )
+    if schedule_ids is not None:
+        query = query.where(col(Person.schedule_id).in_(list(schedule_ids)))
+    found = []
+    for delivery, bundle, person in session.exec(query).all():
+        assert delivery.id is not None
+        count = session.exec(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.bundle_id == bundle.id)
+        ).one()
+        found.append(
+            DeadLetter(
+                delivery.id,
+                delivery.platform,
+                person.name,
+                person.schedule_id,
+                bundle.kind,
+                int(count),
+                delivery.last_error,
+                delivery.created_at,
+            )
+        )
+    return found
+
+
+def redrive(session: Session, *, now: datetime, delivery_ids: Iterable[int] | None = None) -> int:
+    """Send dead letters again, with a fresh relevance (an admin's decision, audited by caller)."""
+    query = select(Delivery).where(col(Delivery.state).in_((DEAD, FAILED)))
+    if delivery_ids is not None:
+        query = query.where(col(Delivery.id).in_(list(delivery_ids)))
+    rows = session.exec(query).all()
+    for delivery in rows:
+        delivery.state, delivery.not_before = PENDING, now
+        delivery.expires_at, delivery.attempts = now + timedelta(days=1), 0
+        session.add(delivery)
+        session.execute(
+            update(Notification)
+            .where(
+                col(Notification.bundle_id) == delivery.bundle_id,
+                col(Notification.state).in_((DEAD, FAILED)),
+            )
+            .values(state=BUNDLED, expires_at=now + timedelta(days=1))
+            .execution_options(synchronize_session=False)
+        )
+    return len(rows)

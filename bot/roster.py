@@ -7,12 +7,17 @@ admins) or a person's name; partners are informed, never chased.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from bot.store.models import Person, TaskMember, Unit, UnitContact
+from bot.store.models import Person, Schedule, TaskMember, Unit, UnitContact
+
+_CACHE: dict[tuple[str, str], tuple[tuple[datetime, str], Roster]] = {}
+_CACHE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -49,6 +54,23 @@ class Roster:
         return cls(
             {k: v for k, v in people.items() if k is not None}, units, dict(contacts), dict(members)
         )
+
+    @classmethod
+    def cached(cls, session: Session, schedule: Schedule) -> Roster:
+        """The roster as of the schedule's last import, read once per import and process: a
+        tick with ten due rows must not read every member row of a 10k-task list again.
+        Everything a roster holds changes only through an import (which stamps the schedule)."""
+        bind = session.get_bind()
+        key = (str(getattr(bind, "url", id(bind))), schedule.id)
+        stamp = (schedule.imported_at, schedule.content_hash)
+        with _CACHE_LOCK:
+            found = _CACHE.get(key)
+        if found is not None and found[0] == stamp:
+            return found[1]
+        roster = cls.load(session, schedule.id)
+        with _CACHE_LOCK:
+            _CACHE[key] = (stamp, roster)
+        return roster
 
     def _role(self, task_id: int, role: str) -> list[int]:
         return [

@@ -1,11 +1,20 @@
-"""`dutybot run`: the production process.  APScheduler only wakes it; the database decides.
+"""`dutybot run`: the production process.  APScheduler wakes it; the database decides.
 
-Jobs (in-memory job store, nothing of ours pickled):
-- tick, every ``tick_seconds``: plan due occurrences, plan digests, dispatch the outbox;
-- materialise, nightly at 02:00 in the schedules' timezone, and once at start.
-Both jobs ``coalesce`` (a late or piled-up run happens once) with a generous
-``misfire_grace_time`` (APScheduler's 1-second default would silently drop a run that
-starts late under load), and ``max_instances=1`` so ticks never overlap.
+Two loops share one event loop:
+
+- **planning**, woken by APScheduler every ``tick_seconds`` (in-memory job store, nothing of
+  ours pickled): plan what falls due within the next minutes (with its send-at instant),
+  plan digests, gather into bundles -- in a thread, never on the event loop; and nightly at
+  02:00 the occurrences' horizon rolls forward.  Jobs ``coalesce`` with a generous
+  ``misfire_grace_time`` (APScheduler's 1-second default would silently drop a late run) and
+  ``max_instances=1``.
+- **sending**, a loop that sends while deliveries are due and otherwise sleeps until the
+  next one's instant (or until planning wakes it): the first message of a 09:00 burst leaves
+  at 09:00, not at the next tick.
+
+The process starts and keeps running while the database or a platform is down: every
+failure is logged once per kind, retried with backoff, and reported by /healthz.  SIGTERM
+lets sends in flight finish (bounded), hands claims back and exits without a traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -26,7 +35,7 @@ from bot.worker import Worker
 
 log = logging.getLogger("dutybot.runtime")
 
-TICK_JOB, MATERIALISE_JOB = "tick", "materialise"
+TICK_JOB, MATERIALISE_JOB, HEARTBEAT_JOB = "tick", "materialise", "heartbeat"
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,18 @@ class JobPolicy:
     tick_grace: timedelta = timedelta(minutes=5)
     nightly_grace: timedelta = timedelta(hours=6)
     timezone: str = "Asia/Shanghai"
+    idle_seconds: float = 30.0  # the sender looks again at least this often (other workers)
+    max_backoff: float = 60.0  # seconds between retries while the store is down
+
+
+@dataclass
+class Health:
+    """What /healthz reports about this process (the store is checked live there)."""
+
+    store_ok: bool = True
+    store_error: str | None = None
+    ticks: int = 0
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 class Runtime:
@@ -42,47 +63,136 @@ class Runtime:
         self.worker = worker
         self.policy = policy
         self.scheduler = AsyncIOScheduler(timezone=policy.timezone)
-        self.ticks = 0
+        self.health = Health()
+        self.wake = asyncio.Event()
+        self._sender: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._backoff = 1.0
+
+    @property
+    def ticks(self) -> int:
+        return self.health.ticks
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        """Log a failure once per kind and message (not once per tick), keep it for health."""
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        if self.health.errors.get(what) != reason:
+            log.error("%s failed: %s", what, reason)
+        self.health.errors[what] = reason
+        self.health.store_ok, self.health.store_error = False, reason
+
+    def _ok(self, what: str) -> None:
+        if what in self.health.errors:
+            log.warning("%s works again", what)
+            del self.health.errors[what]
+        if not self.health.errors:
+            self.health.store_ok, self.health.store_error = True, None
 
     async def _tick(self) -> None:
         try:
-            await self.worker.tick(drain=False)
-            self.ticks += 1
-        except Exception:  # one bad tick must not stop the next one; the rows are still there
-            log.exception("tick failed")
+            now = self.worker.clock.now()
+            _, _, gathered = await asyncio.to_thread(self.worker.plan_pass, now)
+            self.health.ticks += 1
+            self._ok("planning")
+            if gathered.deliveries:
+                self.wake.set()
+        except Exception as exc:  # one bad tick must not stop the next; the rows are there
+            self._failed("planning", exc)
 
-    def _materialise(self) -> None:
+    async def _materialise(self) -> None:
         try:
-            added = self.worker.materialise()
+            added = await asyncio.to_thread(self.worker.materialise)
             log.info("materialised %d new occurrences", added)
-        except Exception:
-            log.exception("materialise failed")
+            self._ok("materialise")
+        except Exception as exc:
+            self._failed("materialise", exc)
 
-    def start(self) -> None:
-        self._materialise()
-        self.scheduler.add_job(
-            self._tick,
-            IntervalTrigger(seconds=self.policy.tick_seconds),
-            id=TICK_JOB,
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=int(self.policy.tick_grace.total_seconds()),
+    async def _heartbeat(self) -> None:
+        try:
+            dispatcher = self.worker.dispatcher
+            await asyncio.to_thread(dispatcher.heartbeat, dispatcher.in_flight())
+            self._ok("heartbeat")
+        except Exception as exc:
+            self._failed("heartbeat", exc)
+
+    async def _send_loop(self) -> None:
+        """Send while anything is due; sleep until the next instant (or a wake-up)."""
+        clock, dispatcher = self.worker.clock, self.worker.dispatcher
+        while not self._stopping:
+            try:
+                stats = await dispatcher.run_once()
+                self._ok("sending")
+                self._backoff = 1.0
+                if stats.claimed:
+                    continue
+                due = await asyncio.to_thread(dispatcher.next_due)
+            except Exception as exc:
+                self._failed("sending", exc)
+                due = clock.now() + timedelta(seconds=self._backoff)
+                self._backoff = min(self._backoff * 2, self.policy.max_backoff)
+            idle = clock.now() + timedelta(seconds=self.policy.idle_seconds)
+            self.wake.clear()
+            await clock.sleep_until(min(due, idle) if due else idle, self.wake)
+
+    async def start(self) -> None:
+        await self._materialise()
+        await self._tick()
+        jobs = (
+            (
+                self._tick,
+                IntervalTrigger(seconds=self.policy.tick_seconds),
+                TICK_JOB,
+                self.policy.tick_grace,
+            ),
+            (
+                self._materialise,
+                CronTrigger(hour=2, minute=0, timezone=self.policy.timezone),
+                MATERIALISE_JOB,
+                self.policy.nightly_grace,
+            ),
+            (
+                self._heartbeat,
+                IntervalTrigger(
+                    seconds=max(self.worker.dispatcher.policy.lease.total_seconds() / 3, 1)
+                ),
+                HEARTBEAT_JOB,
+                self.policy.tick_grace,
+            ),
         )
-        self.scheduler.add_job(
-            self._materialise,
-            CronTrigger(hour=2, minute=0, timezone=self.policy.timezone),
-            id=MATERIALISE_JOB,
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=int(self.policy.nightly_grace.total_seconds()),
-        )
+        for func, trigger, job_id, grace in jobs:
+            self.scheduler.add_job(
+                func,
+                trigger,
+                id=job_id,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=int(grace.total_seconds()),
+            )
         self.scheduler.start()
+        self._sender = asyncio.create_task(self._send_loop())
 
-    def stop(self) -> int:
-        """Stop waking up, then hand back whatever this worker claimed but did not send."""
+    async def stop(self) -> int:
+        """Stop waking up, let sends in flight finish (bounded), hand back the rest."""
+        self._stopping = True
+        self.worker.dispatcher._stopping = True
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        return self.worker.shutdown()
+        self.wake.set()
+        if self._sender is not None:
+            grace = self.worker.dispatcher.policy.shutdown_grace
+            done, _ = await asyncio.wait({self._sender}, timeout=grace)
+            if not done:
+                log.warning(
+                    "sends still in flight after %.0fs; their leases bring them back", grace
+                )
+                self._sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._sender
+        try:
+            return await asyncio.to_thread(self.worker.shutdown)
+        except Exception as exc:  # the store is down: the leases return the rows anyway
+            self._failed("shutdown", exc)
+            return 0
 
 
 async def serve(
@@ -100,11 +210,12 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
     if start_frontend:
         await start_frontend()
-    runtime.start()
+    await runtime.start()
     try:
         await stop.wait()
     finally:
-        released = runtime.stop()
+        released = await runtime.stop()
         if stop_frontend:
-            await stop_frontend()
-        log.info("stopped; %d claimed notifications released", released)
+            with contextlib.suppress(Exception):
+                await stop_frontend()
+        log.info("stopped; %d claimed deliveries released", released)

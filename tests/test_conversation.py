@@ -21,7 +21,7 @@ from bot.clock import SimulatedClock
 from bot.conversation.events import Attachment, Inbound, Outcome
 from bot.conversation.invites import redeem
 from bot.conversation.service import ChatConfig, Conversation
-from bot.outbox import enqueue, notification_row
+from bot.outbox import notification_row
 from bot.signing import Signer
 from bot.store.db import session_scope
 from bot.store.models import (
@@ -37,6 +37,7 @@ from bot.store.models import (
 )
 from tests.conftest import local
 from tests.fakes.chat import CHATS, REMIND_DAY, SCHEDULE_ID, SCHEDULE_YAML, seed
+from tests.fakes.outbox import record_sent
 
 SIGNER = Signer(b"test-secret")
 ZHANG, XIONG, LI, DENG = (str(CHATS[n]) for n in ("张敏", "熊伟", "李强", "邓清华"))
@@ -132,18 +133,18 @@ def outbox(engine: Engine, kind: str) -> list[Notification]:
 
 def reminder_sent(engine: Engine, name: str, message_ref: str, ref: str = "4") -> None:
     """A reminder as the dispatcher leaves it: sent, with the platform's message id."""
-    with session_scope(engine) as session:
+    with Session(engine) as session:
         person = session.exec(select(Person).where(Person.name == name)).one()
-        row = notification_row(
-            key=f"test:{name}:{message_ref}",
-            kind="reminder",
-            person_id=person.id,  # type: ignore[arg-type]
-            not_before=REMIND_DAY,
-            now=REMIND_DAY,
-            schedule_id=SCHEDULE_ID,
-            occurrence_id=occ_id(engine, ref),
-        )
-        enqueue(session, [{**row, "state": "sent", "message_ref": message_ref}])
+    row = notification_row(
+        key=f"test:{name}:{message_ref}",
+        kind="reminder",
+        person_id=person.id,  # type: ignore[arg-type]
+        not_before=REMIND_DAY,
+        now=REMIND_DAY,
+        schedule_id=SCHEDULE_ID,
+        occurrence_id=occ_id(engine, ref),
+    )
+    record_sent(engine, row, platform="telegram", message_ref=message_ref)
 
 
 @pytest.fixture
@@ -446,7 +447,8 @@ def test_invite_from_chat(chat: Chat) -> None:
     assert "绑定成功" in text(chat.command("801", "start", token))
     with Session(chat.engine) as session:
         binding = session.exec(select(ChatBinding).where(ChatBinding.chat_id == "801")).one()
-        assert session.get(Person, binding.person_id).name == "邓清华"  # type: ignore[union-attr]
+        bound = session.exec(select(Person).where(Person.identity_id == binding.identity_id)).one()
+        assert bound.name == "邓清华"
 
 
 def test_report_sends_the_ledger(chat: Chat) -> None:

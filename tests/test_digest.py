@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -13,13 +13,14 @@ from bot.adapters.base import RecordingAdapter
 from bot.adapters.console import plain
 from bot.calendar import WorkCalendar
 from bot.clock import SimulatedClock
+from bot.outbox import gather_all
 from bot.replies import complete
 from bot.schedule.importer import import_schedule
 from bot.schedule.validate import load_schedule
 from bot.store.db import session_scope
 from bot.store.models import Notification, Occurrence, Person, Task
-from bot.worker import Worker
 from tests.conftest import SCHEDULES, local
+from tests.fakes.outbox import named_worker
 
 CAL = WorkCalendar("cn")
 
@@ -123,8 +124,9 @@ def _run_digests(engine: Engine, when: tuple[int, ...], scenario: bool) -> dict[
             )
     clock.set(local(*when))
     adapter = RecordingAdapter()
-    worker = Worker(engine, adapter, clock, address=lambda _s, p, _p: p.name)
+    worker = named_worker(engine, adapter, clock)
     worker.engine.plan_digests(clock.now())
+    gather_all(lambda: session_scope(engine), clock.now(), platforms=["memory"], ahead=timedelta(0))
     asyncio.run(worker.dispatcher.drain())
     return {m.chat_id: plain(m.text) for m in adapter.sent if "督办汇总" in m.text}
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from bot import replies
-from bot.adapters.base import Delivery, OutboundMessage, RateLimits, RecordingAdapter
+from bot.adapters.base import RecordingAdapter
 from bot.clock import SimulatedClock
 from bot.materialise import schedule_time
 from bot.schedule.importer import import_schedule
@@ -22,6 +21,7 @@ from bot.store.db import session_scope
 from bot.store.models import Notification, Occurrence, Person, Reply, Schedule, Task
 from bot.worker import Worker
 from tests.conftest import ROOT, SCHEDULES, SHANGHAI, local
+from tests.fakes.outbox import named_worker
 
 
 def setup(engine: Engine) -> tuple[Worker, SimulatedClock, RecordingAdapter, Timeline]:
@@ -32,7 +32,7 @@ def setup(engine: Engine) -> tuple[Worker, SimulatedClock, RecordingAdapter, Tim
         import_schedule(session, spec, now=clock.now(), horizon_days=62)
     adapter = RecordingAdapter()
     return (
-        Worker(engine, adapter, clock, address=lambda _s, p, _p: p.name),
+        named_worker(engine, adapter, clock),
         clock,
         adapter,
         Timeline(),
@@ -134,28 +134,6 @@ def test_one_of_two_completions_still_chases(engine: Engine) -> None:
         )
     later = [m for m in adapter.sent if "13.1." in m.text and "本期已完成 1/2" in m.text]
     assert {m.chat_id for m in later} >= {"熊伟"}  # the -1 and 0 reminders say 1/2 and keep chasing
-
-
-def test_per_chat_pacing_is_honoured() -> None:
-    class Timed(RecordingAdapter):
-        async def send(self, message: OutboundMessage) -> Delivery:
-            self.times.append(time.monotonic())
-            return await super().send(message)
-
-    from bot.outbox import Dispatcher
-
-    adapter = Timed(limits=RateLimits(overall_per_second=100, per_chat_per_second=5))
-    adapter.times = []  # type: ignore[attr-defined]
-    dispatcher = Dispatcher(None, adapter, SimulatedClock(local(2022, 6, 1, 9)), worker="t")  # type: ignore[arg-type]  # pacing needs no database
-
-    async def burst() -> None:
-        for _ in range(6):
-            await dispatcher._pace("one-chat")
-            await adapter.send(OutboundMessage("one-chat", "x"))
-
-    started = time.monotonic()
-    asyncio.run(burst())
-    assert time.monotonic() - started >= 5 / 5 * 0.9  # 6 messages at 5/s to one chat: ≥ ~1 s
 
 
 def test_the_demo_runs_and_summarises() -> None:

@@ -26,8 +26,8 @@ from bot.schedule.validate import load_schedule
 from bot.simulation import Timeline, run
 from bot.store.db import open_store, session_scope
 from bot.store.models import DONE, Notification, Occurrence, Person, Schedule, Task
-from bot.worker import Worker
 from tests.conftest import SCHEDULES, fresh_database, local
+from tests.fakes.outbox import named_worker
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -111,7 +111,7 @@ def year(
 
         timeline = Timeline()
         timeline.at(local(2022, 6, 7, 10, 0), finish_task_4)
-        worker = Worker(db, RecordingAdapter(), clock, address=lambda _s, person, _p: person.name)
+        worker = named_worker(db, RecordingAdapter(), clock)
         asyncio.run(
             run(
                 worker,

@@ -110,12 +110,15 @@ def test_missed_reminders_collapse_into_the_latest() -> None:
     assert decision.progress.reminder_step == 2
 
 
-def test_after_a_week_down_escalations_are_sent_once_oldest_first_and_reminders_dropped() -> None:
+def test_after_a_week_down_only_todays_step_goes_out_to_everyone_it_stands_for() -> None:
     ladder_ = lad(date(2022, 5, 31))
     progress = decide(ladder_, Progress(), ST, at(2022, 5, 20, 9, 0)).progress  # -7 went out
     decision = decide(ladder_, progress, ST, at(2022, 6, 7, 10, 0))  # back after two weeks
-    # steps due 06-01 and 06-06 (06-03 was the Dragon Boat Festival); the chief's is 06-08
-    assert [(m.kind, m.step) for m in decision.send] == [(ESCALATION, 0), (ESCALATION, 1)]
+    # steps due 06-01 and 06-06 (06-03 was the Dragon Boat Festival); the chief's is 06-08:
+    # one message, at the step today implies, to the people of both steps; no replay
+    [message] = decision.send
+    assert (message.kind, message.step, message.catch_up) == (ESCALATION, 1, True)
+    assert message.targets == ("assignees", "responsible", "lead")
     assert decision.progress.reminder_step == 3 and decision.progress.escalation_step == 1
     assert decision.next_action_at == at(2022, 6, 8, 8, 30)
     again = decide(ladder_, decision.progress, ST, at(2022, 6, 7, 10, 5))
@@ -137,7 +140,8 @@ def test_repeats_every_n_working_days_and_collapse_after_downtime() -> None:
 
 def test_a_step_first_sent_late_owes_no_back_repeats() -> None:
     decision = decide(lad(date(2022, 3, 31)), Progress(), ST, at(2022, 5, 23, 9, 0))
-    assert [(m.step, m.repeat) for m in decision.send] == [(0, 0), (1, 0), (2, 0)]
+    # a first look at an item overdue for weeks: the chief's step, once, with no repeats owed
+    assert [(m.step, m.repeat, m.catch_up) for m in decision.send] == [(2, 0, True)]
     assert decision.next_action_at is not None and decision.next_action_at > at(2022, 5, 23, 9, 0)
 
 

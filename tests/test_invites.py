@@ -10,12 +10,16 @@ from sqlmodel import Session, select
 
 from bot.conversation.invites import (
     InviteRefused,
+    bound_people,
     bound_person,
     create_invite,
     redeem,
     telegram_link,
     token_hash,
 )
+from bot.identities import mark_unreachable
+from bot.schedule.importer import import_schedule
+from bot.schedule.validate import load_schedule
 from bot.store.db import session_scope
 from bot.store.models import AuditEvent, ChatBinding, Invite, Person
 from tests.conftest import local
@@ -24,8 +28,10 @@ from tests.fakes.chat import seed
 NOW = local(2022, 6, 7, 9, 0)
 
 
-def person(session: Session, name: str) -> Person:
-    return session.exec(select(Person).where(Person.name == name)).one()
+def person(session: Session, name: str, schedule: str = "e2e-2022") -> Person:
+    return session.exec(
+        select(Person).where(Person.name == name, Person.schedule_id == schedule)
+    ).one()
 
 
 def invite(engine: Engine, name: str, ttl: timedelta = timedelta(hours=72)) -> str:
@@ -112,10 +118,70 @@ def test_rebinding_moves_the_person_and_the_chat(engine: Engine) -> None:
 
 def test_binding_again_clears_unreachable(engine: Engine) -> None:
     seed(engine)
-    with session_scope(engine) as session:
-        found = person(session, "张敏")
-        found.unreachable_reason = "Forbidden: bot was blocked by the user"
-        session.add(found)
     use(engine, invite(engine, "张敏"), "501")
+    with session_scope(engine) as session:
+        binding = session.exec(select(ChatBinding).where(ChatBinding.chat_id == "501")).one()
+        mark_unreachable(session, binding, reason="Forbidden: bot was blocked", now=NOW)
+    use(engine, invite(engine, "张敏"), "501")  # the documented remedy: bind again
     with Session(engine) as session:
-        assert person(session, "张敏").unreachable_reason is None
+        binding = session.exec(select(ChatBinding).where(ChatBinding.chat_id == "501")).one()
+        assert binding.unreachable_reason is None and binding.active
+
+
+SECOND_LIST = """\
+schedule: second-2022
+title: 另一份清单
+issued_on: 2022-05-23
+people:
+  张敏: {title: 安全员}
+  王五: {title: 科员}
+admins: [王五]
+tasks:
+  - {ref: "1", title: 另一项工作, responsible: [张敏], due: 2022-06-30}
+"""
+
+
+def test_one_chat_answers_for_one_person_on_every_list(engine: Engine) -> None:
+    """An official on two lists opens the second list's invite from the chat that already
+    answers for the first: one identity, both Person rows, no second binding."""
+    seed(engine)
+    spec = load_schedule("second.yaml", text=SECOND_LIST).spec
+    assert spec is not None
+    with session_scope(engine) as session:
+        import_schedule(session, spec, now=NOW, horizon_days=62)
+    use(engine, invite(engine, "张敏"), "501")
+    with session_scope(engine) as session:
+        second = session.exec(
+            select(Person).where(Person.name == "张敏", Person.schedule_id == "second-2022")
+        ).one()
+        token, _ = create_invite(session, person=second, now=NOW, ttl=timedelta(hours=1), actor="t")
+    use(engine, token, "501")
+    with Session(engine) as session:
+        people = bound_people(session, "telegram", "501")
+        assert sorted(p.schedule_id for p in people) == ["e2e-2022", "second-2022"]
+        assert len({p.identity_id for p in people}) == 1
+        assert len(session.exec(select(ChatBinding)).all()) == 1
+
+
+def test_failed_invites_are_throttled_per_chat(engine: Engine) -> None:
+    seed(engine)
+    good = invite(engine, "张敏")
+    codes = []
+    for n in range(7):
+        with session_scope(engine) as session:  # as the conversation does: refusals commit
+            try:
+                redeem(
+                    session,
+                    token=f"guess-{n}",
+                    platform="telegram",
+                    chat_id="666",
+                    now=NOW + timedelta(seconds=n),
+                )
+            except InviteRefused as refused:
+                codes.append(refused.code)
+    assert codes == ["invalid"] * 5 + ["throttled"] * 2
+    # even the right token is refused from that chat until the window has passed ...
+    assert refusal(engine, good, "666", NOW + timedelta(seconds=10)) == "throttled"
+    # ... while another chat is not held up, and later the first one may try again
+    assert use(engine, good, "777").name == "张敏"
+    assert refusal(engine, "guess", "666", NOW + timedelta(minutes=11)) == "invalid"

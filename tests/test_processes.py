@@ -17,10 +17,13 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from bot.store.db import open_store, session_scope
-from bot.store.models import Notification
-from tests.conftest import ROOT, fresh_database
+from bot.store.models import Delivery, Notification
+from tests.conftest import ROOT, fresh_database, local
 from tests.fakes.botapi import FakeBotApi, Fault
-from tests.test_dispatch import NOW, TOKEN, queue, seeded
+from tests.fakes.outbox import queue_alone, seed_bound
+
+NOW = local(2022, 6, 1, 9, 0)  # a Wednesday, inside working hours
+TOKEN = "123456:TEST-token"
 
 
 @pytest.fixture
@@ -73,6 +76,10 @@ def states(engine: Engine) -> Counter[str]:
         return Counter(n.state for n in session.exec(select(Notification)).all())
 
 
+def seeded(engine: Engine) -> dict[str, int]:
+    return seed_bound(engine, platform="telegram", imported=local(2022, 5, 23, 8, 0))
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_kill_9_mid_batch_loses_nothing_and_repeats_at_most_the_in_flight(
     kind: str, api: FakeBotApi, tmp_path_factory: pytest.TempPathFactory
@@ -81,11 +88,11 @@ def test_kill_9_mid_batch_loses_nothing_and_repeats_at_most_the_in_flight(
         engine = open_store(url)
         people = seeded(engine)
         names = sorted(people)[:6]
-        for n in range(60):
-            queue(engine, people[names[n % len(names)]], f"msg-{n:02d}")
+        queue_alone(engine, [people[n] for n in names], 60, start=NOW, platforms=["telegram"])
+        start = NOW + timedelta(minutes=10)  # every message is due
         api.inject("sendMessage", *[Fault.slow(0.15) for _ in range(200)])  # a slow chat service
         first = worker(
-            url, api, now=NOW.isoformat(), name="doomed", extra=("--lease", "60", "--batch", "30")
+            url, api, now=start.isoformat(), name="doomed", extra=("--lease", "60", "--batch", "30")
         )
         deadline = time.monotonic() + 60
         while len(api.calls_to("sendMessage")) < 12 and time.monotonic() < deadline:
@@ -94,10 +101,11 @@ def test_kill_9_mid_batch_loses_nothing_and_repeats_at_most_the_in_flight(
         first.wait(timeout=10)
         delivered_before = len(api.calls_to("sendMessage"))
         assert 0 < delivered_before < 60
-        # restarted after the dead worker's lease ran out
-        later = (NOW + timedelta(minutes=5)).isoformat()
+        # restarted at once under the same name, well inside the dead worker's 60 s lease: it
+        # takes back what its previous run held instead of waiting for the lease
+        later = (start + timedelta(seconds=5)).isoformat()
         result = finish(
-            worker(url, api, now=later, name="phoenix", extra=("--lease", "60", "--batch", "30"))
+            worker(url, api, now=later, name="doomed", extra=("--lease", "60", "--batch", "30"))
         )
         assert states(engine) == Counter({"sent": 60})  # nothing lost
         seen = texts(api)
@@ -116,19 +124,27 @@ def test_two_worker_processes_on_postgresql_never_send_the_same_notification_twi
     with fresh_database("postgresql", tmp_path_factory.mktemp("two")) as url:
         engine = open_store(url)
         people = seeded(engine)  # the real schedule: plenty of occurrences to plan
-        for n in range(120):
-            queue(engine, people[sorted(people)[n % 10]], f"bulk-{n:03d}")
-        now = NOW.replace(day=1, month=6).isoformat()  # reminders and escalations are due
+        queue_alone(
+            engine,
+            [people[n] for n in sorted(people)[:10]],
+            120,
+            start=NOW,
+            platforms=["telegram"],
+            prefix="bulk",
+        )
+        now = (NOW + timedelta(minutes=15)).isoformat()  # reminders and escalations are due
         a = worker(url, api, now=now, name="a", extra=("--plan", "--batch", "10"))
         b = worker(url, api, now=now, name="b", extra=("--plan", "--batch", "10"))
         ra, rb = finish(a), finish(b)
         with session_scope(engine) as session:
             rows = session.exec(select(Notification)).all()
             assert rows and all(r.state == "sent" for r in rows), Counter(r.state for r in rows)
-            total = len(rows)
+            deliveries = session.exec(select(Delivery)).all()
+            assert all(d.state == "sent" for d in deliveries)
+            total = len(deliveries)
         seen = texts(api)
         sent_calls = sum(seen.values())
-        assert sent_calls == total, (sent_calls, total)  # every notification reached the chat once
+        assert sent_calls == total, (sent_calls, total)  # every message reached its chat once
         assert ra["sent"] > 0 and rb["sent"] > 0, (ra, rb)  # both workers shared the work
         assert ra["sent"] + rb["sent"] == total
         engine.dispose()

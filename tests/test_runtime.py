@@ -1,33 +1,60 @@
-"""The production runtime: real APScheduler (AsyncIOScheduler) waking a worker on an injected clock."""
+"""The production runtime: real APScheduler (AsyncIOScheduler) waking a worker on an injected
+clock; the sender leaving at the exact instant; `dutybot run` as a real process (SIGTERM, a
+database that is down)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from bot.adapters.base import RecordingAdapter
+from bot.adapters.base import Delivery as Receipt
+from bot.adapters.base import OutboundMessage, RecordingAdapter
 from bot.clock import SimulatedClock
 from bot.runtime import MATERIALISE_JOB, TICK_JOB, JobPolicy, Runtime, serve
 from bot.schedule.importer import import_schedule
 from bot.schedule.validate import load_schedule
 from bot.store.db import session_scope
-from bot.store.models import Notification
-from bot.worker import Worker
+from bot.store.models import Delivery
 from tests.conftest import SCHEDULES, local
+from tests.fakes.outbox import named_worker
+
+
+def imported(engine: Engine, at: object) -> None:
+    spec = load_schedule(SCHEDULES / "fengdu-ndrc-2022.yaml").spec
+    assert spec is not None
+    with session_scope(engine) as session:
+        import_schedule(session, spec, now=at, horizon_days=62)  # type: ignore[arg-type]
+
+
+class Stamped(RecordingAdapter):
+    """Records the business instant each message left at."""
+
+    def __init__(self, clock: SimulatedClock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.at: list[object] = []
+
+    async def send(self, message: OutboundMessage) -> Receipt:
+        self.at.append(self.clock.now())
+        return await super().send(message)
 
 
 def test_scheduler_ticks_the_worker_and_shuts_down_cleanly(engine: Engine) -> None:
-    spec = load_schedule(SCHEDULES / "fengdu-ndrc-2022.yaml").spec
-    assert spec is not None
     clock = SimulatedClock(local(2022, 5, 23, 8, 0))
-    with session_scope(engine) as session:
-        import_schedule(session, spec, now=clock.now(), horizon_days=62)
+    imported(engine, clock.now())
     adapter = RecordingAdapter()
-    worker = Worker(engine, adapter, clock, address=lambda _s, person, _p: person.name)
-    runtime = Runtime(worker, JobPolicy(tick_seconds=0.05))
+    worker = named_worker(engine, adapter, clock)
+    runtime = Runtime(worker, JobPolicy(tick_seconds=0.05))  # type: ignore[arg-type]
 
     async def scenario() -> None:
         stop = asyncio.Event()
@@ -47,7 +74,6 @@ def test_scheduler_ticks_the_worker_and_shuts_down_cleanly(engine: Engine) -> No
             await asyncio.sleep(0.02)
             if any("党组专题研究" in m.text for m in adapter.sent):
                 break
-        # a tick after the clock moved sent it (how many ticks ran depends on the machine's load)
         assert any("党组专题研究" in m.text for m in adapter.sent[before:])
         stop.set()
         await server
@@ -55,29 +81,93 @@ def test_scheduler_ticks_the_worker_and_shuts_down_cleanly(engine: Engine) -> No
     asyncio.run(scenario())
     assert not runtime.scheduler.running
     with Session(engine) as session:
-        assert not session.exec(select(Notification).where(Notification.state == "claimed")).all()
-    # nothing sent twice by the many ticks
+        assert not session.exec(select(Delivery).where(Delivery.state == "claimed")).all()
     texts = [(m.chat_id, m.text) for m in adapter.sent]
-    assert len(texts) == len(set(texts))
+    assert len(texts) == len(set(texts))  # nothing sent twice by the many ticks
+
+
+def test_the_first_message_of_a_burst_leaves_at_its_instant(engine: Engine) -> None:
+    """Planned ahead and bundled before 08:30, the morning's reminders wait in the outbox
+    with their send-at instant; the sender sleeps until it and leaves then, not a tick later."""
+    clock = SimulatedClock(local(2022, 5, 26, 8, 28, 50))
+    imported(engine, local(2022, 5, 23, 8, 0))
+    adapter = Stamped(clock)
+    worker = named_worker(engine, adapter, clock)
+    runtime = Runtime(worker, JobPolicy(tick_seconds=0.05))  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        server = asyncio.create_task(serve(runtime, stop=stop))
+        await asyncio.sleep(0.5)
+        assert adapter.sent == []
+        clock.set(local(2022, 5, 26, 8, 29, 59))
+        await asyncio.sleep(0.3)
+        assert adapter.sent == []  # not one second early
+        with Session(engine) as session:  # ... but ready, with their instant
+            due = session.exec(select(Delivery).where(Delivery.state == "pending")).all()
+            assert due and min(d.not_before for d in due) == local(2022, 5, 26, 8, 30)
+        clock.set(local(2022, 5, 26, 8, 30))
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if adapter.sent:
+                break
+        stop.set()
+        await server
+
+    asyncio.run(scenario())
+    assert adapter.sent and set(adapter.at) == {local(2022, 5, 26, 8, 30)}
 
 
 def test_shutdown_releases_claims(engine: Engine) -> None:
-    spec = load_schedule(SCHEDULES / "fengdu-ndrc-2022.yaml").spec
-    assert spec is not None
     clock = SimulatedClock(local(2022, 5, 23, 9, 0))
-    with session_scope(engine) as session:
-        import_schedule(session, spec, now=clock.now(), horizon_days=62)
-    worker = Worker(
-        engine,
-        RecordingAdapter(),
-        clock,
-        address=lambda _s, p, _p: p.name,
-        lease=timedelta(hours=1),
-    )
-    worker.engine.plan(clock.now())
-    claimed = worker.dispatcher.claim(clock.now())
+    imported(engine, clock.now())
+    worker = named_worker(engine, RecordingAdapter(), clock, lease=timedelta(hours=1))
+    worker.plan_pass(clock.now())  # type: ignore[attr-defined]
+    claimed = [job.delivery_id for job in worker.dispatcher.claim(clock.now())]  # type: ignore[attr-defined]
     assert claimed
-    assert Runtime(worker, JobPolicy()).stop() == len(claimed)
+    assert asyncio.run(Runtime(worker, JobPolicy()).stop()) == len(claimed)  # type: ignore[arg-type]
     with Session(engine) as session:
-        rows = session.exec(select(Notification).where(Notification.id.in_(claimed))).all()  # type: ignore[attr-defined]
+        rows = session.exec(select(Delivery).where(Delivery.id.in_(claimed))).all()  # type: ignore[attr-defined]
         assert {r.state for r in rows} == {"pending"} and {r.attempts for r in rows} == {0}
+
+
+def _run(database: str, tmp: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "DATABASE_URL": database, "DUTYBOT_TICK_SECONDS": "0.5"}
+    env.pop("TELEGRAM_TOKEN", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "run", "--console"],
+        cwd=tmp,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _stop(process: subprocess.Popen[str]) -> tuple[str, str]:
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    return out, err
+
+
+def test_sigterm_stops_the_process_cleanly(tmp_path: Path) -> None:
+    process = _run(f"sqlite:///{tmp_path / 'run.db'}", tmp_path)
+    time.sleep(4)  # started, planning and sending
+    assert process.poll() is None
+    out, err = _stop(process)
+    assert process.returncode == 0, err[-2000:]
+    assert "Traceback" not in err and "CancelledError" not in err
+    assert "dutybot 已启动" in out
+
+
+def test_run_waits_for_a_database_that_is_down(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = _run(f"postgresql://postgres@127.0.0.1:{port}/test", tmp_path)
+    time.sleep(3)
+    assert process.poll() is None  # still running, waiting for the store
+    _out, err = _stop(process)
+    assert "数据库暂时无法连接" in err  # said once, not a traceback a second
+    assert err.count("数据库暂时无法连接") == 1
+    assert "Traceback" not in err

@@ -59,3 +59,61 @@ def test_migrations_match_the_models(engine: Engine) -> None:
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, SQLModel.metadata) == []
+
+
+def test_0004_moves_bindings_to_identities_and_keeps_sent_message_ids(db_url: str) -> None:
+    """Upgrading a store that has people, bindings and an outbox keeps every chat reachable."""
+    from bot.store.db import upgrade
+
+    engine = make_engine(db_url)
+    upgrade(engine, "0003")
+    t = "2022-06-01 01:00:00"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO schedule (id, title, timezone, calendar, working_hours, content_hash,"
+                " planned_from, imported_at) VALUES ('s', 'S', 'Asia/Shanghai', 'cn',"
+                " '08:30-18:00', 'h', '2022-06-01', :t)"
+            ),
+            {"t": t},
+        )
+        for pid, name, reason in ((1, "张敏", None), (2, "熊伟", "Forbidden: blocked")):
+            conn.execute(
+                text(
+                    "INSERT INTO person (id, schedule_id, name, chief, admin, active,"
+                    " unreachable_reason) VALUES (:i, 's', :n, false, false, true, :r)"
+                ),
+                {"i": pid, "n": name, "r": reason},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO chatbinding (person_id, platform, chat_id, bound_at, active)"
+                    " VALUES (:i, 'telegram', :c, :t, true)"
+                ),
+                {"i": pid, "c": str(500 + pid), "t": t},
+            )
+        for nid, state, ref in ((1, "sent", "77"), (2, "claimed", None), (3, "unbound", None)):
+            conn.execute(
+                text(
+                    "INSERT INTO notification (id, key, kind, step, person_id, not_before, state,"
+                    " attempts, message_ref, created_at) VALUES (:i, :k, 'reminder', 0, 1, :t,"
+                    " :s, 1, :r, :t)"
+                ),
+                {"i": nid, "k": f"k{nid}", "t": t, "s": state, "r": ref},
+            )
+    upgrade(engine)
+    with Session(engine) as session:
+        from bot.store.models import ChatBinding, Delivery, Notification, Person
+
+        people = {p.name: p for p in session.exec(select(Person)).all()}
+        assert all(p.identity_id for p in people.values())
+        bindings = {b.chat_id: b for b in session.exec(select(ChatBinding)).all()}
+        assert bindings["501"].identity_id == people["张敏"].identity_id
+        assert bindings["502"].unreachable_reason == "Forbidden: blocked"
+        assert bindings["501"].unreachable_reason is None
+        states = {n.id: n.state for n in session.exec(select(Notification)).all()}
+        assert states == {1: "sent", 2: "pending", 3: "waiting"}
+        [delivery] = session.exec(select(Delivery)).all()
+        assert delivery.message_ref == "77" and delivery.state == "sent"
+        assert delivery.binding_id == bindings["501"].id
+    engine.dispose()

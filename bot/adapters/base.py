@@ -35,10 +35,14 @@ class Delivery:
 
 @dataclass(frozen=True)
 class RateLimits:
-    """What the platform tolerates; the dispatcher paces itself by these."""
+    """What the platform tolerates; the dispatcher paces itself by these (bot.pacing)."""
 
     overall_per_second: float
     per_chat_per_second: float
+    # further documented windows as (count, seconds), e.g. WeCom's 30 a minute and 1,000 an
+    # hour per member
+    per_chat: tuple[tuple[int, float], ...] = ()
+    overall: tuple[tuple[int, float], ...] = ()
 
 
 class DeliveryError(Exception):
@@ -50,6 +54,7 @@ class DeliveryError(Exception):
         retry_after: float | None = None,
         new_chat_id: str | None = None,
         recipient_gone: bool = False,
+        timed_out: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -58,6 +63,8 @@ class DeliveryError(Exception):
         self.recipient_gone = recipient_gone
         self.retry_after = retry_after
         self.new_chat_id = new_chat_id  # a group that became a supergroup (migrate_to_chat_id)
+        # no answer in time: the platform may have delivered it, so a retry may repeat it
+        self.timed_out = timed_out
 
 
 class ChatAdapter(Protocol):

@@ -6,7 +6,7 @@ import html
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from bot.adapters.base import Delivery, OutboundMessage, RateLimits
@@ -43,3 +43,26 @@ class ConsoleAdapter:
         lines = [header] + ["  │ " + line for line in text + buttons]
         self.out.write("\n".join(lines) + ("\n" if self.brief else "\n\n"))
         return Delivery(message_ref=f"console-{self.count}")
+
+
+@dataclass
+class ConsoleFrontend:
+    """``dutybot run --console``: every person's messages printed here, under their name."""
+
+    adapter: ConsoleAdapter
+    db: Any
+    clock: Clock
+
+    async def start(self) -> None:
+        from bot.identities import bind_everyone
+        from bot.store.db import session_scope
+
+        with session_scope(self.db) as session:
+            bind_everyone(session, platform=self.adapter.platform, now=self.clock.now())
+
+    async def stop(self) -> None:
+        return None
+
+
+def console_frontend(*, settings: Any, db: Any, clock: Clock, lang: str) -> ConsoleFrontend:
+    return ConsoleFrontend(ConsoleAdapter(clock, lang=lang), db, clock)

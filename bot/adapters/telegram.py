@@ -217,7 +217,9 @@ class TelegramAdapter:
             # The token, not the person, is at fault: do not disable the recipient.
             _LOG.error("the Bot API rejected the bot token (401/404)")
             return DeliveryError("bot token rejected by the Bot API", permanent=False)
-        if isinstance(exc, TimedOut | NetworkError | TelegramError):  # incl. 5xx, bad JSON
+        if isinstance(exc, TimedOut):
+            return DeliveryError(reason, permanent=False, timed_out=True)
+        if isinstance(exc, NetworkError | TelegramError):  # incl. 5xx, bad JSON
             return DeliveryError(reason, permanent=False)
         _LOG.exception("unexpected error while sending to Telegram", exc_info=exc)
         return DeliveryError(reason, permanent=False)

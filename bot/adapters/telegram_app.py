@@ -479,3 +479,8 @@ def _reason(exc: BaseException | None) -> str:
 
 def _hours(value: float) -> timedelta:
     return timedelta(hours=value)
+
+
+def frontend(*, settings: Settings, db: DbEngine, clock: Clock) -> TelegramFrontend:
+    """The registry's entry point (bot.adapters.PLATFORMS)."""
+    return TelegramFrontend(settings=settings, db=db, clock=clock)

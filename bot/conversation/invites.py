@@ -11,16 +11,17 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from bot.store.models import AuditEvent, ChatBinding, Invite, Person
+from bot.identities import bind, people_of
+from bot.store.models import AuditEvent, Invite, Person
 
 TOKEN_BYTES = 24  # 32 URL-safe characters; Telegram's start parameter allows 64 of [A-Za-z0-9_-]
 
 
 class InviteRefused(Exception):
-    """``code``: invalid | expired | used | inactive (a template key, nothing more)."""
+    """``code``: invalid | expired | used | inactive | throttled (a template key)."""
 
     def __init__(self, code: str) -> None:
         super().__init__(code)
@@ -63,20 +64,66 @@ def create_invite(
     return token, invite
 
 
+# Guessing a token is hopeless (192 bits), but a bot answering 10,000 guesses a second is a
+# bot that can be made to do work for free: failed attempts are throttled per chat and overall.
+CHAT_FAILURES = (5, timedelta(minutes=10))  # 5 failed tokens from one chat in 10 minutes
+ALL_FAILURES = (60, timedelta(minutes=1))  # 60 failed tokens from anyone in a minute
+
+
+def _failures(session: Session, since: datetime, actor: str | None = None) -> int:
+    query = (
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.action == "invite_refused", col(AuditEvent.at) >= since)
+    )
+    if actor is not None:
+        query = query.where(AuditEvent.actor == actor)
+    return int(session.exec(query).one())
+
+
+def _refuse(
+    session: Session, code: str, *, platform: str, chat_id: str, now: datetime
+) -> InviteRefused:
+    """A failed attempt is recorded (it counts towards the throttle) and refused."""
+    session.add(
+        AuditEvent(
+            at=now,
+            actor=f"chat:{platform}:{chat_id}"[:120],
+            action="invite_refused",
+            channel="chat",
+            platform=platform,
+            detail={"code": code},
+        )
+    )
+    return InviteRefused(code)
+
+
 def redeem(session: Session, *, token: str, platform: str, chat_id: str, now: datetime) -> Person:
-    """Bind ``chat_id`` to the invited person, or raise InviteRefused."""
+    """Bind ``chat_id`` to the invited person, or raise InviteRefused (``throttled`` after too
+    many failed attempts from this chat, or from everyone, in a short time)."""
+    actor = f"chat:{platform}:{chat_id}"[:120]
+    limit, window = CHAT_FAILURES
+    if _failures(session, now - window, actor) >= limit:
+        raise InviteRefused("throttled")
+    limit, window = ALL_FAILURES
+    if _failures(session, now - window) >= limit:
+        raise InviteRefused("throttled")
+
+    def fail(code: str) -> InviteRefused:
+        return _refuse(session, code, platform=platform, chat_id=chat_id, now=now)
+
     if not token or len(token) > 64:
-        raise InviteRefused("invalid")
+        raise fail("invalid")
     invite = session.exec(select(Invite).where(Invite.token_hash == token_hash(token))).first()
     if invite is None:
-        raise InviteRefused("invalid")
+        raise fail("invalid")
     if invite.used_at is not None:
-        raise InviteRefused("used")
+        raise fail("used")
     if invite.expires_at <= now:
-        raise InviteRefused("expired")
+        raise fail("expired")
     person = session.get(Person, invite.person_id)
     if person is None or not person.active:
-        raise InviteRefused("inactive")
+        raise fail("inactive")
     claimed = session.execute(
         update(Invite)
         .where(col(Invite.id) == invite.id, col(Invite.used_at).is_(None))
@@ -84,10 +131,8 @@ def redeem(session: Session, *, token: str, platform: str, chat_id: str, now: da
         .execution_options(synchronize_session=False)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        raise InviteRefused("used")
-    previous = _bind(session, person, platform, chat_id, now)
-    person.unreachable_reason = None  # a fresh binding is the documented remedy for a block
-    session.add(person)
+        raise fail("used")
+    bound = bind(session, person=person, platform=platform, chat_id=chat_id, now=now)
     session.add(
         AuditEvent(
             at=now,
@@ -95,56 +140,28 @@ def redeem(session: Session, *, token: str, platform: str, chat_id: str, now: da
             action="chat_bound",
             schedule_id=person.schedule_id,
             person_id=person.id,
+            channel="chat",
+            platform=platform,
             detail={
                 "person": person.name,
                 "platform": platform,
                 "invite": invite.id,
-                "replaced_person": previous,
+                "binding": bound.binding.id,
+                "replaced_identity": bound.replaced,
+                "merged_identity": bound.merged_from,
             },
         )
     )
     return person
 
 
-def _bind(
-    session: Session, person: Person, platform: str, chat_id: str, now: datetime
-) -> int | None:
-    """One active chat per person and platform, one person per chat; returns whom the chat
-    was bound to before, if someone else."""
-    for other in session.exec(
-        select(ChatBinding).where(
-            ChatBinding.person_id == person.id,
-            ChatBinding.platform == platform,
-            ChatBinding.chat_id != chat_id,
-            col(ChatBinding.active).is_(True),
-        )
-    ):
-        other.active = False
-        session.add(other)
-    binding = session.exec(
-        select(ChatBinding).where(ChatBinding.platform == platform, ChatBinding.chat_id == chat_id)
-    ).first()
-    previous = None
-    assert person.id is not None
-    if binding is None:
-        binding = ChatBinding(person_id=person.id, platform=platform, chat_id=chat_id, bound_at=now)
-    elif binding.person_id != person.id:
-        previous = binding.person_id
-    binding.person_id, binding.bound_at, binding.active = person.id, now, True
-    session.add(binding)
-    return previous
+def bound_people(session: Session, platform: str, chat_id: str) -> list[Person]:
+    """Every active Person row this chat answers for (one per list the human is on)."""
+    return people_of(session, platform, chat_id)
 
 
 def bound_person(session: Session, platform: str, chat_id: str) -> Person | None:
-    """Who this chat speaks for, if anyone (an inactive person speaks for nobody)."""
-    binding = session.exec(
-        select(ChatBinding).where(
-            ChatBinding.platform == platform,
-            ChatBinding.chat_id == chat_id,
-            col(ChatBinding.active).is_(True),
-        )
-    ).first()
-    if binding is None:
-        return None
-    person = session.get(Person, binding.person_id)
-    return person if person is not None and person.active else None
+    """Who this chat speaks for, if anyone (the first of their lists; an inactive person
+    speaks for nobody)."""
+    found = people_of(session, platform, chat_id)
+    return found[0] if found else None

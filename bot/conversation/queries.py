@@ -14,7 +14,17 @@ from bot.engine import digest_item, effective_due
 from bot.materialise import schedule_time
 from bot.occurrences import ScheduleTime
 from bot.roster import Roster
-from bot.store.models import OPEN, Notification, Occurrence, Person, Schedule, Task, TaskMember
+from bot.store.models import (
+    OPEN,
+    ChatBinding,
+    Delivery,
+    Notification,
+    Occurrence,
+    Person,
+    Schedule,
+    Task,
+    TaskMember,
+)
 
 OFFICIAL, LEADER, ADMIN = "official", "leader", "admin"
 LEADING_ROLES = ("lead", "responsible")
@@ -151,19 +161,28 @@ def leader_digest(session: Session, person: Person, today: date) -> dict[str, An
     }
 
 
-def quoted_occurrence(session: Session, person: Person, message_ref: str) -> int | None:
-    """The occurrence a reminder we sent this person was about, from its message id."""
-    row = session.exec(
+def quoted_occurrence(
+    session: Session, person: Person, message_ref: str, platform: str | None = None
+) -> int | None:
+    """The occurrence a message we sent this person was about, from its message id (a message
+    that carried several items names none: the person is asked which)."""
+    query = (
         select(Notification)
+        .join(Delivery, col(Delivery.bundle_id) == Notification.bundle_id)
+        .join(ChatBinding, col(ChatBinding.id) == Delivery.binding_id)
         .where(
-            Notification.person_id == person.id,
-            Notification.message_ref == message_ref,
+            Delivery.message_ref == message_ref,
+            ChatBinding.identity_id == person.identity_id,
             col(Notification.occurrence_id).is_not(None),
             col(Notification.kind).in_(ANSWERABLE),
         )
-        .order_by(col(Notification.id).desc())
-    ).first()
-    return row.occurrence_id if row else None
+        .order_by(col(Delivery.id).desc())
+    )
+    if platform is not None:
+        query = query.where(Delivery.platform == platform)
+    rows = session.exec(query.limit(2)).all()
+    occurrences = {row.occurrence_id for row in rows}
+    return rows[0].occurrence_id if len(occurrences) == 1 else None
 
 
 def person_by_name(session: Session, schedule_id: str, name: str) -> Person | None:

@@ -7,6 +7,7 @@ silently drop a duty.  Cross-references (names, refs) are checked in
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -71,6 +72,15 @@ class PersonSpec(_Strict):
     title: str | None = None
     chief: bool = False
     reports_to: str | None = None
+    # platform accounts, for binding without an invite (the directory resolves them)
+    dingtalk: str | None = Field(default=None, max_length=64, description="DingTalk userid")
+    wecom: str | None = Field(default=None, max_length=64, description="WeCom userid")
+    mobile: str | None = Field(default=None, max_length=20, description="mobile number")
+
+    def accounts(self) -> dict[str, str]:
+        """The declared accounts, as stored on the person."""
+        found = {"dingtalk": self.dingtalk, "wecom": self.wecom, "mobile": self.mobile}
+        return {k: v for k, v in found.items() if v}
 
 
 class UnitSpec(_Strict):
@@ -119,12 +129,48 @@ def _check_remind(values: list[int]) -> list[int]:
 RemindOffsets = Annotated[list[int], AfterValidator(_check_remind)]
 
 
+def _check_windows(values: list[str]) -> list[str]:
+    spans = []
+    for value in values:
+        try:
+            spans.append(WorkingHours.parse(value))
+        except ValueError as exc:
+            raise PydanticCustomError(
+                "bad_window", "bad sending window {value}", {"value": value}
+            ) from exc
+    ordered = sorted(spans, key=lambda span: span.start)
+    for before, after in itertools.pairwise(ordered):
+        if after.start < before.end:
+            raise PydanticCustomError(
+                "windows_overlap",
+                "sending windows {a} and {b} overlap",
+                {"a": str(before), "b": str(after)},
+            )
+    return [str(span) for span in ordered]
+
+
+class DeliveryPolicy(_Strict):
+    """How chasing messages reach a person: gathered into one message per sending window
+    (reminders) and one per day and level (escalations), at most ``daily_cap`` a day.
+
+    The Chinese platforms make this mandatory, not a nicety: DingTalk work notifications drop a
+    second identical message to a user on one day, WeCom drops app messages beyond 30 a minute
+    and 1,000 an hour per member; a person sent fifty reminders reads none of them."""
+
+    windows: Annotated[list[str], AfterValidator(_check_windows)] = Field(
+        default_factory=lambda: ["08:30-12:00", "14:00-18:00"],
+        description="sending windows on working days (HH:MM-HH:MM), inside working hours",
+    )
+    daily_cap: int = Field(default=8, ge=1, le=100, description="chasing messages a person a day")
+
+
 class Policy(_Strict):
     remind: RemindOffsets = Field(default_factory=lambda: [-7, -3, -1, 0])
     escalate: list[EscalationStep] = Field(default_factory=_default_escalation)
     digest: DigestPolicy = Field(default_factory=DigestPolicy)
     evidence: Literal["optional", "required"] = "optional"
     ongoing_check: Literal["week", "month", "quarter", "half-year", "year"] = "month"
+    delivery: DeliveryPolicy = Field(default_factory=DeliveryPolicy)
 
 
 class PolicyOverride(_Strict):

@@ -137,6 +137,7 @@ def _sync_people(session: Session, spec: ScheduleFile, diff: ImportDiff) -> dict
             "chief": person_spec.chief,
             "admin": name in admins,
             "active": True,
+            "accounts": person_spec.accounts() or None,
         }
         if person is None:
             person = Person(schedule_id=spec.schedule, name=name, **values)

@@ -469,6 +469,8 @@ _CUSTOM = {
     "bad_slug",
     "bad_timezone",
     "bad_hours",
+    "bad_window",
+    "windows_overlap",
     "bad_time",
     "remind_positive",
     "timing",

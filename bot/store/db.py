@@ -51,11 +51,29 @@ def _alembic_config() -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations; called at every start, so a new version never meets an old schema."""
+    """Apply migrations; called at every start, so a new version never meets an old schema.
+
+    On SQLite, Alembic's batch mode rebuilds a table to alter it (copy, drop, rename), which
+    foreign-key enforcement would refuse while other rows point at it: enforcement is off for
+    the migration and the whole store is checked with ``foreign_key_check`` before commit."""
     cfg = _alembic_config()
-    with engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, revision)
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # outside any transaction
+            connection.commit()
+        try:
+            with connection.begin():
+                cfg.attributes["connection"] = connection
+                command.upgrade(cfg, revision)
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise RuntimeError(f"migration left dangling references: {broken[:5]}")
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -44,7 +44,20 @@ class Schedule(SQLModel, table=True):
     imported_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class Identity(SQLModel, table=True):
+    """One human behind the Person rows of several lists: an official on three lists is three
+    Person rows (titles and admin rights are per list) and one identity, whose chat bindings
+    reach them for every list.  Created with the first Person row; merged when two rows turn
+    out to be the same human (the same platform account binds both)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class Person(SQLModel, table=True):
+    """A person as one list names them (people: in the schedule file)."""
+
     __table_args__ = (UniqueConstraint("schedule_id", "name"),)
 
     id: int | None = Field(default=None, primary_key=True)
@@ -56,7 +69,10 @@ class Person(SQLModel, table=True):
     reports_to_id: int | None = Field(default=None, foreign_key="person.id")
     active: bool = True
     lang: str | None = None
-    unreachable_reason: str | None = None
+    identity_id: int | None = Field(default=None, foreign_key="identity.id", index=True)
+    # platform accounts the schedule declares (dingtalk / wecom user ids, mobile), for binding
+    # without invites; {"dingtalk": "manager4220", "mobile": "138…"}
+    accounts: dict[str, Any] | None = _json()
 
 
 class Unit(SQLModel, table=True):
@@ -150,10 +166,14 @@ class Occurrence(SQLModel, table=True):
     escalation_step: int = -1
     escalation_repeats: int = 0
     escalation: list[dict[str, Any]] | None = _json()  # policy snapshot once escalation began
+    # why planning this row failed last (a bad value must not stop every other reminder)
+    planning_error: str | None = None
 
 
 class Notification(SQLModel, table=True):
-    """The outbox: one planned message, claimed, sent and recorded exactly once in effect."""
+    """The outbox: one planned message for one person (intent), recorded before anything is
+    sent.  Pending notifications are gathered into bundles (one message per person and sending
+    window); each bundle is delivered to each reachable binding of that person."""
 
     __table_args__ = (
         Index(
@@ -174,14 +194,83 @@ class Notification(SQLModel, table=True):
     person_id: int = Field(foreign_key="person.id", index=True)
     payload: dict[str, Any] | None = _json()
     not_before: datetime = Field(sa_type=UTCDateTime)
+    # relevance: undelivered past this instant, the notification is dead (visible, re-drivable)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # pending | waiting (nobody reachable yet) | bundled | sent | cancelled | superseded | dead
     state: str = Field(default="pending", max_length=10)
-    attempts: int = 0
-    claimed_by: str | None = None
-    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    bundle_id: int | None = Field(default=None, foreign_key="bundle.id", index=True)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    message_ref: str | None = None
     last_error: str | None = None
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Bundle(SQLModel, table=True):
+    """One message to one person: a notification, or several gathered for one sending window
+    (a single notification is a bundle of one).  Open while nothing of it was claimed: later
+    notifications of the same window join it; sealed at the first claim."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=200, description="identity, class and window")
+    identity_id: int = Field(foreign_key="identity.id", index=True)
+    person_id: int = Field(foreign_key="person.id", description="whose language it speaks")
+    kind: str = Field(max_length=32, description="the members' kind (one kind per bundle)")
+    level: str | None = Field(default=None, max_length=8)
+    not_before: datetime = Field(sa_type=UTCDateTime)
+    state: str = Field(default="open", max_length=10, description="open | sealed | done")
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Delivery(SQLModel, table=True):
+    """One bundle sent to one chat binding: the unit of claiming, sending, retrying and pacing.
+
+    A claim is a lease fenced by ``claim_token``: an outcome is written only by the claim that
+    is still current, so a worker whose lease lapsed cannot overwrite a newer claim."""
+
+    __table_args__ = (
+        UniqueConstraint("bundle_id", "binding_id"),
+        Index(
+            "ix_delivery_due",
+            "not_before",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
+        Index(
+            "ix_delivery_claimed",
+            "claimed_until",
+            postgresql_where=text("state = 'claimed'"),
+            sqlite_where=text("state = 'claimed'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    bundle_id: int = Field(foreign_key="bundle.id", index=True)
+    binding_id: int = Field(foreign_key="chatbinding.id", index=True)
+    platform: str = Field(max_length=16)
+    not_before: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # pending | claimed | sent | failed (refused for good) | dead (expired) | cancelled
+    state: str = Field(default="pending", max_length=10)
+    attempts: int = 0
+    claimed_by: str | None = Field(default=None, max_length=120)
+    claim_token: str | None = Field(default=None, max_length=32)
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    message_ref: str | None = Field(default=None, max_length=120)
+    last_error: str | None = None
+    timeouts: int = 0  # sends that timed out after the platform may have accepted them
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class WorkerLease(SQLModel, table=True):
+    """A running worker by its stable name: lets a restarted worker take back what its previous
+    incarnation claimed at once (instead of waiting for the lease), and tells /healthz who runs."""
+
+    name: str = Field(primary_key=True, max_length=120)
+    incarnation: str = Field(max_length=32)
+    host: str = Field(default="", max_length=120)
+    pid: int = 0  # on the same host, a dead pid means the previous run crashed: take over now
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    heartbeat_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class Reply(SQLModel, table=True):
@@ -224,18 +313,38 @@ class AuditEvent(SQLModel, table=True):
     occurrence_id: int | None = Field(default=None, index=True)
     notification_id: int | None = None
     person_id: int | None = None
+    # through which channel the action came (chat, web, cli, system) and, for chat, which
+    # platform and message
+    channel: str | None = Field(default=None, max_length=16)
+    platform: str | None = Field(default=None, max_length=16)
+    message_ref: str | None = Field(default=None, max_length=120)
     detail: dict[str, Any] | None = _json()
 
 
 class ChatBinding(SQLModel, table=True):
+    """One chat of one person on one platform (a Telegram chat, a DingTalk or WeCom user).
+
+    Reachability is a state of the binding, not of the person: a user who left the DingTalk
+    organisation is unreachable there and still reachable on Telegram."""
+
     __table_args__ = (UniqueConstraint("platform", "chat_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    person_id: int = Field(foreign_key="person.id", index=True)
+    identity_id: int = Field(foreign_key="identity.id", index=True)
     platform: str = Field(max_length=16)
     chat_id: str = Field(max_length=64)
+    user_id: str | None = Field(default=None, max_length=64, description="platform account")
+    via: str = Field(
+        default="invite",
+        max_length=10,
+        description="invite | directory | console",
+        sa_column_kwargs={"server_default": "invite"},
+    )
     bound_at: datetime = Field(sa_type=UTCDateTime)
-    active: bool = True
+    active: bool = True  # False once unbound ("这不是我", a newer binding, an admin)
+    unreachable_reason: str | None = None
+    unreachable_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_ok_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Invite(SQLModel, table=True):

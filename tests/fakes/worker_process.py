@@ -3,9 +3,9 @@
     python -m tests.fakes.worker_process --db URL --api BASE_URL --token T --now ISO
         [--lease SECONDS] [--name NAME] [--plan] [--rounds N] [--batch N]
 
-It plans (with --plan) and dispatches against the given database with a simulated clock
-fixed at --now, sending over real HTTP to the given Bot API, until nothing is left;
-then prints one JSON line of counts.  The test process kills or races it.
+It plans (with --plan: engine, digests, gathering into bundles) and sends against the given
+database with a simulated clock fixed at --now, over real HTTP to the given Bot API, until
+nothing is left; then prints one JSON line of counts.  The test process kills or races it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from bot.adapters.telegram import TelegramAdapter
 from bot.clock import SimulatedClock
+from bot.dispatch import SendPolicy
 from bot.store.db import open_store
 from bot.worker import Worker
 
@@ -38,19 +39,20 @@ async def main() -> None:
     clock = SimulatedClock(datetime.fromisoformat(args.now))
     adapter = TelegramAdapter(args.token, base_url=args.api, read_timeout=5.0)
     adapter.limits = None
-    worker = Worker(db, adapter, clock, lease=timedelta(seconds=args.lease), name=args.name)
-    worker.dispatcher.batch = args.batch
+    policy = SendPolicy(lease=timedelta(seconds=args.lease), batch=args.batch)
+    worker = Worker(db, adapter, clock, name=args.name, policy=policy)
     planned = sent = 0
     async with adapter:
         for _ in range(args.rounds):
             if args.plan:
-                planned += worker.engine.plan(clock.now()) + worker.engine.plan_digests(clock.now())
+                p, d, _ = await asyncio.to_thread(worker.plan_pass, clock.now())
+                planned += p + d
             stats = await worker.dispatcher.run_once()
             sent += stats.sent
             print(json.dumps({"round_sent": stats.sent}), flush=True)
             if not stats.claimed:
                 break
-    print(json.dumps({"name": args.name, "planned": planned, "sent": sent}), flush=True)
+    print(json.dumps({"name": worker.name, "planned": planned, "sent": sent}), flush=True)
     db.dispose()
 
 

@@ -1,0 +1,183 @@
+"""Adapters under the delivery contract: each platform's harness scripts failures on its own
+fake server (or, for ``scripted``, in memory) in that platform's terms, so one parametrised
+suite (tests/test_dispatch_contract.py) checks that every adapter maps its platform's answers
+onto the same dispatcher behaviour.
+
+A harness says how to make the next send to a chat fail in each of the kinds the dispatcher
+knows, and what the platform received.  Add a platform by adding a harness to HARNESSES.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.adapters.base import ChatAdapter, Delivery, DeliveryError, OutboundMessage
+
+# the failure kinds every platform can produce, in the platform's own words
+RETRY_AFTER, TRANSIENT, TIMEOUT, GONE, REFUSED = (
+    "retry_after",
+    "transient",
+    "timeout",
+    "gone",
+    "refused",
+)
+KINDS = (RETRY_AFTER, TRANSIENT, TIMEOUT, GONE, REFUSED)
+
+
+class Harness(Protocol):
+    platform: str
+    adapter: ChatAdapter
+
+    def chat(self, n: int) -> str:
+        """The n-th chat id valid on this platform."""
+        ...
+
+    def fail(self, kind: str, chat: str, *, times: int = 1, seconds: int = 5) -> None:
+        """Make the next ``times`` sends to ``chat`` fail this way (retry_after: ``seconds``)."""
+        ...
+
+    def fail_all(self, kind: str, *, times: int) -> None:
+        """Make the next ``times`` sends to anyone fail this way (an outage)."""
+        ...
+
+    def received(self, chat: str) -> list[str]:
+        """The texts the platform accepted for ``chat``, in order."""
+        ...
+
+    def attempts(self, chat: str) -> int:
+        """How many send requests reached the platform for ``chat`` (accepted or not)."""
+        ...
+
+
+@dataclass
+class ScriptedAdapter:
+    """An in-memory adapter raising the scripted DeliveryError of each kind."""
+
+    platform: str = "scripted"
+    limits: None = None
+    script: dict[str | None, list[str]] = field(default_factory=dict)
+    seconds: dict[str | None, int] = field(default_factory=dict)
+    sent: dict[str, list[str]] = field(default_factory=dict)
+    tried: dict[str, int] = field(default_factory=dict)
+
+    async def send(self, message: OutboundMessage) -> Delivery:
+        chat = message.chat_id
+        self.tried[chat] = self.tried.get(chat, 0) + 1
+        for key in (chat, None):
+            queue = self.script.get(key)
+            if queue:
+                kind = queue.pop(0)
+                raise _error(kind, self.seconds.get(key, 5))
+        self.sent.setdefault(chat, []).append(_text_of(message))
+        return Delivery(message_ref=f"{chat}-{len(self.sent[chat])}")
+
+
+def _text_of(message: OutboundMessage) -> str:
+    text = getattr(message, "text", None)
+    return str(text if text is not None else getattr(message, "message", ""))
+
+
+def _error(kind: str, seconds: int) -> DeliveryError:
+    if kind == RETRY_AFTER:
+        return DeliveryError("429 slow down", permanent=False, retry_after=seconds)
+    if kind == TRANSIENT:
+        return DeliveryError("503 unavailable", permanent=False)
+    if kind == TIMEOUT:
+        return DeliveryError("read timed out", permanent=False, timed_out=True)
+    if kind == GONE:
+        return DeliveryError("user left", permanent=True, recipient_gone=True)
+    return DeliveryError("400 bad message", permanent=True)
+
+
+class ScriptedHarness:
+    platform = "scripted"
+
+    def __init__(self) -> None:
+        self.adapter = ScriptedAdapter()
+
+    def chat(self, n: int) -> str:
+        return f"s{n}"
+
+    def fail(self, kind: str, chat: str, *, times: int = 1, seconds: int = 5) -> None:
+        self.adapter.script.setdefault(chat, []).extend([kind] * times)
+        self.adapter.seconds[chat] = seconds
+
+    def fail_all(self, kind: str, *, times: int) -> None:
+        self.adapter.script.setdefault(None, []).extend([kind] * times)
+
+    def received(self, chat: str) -> list[str]:
+        return list(self.adapter.sent.get(chat, []))
+
+    def attempts(self, chat: str) -> int:
+        return self.adapter.tried.get(chat, 0)
+
+
+class TelegramHarness:
+    """The real TelegramAdapter (PTB) against the fake Bot API over HTTP."""
+
+    platform = "telegram"
+
+    def __init__(self, api: object) -> None:
+        from bot.adapters.telegram import TelegramAdapter
+        from tests.fakes.botapi import FakeBotApi
+
+        assert isinstance(api, FakeBotApi)
+        self.api = api
+        self.adapter = TelegramAdapter(
+            api.token, base_url=api.base_url, read_timeout=0.5, connect_timeout=0.5
+        )
+        self.adapter.limits = None  # pacing has tests of its own
+
+    def chat(self, n: int) -> str:
+        return str(5000 + n)
+
+    def _fault(self, kind: str, seconds: int):  # type: ignore[no-untyped-def]
+        from tests.fakes.botapi import Fault
+
+        return {
+            RETRY_AFTER: Fault.retry_after(seconds),
+            TRANSIENT: Fault.server_error(502),
+            TIMEOUT: Fault.slow(1.5),
+            GONE: Fault.blocked(),
+            REFUSED: Fault.bad_request("can't parse entities"),
+        }[kind]
+
+    def fail(self, kind: str, chat: str, *, times: int = 1, seconds: int = 5) -> None:
+        self.api.inject(
+            "sendMessage", *[self._fault(kind, seconds) for _ in range(times)], chat_id=chat
+        )
+
+    def fail_all(self, kind: str, *, times: int) -> None:
+        self.api.inject("sendMessage", *[self._fault(kind, 5) for _ in range(times)])
+
+    def received(self, chat: str) -> list[str]:
+        return [
+            str(c.params.get("text", ""))
+            for c in self.api.calls_to("sendMessage", chat_id=chat)
+            if c.status in (None, 200) and (c.fault is None or c.fault.status is None)
+        ]
+
+    def attempts(self, chat: str) -> int:
+        return len(self.api.calls_to("sendMessage", chat_id=chat))
+
+
+HarnessFactory = Callable[[], contextlib.AbstractContextManager[Harness]]
+
+
+@contextlib.contextmanager
+def scripted() -> Iterator[Harness]:
+    yield ScriptedHarness()
+
+
+@contextlib.contextmanager
+def telegram() -> Iterator[Harness]:
+    from tests.fakes.botapi import FakeBotApi
+
+    with FakeBotApi(token="123456:TEST-contract") as api:
+        yield TelegramHarness(api)
+
+
+HARNESSES: dict[str, HarnessFactory] = {"scripted": scripted, "telegram": telegram}

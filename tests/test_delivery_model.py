@@ -1,0 +1,221 @@
+"""The delivery model: a notification is for a person, delivered to each of their bindings;
+one message per sending window (reminders) and per day and level (escalations); catch-up on
+an overdue list; late binders get what is still relevant."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from bot.bundling import Windows, place
+from bot.calendar import WorkingHours
+from bot.clock import SimulatedClock
+from bot.conversation.invites import create_invite, redeem
+from bot.identities import bind
+from bot.materialise import schedule_time
+from bot.schedule.importer import import_schedule
+from bot.schedule.validate import load_schedule
+from bot.store.db import session_scope
+from bot.store.models import Bundle, Delivery, Notification, Person, Schedule
+from bot.worker import Worker
+from tests.conftest import SCHEDULES, local
+from tests.fakes.contract import ScriptedAdapter
+
+MANY = """\
+schedule: many-2022
+title: 测试清单
+issued_on: 2022-05-23
+people:
+  邓清华: {chief: true}
+  熊伟: {}
+  张敏: {}
+units:
+  能源科: {contacts: [张敏]}
+policy:
+  remind: [-3, -1, 0]
+  escalate:
+    - {after: 1, to: [assignees]}
+    - {after: 3, to: [lead]}
+    - {after: 5, to: [chief], repeat: 5}
+tasks:
+"""
+
+
+def many_tasks(due: str, count: int = 5) -> str:
+    rows = "".join(
+        f'  - {{ref: "{n}", title: 工作{n}, lead: [熊伟], units: [能源科], due: {due}}}\n'
+        for n in range(1, count + 1)
+    )
+    return MANY + rows
+
+
+def imported(engine: Engine, text: str, at: datetime) -> None:
+    spec = load_schedule("many.yaml", text=text).spec
+    assert spec is not None
+    with session_scope(engine) as session:
+        import_schedule(session, spec, now=at, horizon_days=62)
+
+
+def person(session: Session, name: str) -> Person:
+    return session.exec(select(Person).where(Person.name == name)).one()
+
+
+def reminders(engine: Engine) -> Counter[str]:
+    with Session(engine) as session:
+        rows = session.exec(select(Notification).where(Notification.kind == "reminder")).all()
+        return Counter(n.state for n in rows)
+
+
+def bind_on(engine: Engine, name: str, platform: str, chat: str, at: datetime) -> None:
+    with session_scope(engine) as session:
+        bind(session, person=person(session, name), platform=platform, chat_id=chat, now=at)
+
+
+def test_five_reminders_due_together_are_one_message(engine: Engine) -> None:
+    imported(engine, many_tasks("2022-06-10"), local(2022, 5, 23, 8, 0))
+    bind_on(engine, "张敏", "scripted", "zm", local(2022, 5, 23, 8, 0))
+    adapter = ScriptedAdapter()
+    clock = SimulatedClock(local(2022, 6, 7, 8, 30))  # the -3 reminders of all five tasks
+    asyncio.run(Worker(engine, adapter, clock).tick())
+    assert len(adapter.sent["zm"]) == 1
+    [text] = adapter.sent["zm"]
+    assert all(f"工作{n}" in text for n in range(1, 6))
+
+
+def test_a_person_on_two_platforms_gets_each_message_once_per_binding(engine: Engine) -> None:
+    imported(engine, many_tasks("2022-06-10", count=1), local(2022, 5, 23, 8, 0))
+    bind_on(engine, "张敏", "scripted", "zm", local(2022, 5, 23, 8, 0))
+    bind_on(engine, "张敏", "spare", "zm-spare", local(2022, 5, 23, 8, 0))
+    one, two = ScriptedAdapter(), ScriptedAdapter(platform="spare")
+    clock = SimulatedClock(local(2022, 6, 7, 8, 30))
+    worker = Worker(engine, {"scripted": one, "spare": two}, clock)
+    asyncio.run(worker.tick())
+    asyncio.run(worker.tick())
+    assert len(one.sent["zm"]) == 1 and len(two.sent["zm-spare"]) == 1
+
+
+def test_a_late_binder_gets_the_latest_reminder_not_the_history(engine: Engine) -> None:
+    imported(engine, many_tasks("2022-06-10", count=1), local(2022, 5, 23, 8, 0))
+    adapter = ScriptedAdapter()
+    clock = SimulatedClock(local(2022, 6, 7, 8, 30))
+    worker = Worker(engine, adapter, clock)
+    asyncio.run(worker.tick())  # the -3 reminder: nobody bound yet
+    clock.set(local(2022, 6, 9, 8, 30))
+    asyncio.run(worker.tick())  # the -1 reminder: still nobody
+    assert reminders(engine) == Counter({"waiting": 2})  # kept, not dropped
+    clock.set(local(2022, 6, 9, 10, 0))
+    with session_scope(engine) as session:  # 张敏 binds an hour later
+        token, _ = create_invite(
+            session,
+            person=person(session, "张敏"),
+            now=clock.now(),
+            ttl=timedelta(days=1),
+            actor="test",
+        )
+        redeem(session, token=token, platform="scripted", chat_id="zm", now=clock.now())
+    asyncio.run(worker.tick())
+    [text] = adapter.sent["zm"]  # one message: the latest reminder
+    assert "工作1" in text
+    assert reminders(engine) == Counter({"sent": 1, "superseded": 1})
+
+
+def test_first_run_on_an_overdue_list_sends_one_summary_per_person(engine: Engine) -> None:
+    """Imported weeks after every deadline: no replay of the ladder.  Each person hears once,
+    at the step today implies (the chief's), about all their items."""
+    imported(engine, many_tasks("2022-05-31"), local(2022, 6, 20, 9, 0))
+    for name, chat in (("张敏", "zm"), ("熊伟", "xw"), ("邓清华", "dqh")):
+        bind_on(engine, name, "scripted", chat, local(2022, 6, 20, 9, 0))
+    adapter = ScriptedAdapter()
+    clock = SimulatedClock(local(2022, 6, 20, 9, 0))
+    worker = Worker(engine, adapter, clock)
+    asyncio.run(worker.tick())
+    counts = {chat: len(texts) for chat, texts in adapter.sent.items()}
+    # one escalation message each (5 items), and the leaders' digests
+    with Session(engine) as session:
+        bundles = Counter((b.person_id, b.kind) for b in session.exec(select(Bundle)).all())
+        levels = {
+            n.level for n in session.exec(select(Notification)).all() if n.kind == "escalation"
+        }
+    assert all(n == 1 for (_, kind), n in bundles.items() if kind == "escalation")
+    assert levels == {"red"}  # the step today implies, not yellow first
+    assert counts["zm"] == 1 and "工作5" in adapter.sent["zm"][0]
+    assert counts["dqh"] <= 2 and counts["xw"] <= 2  # the escalation and the day's digest
+
+
+def test_escalations_to_a_leader_are_one_message_a_day_per_level(engine: Engine) -> None:
+    imported(engine, many_tasks("2022-06-01"), local(2022, 5, 23, 8, 0))
+    for name, chat in (("张敏", "zm"), ("熊伟", "xw")):
+        bind_on(engine, name, "scripted", chat, local(2022, 5, 23, 8, 0))
+    adapter = ScriptedAdapter()
+    clock = SimulatedClock(local(2022, 6, 2, 8, 30))
+    worker = Worker(engine, adapter, clock)
+    for hour in (8, 10, 15):
+        clock.set(local(2022, 6, 2, hour, 30))
+        asyncio.run(worker.tick())
+    escalations = [t for t in adapter.sent["zm"] if "督办" in t]
+    assert len(escalations) == 1  # five items, one message
+
+
+def test_windows_hold_chasing_messages_for_the_next_one() -> None:
+    spec = load_schedule(SCHEDULES / "fengdu-ndrc-2022.yaml").spec
+    assert spec is not None
+    schedule = Schedule(
+        id="x",
+        title="x",
+        timezone="Asia/Shanghai",
+        calendar="cn",
+        working_hours="08:30-18:00",
+        content_hash="h",
+        planned_from=date(2022, 5, 23),
+        imported_at=local(2022, 5, 23),
+    )
+    st = schedule_time(schedule)
+    windows = Windows.from_policy(None, WorkingHours.parse("08:30-18:00"))
+    lunch = local(2022, 6, 1, 12, 30)
+    placed = place(
+        kind="reminder", level=None, not_before=lunch, notification_id=1, windows=windows, st=st
+    )
+    assert placed.send_at == local(2022, 6, 1, 14, 0)  # after the lunch break
+    nextwin = place(
+        kind="reminder",
+        level=None,
+        not_before=lunch,
+        notification_id=1,
+        windows=windows,
+        st=st,
+        attempt=1,
+    )
+    assert nextwin.send_at == local(2022, 6, 2, 8, 30)
+    friday_evening = local(2022, 6, 2, 18, 30)  # 06-03 is the Dragon Boat Festival
+    escalation = place(
+        kind="escalation",
+        level="red",
+        not_before=friday_evening,
+        notification_id=2,
+        windows=windows,
+        st=st,
+    )
+    assert escalation.send_at == local(2022, 6, 6, 8, 30)
+    notice = place(
+        kind="completed", level=None, not_before=lunch, notification_id=3, windows=windows, st=st
+    )
+    assert notice.send_at == lunch  # not chasing: goes when due
+
+
+def test_deliveries_of_a_bundle_record_their_own_outcome(engine: Engine) -> None:
+    imported(engine, many_tasks("2022-06-10", count=1), local(2022, 5, 23, 8, 0))
+    bind_on(engine, "张敏", "scripted", "zm", local(2022, 5, 23, 8, 0))
+    bind_on(engine, "张敏", "spare", "zm-spare", local(2022, 5, 23, 8, 0))
+    ok = ScriptedAdapter()
+    gone = ScriptedAdapter(platform="spare")
+    gone.script["zm-spare"] = ["gone"]
+    clock = SimulatedClock(local(2022, 6, 7, 8, 30))
+    asyncio.run(Worker(engine, {"scripted": ok, "spare": gone}, clock).tick())
+    with Session(engine) as session:
+        states = sorted(d.state for d in session.exec(select(Delivery)).all())
+        notes = {n.state for n in session.exec(select(Notification)).all() if n.kind == "reminder"}
+    assert states == ["gone", "sent"] and notes == {"sent"}
