@@ -22,13 +22,19 @@ if TYPE_CHECKING:
 
 
 class Frontend(Protocol):
-    """A running platform: its send side, and start/stop for its receive side."""
+    """A running platform: its send side, start/stop for its receive side, and the HTTP routes
+    (webhooks, callback URLs) the web app (bot.web) mounts for it -- none for a platform that
+    pulls its updates (long polling, DingTalk's Stream mode)."""
 
     adapter: ChatAdapter
 
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+    def routes(self) -> list[Any]:
+        """Starlette routes to mount, e.g. ``Route("/wecom/callback", ...)``."""
+        ...
 
 
 @dataclass(frozen=True)

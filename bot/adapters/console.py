@@ -63,6 +63,9 @@ class ConsoleFrontend:
     async def stop(self) -> None:
         return None
 
+    def routes(self) -> list[Any]:
+        return []
+
 
 def console_frontend(*, settings: Any, db: Any, clock: Clock, lang: str) -> ConsoleFrontend:
     return ConsoleFrontend(ConsoleAdapter(clock, lang=lang), db, clock)

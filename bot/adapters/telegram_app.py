@@ -342,6 +342,10 @@ class TelegramFrontend:
         app.add_error_handler(self._on_error)
         self._started = False
 
+    def routes(self) -> list[Any]:
+        """The webhook lives in bot.web once that app hosts it; polling needs none."""
+        return []
+
     def invite_link(self, token: str) -> str:
         if not self.username:
             raise RuntimeError("the bot username is not known yet")
