@@ -38,6 +38,19 @@ class ReplyRefused(Exception):
 
 
 @dataclass(frozen=True)
+class Via:
+    """Through which channel an action came (chat, web, cli, system), and for chat on which
+    platform and in answer to which message: written on every audit event."""
+
+    channel: str = "chat"
+    platform: str | None = None
+    message_ref: str | None = None
+
+
+SYSTEM = Via("system")
+
+
+@dataclass(frozen=True)
 class EvidenceIn:
     kind: str  # photo | document | text
     file_id: str | None = None
@@ -54,6 +67,7 @@ class _Case:
     schedule: Schedule
     roster: Roster
     person: Person
+    via: Via = SYSTEM
 
     def payload(self, session: Session, now: datetime, **extra: Any) -> dict[str, Any]:
         st = schedule_time(self.schedule)
@@ -63,7 +77,9 @@ class _Case:
         return {**base, "by": self.person.name, **extra}
 
 
-def _case(session: Session, occurrence_id: int, person_id: int) -> _Case:
+def _case(
+    session: Session, occurrence_id: int, person_id: int, via: Via | None = None
+) -> _Case:
     occ = session.get(Occurrence, occurrence_id)
     person = session.get(Person, person_id)
     if occ is None or person is None:
@@ -73,7 +89,8 @@ def _case(session: Session, occurrence_id: int, person_id: int) -> _Case:
     assert task is not None and schedule is not None
     if person.schedule_id != occ.schedule_id:
         raise ReplyRefused("not_assigned")
-    return _Case(occ, task, schedule, Roster.load(session, schedule.id), person)
+    roster = Roster.cached(session, schedule)
+    return _Case(occ, task, schedule, roster, person, via or SYSTEM)
 
 
 def _chased(case: _Case) -> set[int]:
@@ -109,6 +126,9 @@ def _audit(session: Session, case: _Case, action: str, now: datetime, **detail: 
             task_id=case.task.id,
             occurrence_id=case.occ.id,
             person_id=case.person.id,
+            channel=case.via.channel,
+            platform=case.via.platform,
+            message_ref=case.via.message_ref,
             detail={"by": case.person.name, **detail},
         )
     )
@@ -150,10 +170,11 @@ def complete(
     occurrence_id: int,
     person_id: int,
     now: datetime,
+    via: Via | None = None,
     note: str | None = None,
     evidence: list[EvidenceIn] | None = None,
 ) -> Reply:
-    case = _case(session, occurrence_id, person_id)
+    case = _case(session, occurrence_id, person_id, via)
     _require_open_and_assigned(case)
     evidence = evidence or []
     if (case.task.policy or {}).get("evidence") == "required" and not (note or evidence):
@@ -197,10 +218,11 @@ def report_progress(
     occurrence_id: int,
     person_id: int,
     now: datetime,
+    via: Via | None = None,
     note: str,
     percent: int | None = None,
 ) -> Reply:
-    case = _case(session, occurrence_id, person_id)
+    case = _case(session, occurrence_id, person_id, via)
     _require_open_and_assigned(case)
     if percent is not None and not 0 <= percent <= 100:
         raise ReplyRefused("bad_percent")
@@ -233,10 +255,11 @@ def request_extension(
     occurrence_id: int,
     person_id: int,
     now: datetime,
+    via: Via | None = None,
     new_date: date,
     reason: str | None,
 ) -> Reply:
-    case = _case(session, occurrence_id, person_id)
+    case = _case(session, occurrence_id, person_id, via)
     _require_open_and_assigned(case)
     if new_date <= effective_due(case.occ):
         raise ReplyRefused("extension_not_later")
@@ -268,17 +291,26 @@ def request_extension(
 
 
 def decide_extension(
-    session: Session, *, reply_id: int, person_id: int, now: datetime, approve: bool
+    session: Session,
+    *,
+    reply_id: int,
+    person_id: int,
+    now: datetime,
+    approve: bool,
+    via: Via | None = None,
 ) -> Reply:
     reply = session.get(Reply, reply_id)
     if reply is None or reply.kind != "extension":
         raise ReplyRefused("not_found")
-    case = _case(session, reply.occurrence_id, person_id)
+    case = _case(session, reply.occurrence_id, person_id, via)
     assert case.task.id is not None and reply.requested_date is not None
     if person_id not in case.roster.lead(case.task.id):
         raise ReplyRefused("not_lead")
     if reply.decision is not None or case.occ.status != OPEN:
         raise ReplyRefused("closed")
+    if approve and reply.requested_date <= effective_due(case.occ):
+        # the list moved the deadline past the request meanwhile: approving would shorten it
+        raise ReplyRefused("extension_stale")
     reply.decision = "approved" if approve else "denied"
     reply.decided_by_id, reply.decided_at = person_id, now
     session.add(reply)
@@ -305,9 +337,15 @@ def decide_extension(
 
 
 def not_mine(
-    session: Session, *, occurrence_id: int, person_id: int, now: datetime, note: str | None = None
+    session: Session,
+    *,
+    occurrence_id: int,
+    person_id: int,
+    now: datetime,
+    note: str | None = None,
+    via: Via | None = None,
 ) -> Reply:
-    case = _case(session, occurrence_id, person_id)
+    case = _case(session, occurrence_id, person_id, via)
     _require_open_and_assigned(case)
     reply = Reply(
         occurrence_id=occurrence_id, person_id=person_id, kind="not_mine", note=note, created_at=now
@@ -320,9 +358,16 @@ def not_mine(
     return reply
 
 
-def nudge(session: Session, *, occurrence_id: int, person_id: int, now: datetime) -> int:
+def nudge(
+    session: Session,
+    *,
+    occurrence_id: int,
+    person_id: int,
+    now: datetime,
+    via: Via | None = None,
+) -> int:
     """催办: a leader re-sends the reminder to the assignees, with the leader's name."""
-    case = _case(session, occurrence_id, person_id)
+    case = _case(session, occurrence_id, person_id, via)
     assert case.task.id is not None
     roster = case.roster
     leaders = set(roster.lead(case.task.id) + roster.responsible(case.task.id) + roster.chief())

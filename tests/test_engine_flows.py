@@ -161,3 +161,49 @@ def test_plan_counts_what_it_wrote_on_both_backends(engine: Engine) -> None:
         rows = session.exec(select(Notification)).all()
     assert written == len(rows) > 0  # psycopg 3 reports rowcount -1: count what was returned
     assert again == 0
+
+
+def test_an_approval_can_never_shorten_a_deadline_the_list_moved_meanwhile(engine: Engine) -> None:
+    """Asked to extend to 08-05; the list is re-imported with the deadline moved to 08-31;
+    approving the old request now would move it back: refused, the deadline stays."""
+    from bot.replies import ReplyRefused
+    from tests.fakes.chat import SCHEDULE_YAML
+
+    first = SCHEDULE_YAML
+    spec = load_schedule("e2e.yaml", text=first).spec
+    assert spec is not None
+    with session_scope(engine) as session:
+        import_schedule(session, spec, now=local(2022, 6, 1, 9, 0), horizon_days=62)
+    with session_scope(engine) as session:
+        occ_id, zhang = ids(session, "5", "张敏")
+        asked = replies.request_extension(
+            session,
+            occurrence_id=occ_id,
+            person_id=zhang,
+            now=local(2022, 7, 20, 10, 0),
+            new_date=date(2022, 8, 5),
+            reason="设备未到",
+        )
+        reply_id = asked.id
+    moved = load_schedule("e2e.yaml", text=first.replace("due: 2022-07-29", "due: 2022-08-31"))
+    assert moved.spec is not None
+    with session_scope(engine) as session:
+        import_schedule(session, moved.spec, now=local(2022, 7, 21, 9, 0), horizon_days=62)
+    with session_scope(engine) as session:
+        lead = session.exec(select(Person).where(Person.name == "熊伟")).one()
+        assert reply_id is not None and lead.id is not None
+        try:
+            replies.decide_extension(
+                session,
+                reply_id=reply_id,
+                person_id=lead.id,
+                now=local(2022, 7, 21, 10, 0),
+                approve=True,
+            )
+        except ReplyRefused as refused:
+            assert refused.code == "extension_stale"
+        else:
+            raise AssertionError("a stale approval went through")
+    with Session(engine) as session:
+        occ = session.get(Occurrence, occ_id)
+        assert occ is not None and occ.extended_to is None and occ.due_date == date(2022, 8, 31)
