@@ -156,6 +156,41 @@ class _Times:
         return self.st[schedule_id], self.windows[schedule_id]
 
 
+@dataclass
+class _Placing:
+    """One notification finding its bundle: where it would go at this attempt."""
+
+    row: Notification
+    identity_id: int
+    person_id: int
+    rules: tuple[ScheduleTime, Windows] | None
+    attempt: int = 0
+    key: str = ""
+    send_at: datetime | None = None
+    day: date | None = None
+
+    def place(self, now: datetime) -> None:
+        row = self.row
+        assert row.id is not None
+        due = max(row.not_before, now)
+        klass = bundle_class(row.kind, row.level)
+        if self.rules is None:  # no schedule: a notice of its own minute
+            bucket, self.send_at, self.day = f"m{due.replace(second=0, microsecond=0)}", due, None
+        else:
+            st, windows = self.rules
+            placed = place(
+                kind=row.kind,
+                level=row.level,
+                not_before=due,
+                notification_id=row.id,
+                windows=windows,
+                st=st,
+                attempt=self.attempt,
+            )
+            bucket, self.send_at, self.day = placed.bucket, placed.send_at, placed.day
+        self.key = f"{self.identity_id}:{klass}:{bucket}"
+
+
 def gather(
     session: Session,
     now: datetime,
@@ -165,8 +200,9 @@ def gather(
     limit: int = GATHER_BATCH,
 ) -> GatherStats:
     """Put pending notifications due by ``now + ahead`` into bundles, with one delivery per
-    reachable binding on ``platforms``.  Runs in the caller's transaction; call it until it
-    returns fewer than ``limit`` rows (:func:`gather_all`)."""
+    reachable binding on ``platforms``.  Runs in the caller's transaction, a few statements per
+    batch whatever its size; call it until it returns fewer than ``limit`` rows
+    (:func:`gather_all`)."""
     stats = GatherStats()
     rows = session.exec(
         select(Notification)
@@ -184,11 +220,10 @@ def gather(
         ).all()
     }
     ensure_identities(session, [p for p in people.values() if p.identity_id is None], now)
-    identities = {p.identity_id for p in people.values()}
     reachable: dict[int, list[ChatBinding]] = defaultdict(list)
     for binding in session.exec(
         select(ChatBinding).where(
-            col(ChatBinding.identity_id).in_(identities),
+            col(ChatBinding.identity_id).in_({p.identity_id for p in people.values()}),
             col(ChatBinding.active).is_(True),
             col(ChatBinding.unreachable_reason).is_(None),
             col(ChatBinding.platform).in_(list(platforms)),
@@ -196,36 +231,35 @@ def gather(
     ):
         reachable[binding.identity_id].append(binding)
     times = _Times(session)
-    bundles: dict[str, Bundle] = {}
-    per_day: dict[tuple[int, date], int] = {}
-    deliveries: dict[tuple[int, int], dict[str, Any]] = {}
+    placing: list[_Placing] = []
     for row in rows:
-        assert row.id is not None
         person = people.get(row.person_id)
         if row.expires_at is not None and row.expires_at <= now:
             row.state, row.last_error = DEAD, "expired before it could be sent"
             stats.dead += 1
-            session.add(row)
-            continue
-        if person is None or not person.active:
+        elif person is None or not person.active:
             row.state, row.last_error = CANCELLED, "person no longer on the list"
-            session.add(row)
-            continue
-        identity_id = person.identity_id
-        assert identity_id is not None
-        if not reachable.get(identity_id):
+        elif not reachable.get(person.identity_id or 0):
             row.state = WAITING  # kept for when the person binds a chat
             stats.waiting += 1
-            session.add(row)
-            continue
-        rules = times.of(row.schedule_id)
-        bundle = _bundle_for(session, row, person, identity_id, rules, bundles, per_day, now)
-        assert bundle.id is not None
-        row.state, row.bundle_id = BUNDLED, bundle.id
+        else:
+            assert person.identity_id is not None and person.id is not None
+            item = _Placing(row, person.identity_id, person.id, times.of(row.schedule_id))
+            item.place(now)
+            placing.append(item)
         session.add(row)
+    chosen, created = _choose_bundles(session, placing, now)
+    stats.bundles = len(created)
+    deliveries: dict[tuple[int, int], dict[str, Any]] = {}
+    for item in placing:
+        bundle = chosen.get(item.key)
+        if bundle is None:  # lost a race for a new window's bundle: next pass places it
+            continue
+        assert bundle.id is not None
+        item.row.state, item.row.bundle_id = BUNDLED, bundle.id
         stats.bundled += 1
-        stats.by_identity[identity_id] += 1
-        for binding in reachable[identity_id]:
+        stats.by_identity[item.identity_id] += 1
+        for binding in reachable[item.identity_id]:
             assert binding.id is not None
             known = deliveries.get((bundle.id, binding.id))
             deliveries[(bundle.id, binding.id)] = {
@@ -233,15 +267,14 @@ def gather(
                 "binding_id": binding.id,
                 "platform": binding.platform,
                 "not_before": bundle.not_before,
-                "expires_at": _lasting(known["expires_at"], row.expires_at)
+                "expires_at": _lasting(known["expires_at"], item.row.expires_at)
                 if known
-                else row.expires_at,
+                else item.row.expires_at,
                 "state": PENDING,
                 "attempts": 0,
                 "timeouts": 0,
                 "created_at": now,
             }
-    stats.bundles = len({b.id for b in bundles.values()})
     if deliveries:
         statement = (
             _insert(session)(Delivery)
@@ -249,9 +282,104 @@ def gather(
             .returning(col(Delivery.id))
         )
         stats.deliveries = len(session.execute(statement, list(deliveries.values())).all())
-        _extend_expiry(session, deliveries.values())
+        joined = [d for d in deliveries.values() if d["bundle_id"] not in created]
+        _extend_expiry(session, joined)
     session.flush()
     return stats
+
+
+def _choose_bundles(
+    session: Session, placing: list[_Placing], now: datetime
+) -> tuple[dict[str, Bundle], set[int]]:
+    """The bundle each key names: an open one that exists, or a new one -- moving a
+    notification to its next window when its window's message has gone or the person's day
+    is full.  One query per round of moves (almost always one round)."""
+    chosen: dict[str, Bundle] = {}
+    fresh: dict[str, dict[str, Any]] = {}
+    used = _used_per_day(session, placing)
+    todo = placing
+    for _ in range(MAX_PLACEMENT_ATTEMPTS):
+        if not todo:
+            break
+        wanted = {i.key for i in todo} - set(chosen) - set(fresh)
+        if wanted:
+            for bundle in session.exec(
+                select(Bundle).where(col(Bundle.key).in_(wanted)).with_for_update()
+            ).all():
+                chosen[bundle.key] = bundle
+        again = []
+        for item in todo:
+            found = chosen.get(item.key)
+            if (found is not None and found.state == OPEN_BUNDLE) or item.key in fresh:
+                continue
+            cap = item.rules[1].daily_cap if item.rules else None
+            full = False
+            if found is None and item.day is not None and cap is not None:
+                count = used[(item.identity_id, item.day)]
+                full = count >= cap
+                if not full:
+                    used[(item.identity_id, item.day)] = count + 1
+            if found is None and not full:
+                assert item.send_at is not None
+                fresh[item.key] = {
+                    "key": item.key,
+                    "identity_id": item.identity_id,
+                    "person_id": item.person_id,
+                    "kind": item.row.kind,
+                    "level": item.row.level,
+                    "not_before": item.send_at,
+                    "state": OPEN_BUNDLE,
+                    "created_at": now,
+                }
+                continue
+            item.attempt += 1  # sealed, done or over the cap: the next window
+            item.place(now)
+            again.append(item)
+        todo = again
+    else:
+        raise RuntimeError(f"no bundle could take {len(todo)} notifications")
+    created: set[int] = set()
+    if fresh:
+        statement = (
+            _insert(session)(Bundle)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(col(Bundle.id), col(Bundle.key))
+        )
+        ids = dict((key, bid) for bid, key in session.execute(statement, list(fresh.values())))
+        for key, values in fresh.items():
+            if key in ids:
+                bundle = Bundle(**values, id=ids[key])
+                chosen[key] = bundle
+                created.add(ids[key])
+            else:  # another worker made it a moment ago: join it if it is still open
+                other = session.exec(select(Bundle).where(Bundle.key == key)).first()
+                if other is not None and other.state == OPEN_BUNDLE:
+                    chosen[key] = other
+                else:
+                    chosen.pop(key, None)
+    return {k: b for k, b in chosen.items() if b.state == OPEN_BUNDLE}, created
+
+
+def _used_per_day(session: Session, placing: list[_Placing]) -> defaultdict[tuple[int, date], int]:
+    """Chasing messages each person already has on each local day in play (the daily cap),
+    from one query."""
+    used: defaultdict[tuple[int, date], int] = defaultdict(int)
+    chasing = [i for i in placing if i.day is not None and i.rules is not None]
+    if not chasing:
+        return used
+    tz = chasing[0].rules[0].tz  # type: ignore[index]
+    first = min(i.day for i in chasing if i.day) - timedelta(days=1)
+    last = max(i.day for i in chasing if i.day) + timedelta(days=MAX_PLACEMENT_ATTEMPTS)
+    for identity_id, at in session.exec(
+        select(Bundle.identity_id, Bundle.not_before).where(
+            col(Bundle.identity_id).in_({i.identity_id for i in chasing}),
+            col(Bundle.kind).in_(CHASING_KINDS),
+            col(Bundle.not_before) >= datetime.combine(first, datetime.min.time(), tz),
+            col(Bundle.not_before) < datetime.combine(last, datetime.min.time(), tz),
+        )
+    ).all():
+        used[(identity_id, at.astimezone(tz).date())] += 1
+    return used
 
 
 def _lasting(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -271,95 +399,6 @@ def _extend_expiry(session: Session, rows: Iterable[dict[str, Any]]) -> None:
         if until is not None:
             query = query.where(col(Delivery.expires_at) < until)
         session.execute(query.values(expires_at=until).execution_options(synchronize_session=False))
-
-
-def _bundle_for(
-    session: Session,
-    row: Notification,
-    person: Person,
-    identity_id: int,
-    rules: tuple[ScheduleTime, Windows] | None,
-    cache: dict[str, Bundle],
-    per_day: dict[tuple[int, date], int],
-    now: datetime,
-) -> Bundle:
-    """The open bundle this notification joins, or a new one (in the next window when this
-    window's message was sent already or the day's cap is reached)."""
-    assert row.id is not None
-    klass = bundle_class(row.kind, row.level)
-    due = max(row.not_before, now)
-    for attempt in range(MAX_PLACEMENT_ATTEMPTS):
-        if rules is None:
-            bucket, send_at, day = f"m{due.replace(second=0, microsecond=0).isoformat()}", due, None
-            cap = None
-        else:
-            st, windows = rules
-            placed = place(
-                kind=row.kind,
-                level=row.level,
-                not_before=due,
-                notification_id=row.id,
-                windows=windows,
-                st=st,
-                attempt=attempt,
-            )
-            bucket, send_at, day, cap = placed.bucket, placed.send_at, placed.day, windows.daily_cap
-        key = f"{identity_id}:{klass}:{bucket}"
-        bundle = (
-            cache.get(key)
-            or session.exec(select(Bundle).where(Bundle.key == key).with_for_update()).first()
-        )
-        if bundle is not None:
-            cache[key] = bundle
-            if bundle.state == OPEN_BUNDLE:
-                return bundle
-            continue  # this window's message is on its way: the next window
-        if day is not None and cap is not None:
-            used = per_day.get((identity_id, day))
-            if used is None:
-                used = _bundles_on(session, identity_id, day, rules)
-            if used >= cap:
-                per_day[(identity_id, day)] = used
-                continue
-            per_day[(identity_id, day)] = used + 1
-        bundle = Bundle(
-            key=key,
-            identity_id=identity_id,
-            person_id=person.id or 0,
-            kind=row.kind,
-            level=row.level,
-            not_before=send_at,
-            state=OPEN_BUNDLE,
-            created_at=now,
-        )
-        session.add(bundle)
-        session.flush()
-        cache[key] = bundle
-        return bundle
-    raise RuntimeError(
-        f"no bundle could take notification {row.id} in {MAX_PLACEMENT_ATTEMPTS} tries"
-    )
-
-
-def _bundles_on(
-    session: Session, identity_id: int, day: date, rules: tuple[ScheduleTime, Windows] | None
-) -> int:
-    """Chasing messages this person already has on that local day (the daily cap)."""
-    assert rules is not None
-    st = rules[0]
-    start = datetime.combine(day, datetime.min.time(), st.tz)
-    return int(
-        session.exec(
-            select(func.count())
-            .select_from(Bundle)
-            .where(
-                Bundle.identity_id == identity_id,
-                col(Bundle.kind).in_(CHASING_KINDS),
-                col(Bundle.not_before) >= start,
-                col(Bundle.not_before) < start + timedelta(days=1),
-            )
-        ).one()
-    )
 
 
 def gather_all(
