@@ -74,6 +74,7 @@ class WorkCalendar:
             listed = ", ".join(d.isoformat() for d in sorted(both))
             raise ValueError(f"dates listed both as holiday and as workday: {listed}")
         self._cache: dict[date, bool] = {}
+        self._shifts: dict[tuple[date, int], date] = {}
         self._fallback_years: set[int] = set()
 
     def __repr__(self) -> str:
@@ -149,7 +150,15 @@ class WorkCalendar:
         )
 
     def shift_workdays(self, day: date, n: int) -> date:
-        """Move by ``n`` working days; ``day`` itself is never counted, and n == 0 is a no-op."""
+        """Move by ``n`` working days; ``day`` itself is never counted, and n == 0 is a no-op.
+        Cached: every occurrence's ladder asks the same few dates and offsets."""
+        key = (day, n)
+        found = self._shifts.get(key)
+        if found is None:
+            found = self._shifts[key] = self._shift(day, n)
+        return found
+
+    def _shift(self, day: date, n: int) -> date:
         current = _check_date(day)
         direction = 1 if n > 0 else -1
         for _ in range(abs(n)):

@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine as DbEngine
-from sqlalchemy import update
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
@@ -78,6 +78,7 @@ log = logging.getLogger("dutybot.dispatch")
 @dataclass(frozen=True)
 class SendPolicy:
     batch: int = 200  # deliveries per claim
+    per_chat_claim: int = 10  # of which at most this many for one chat
     lease: timedelta = timedelta(minutes=2)
     backoff: timedelta = timedelta(seconds=30)
     max_backoff: timedelta = timedelta(hours=1)
@@ -156,6 +157,11 @@ def _per_second(rate: float) -> Limit:
 
 def default_worker_name() -> str:
     return socket.gethostname()
+
+
+def _ref(job: _Job) -> str:
+    assert isinstance(job.outcome, Receipt)
+    return job.outcome.message_ref
 
 
 def _retryable(exc: OperationalError) -> bool:
@@ -312,20 +318,38 @@ class Dispatcher:
                 if circuit.is_open and circuit.retry_at and circuit.retry_at > now:
                     continue
                 limit = 1 if circuit.is_open else self.policy.batch
-                due = (
-                    select(Delivery.id)
+                # fair: a few per chat per round, so one chat's backlog (paced at 1/s) does not
+                # fill a batch while every other chat waits behind it
+                ranked = (
+                    select(
+                        Delivery.id,
+                        Delivery.not_before,
+                        func.row_number()
+                        .over(
+                            partition_by=col(Delivery.binding_id),
+                            order_by=(col(Delivery.not_before), col(Delivery.id)),
+                        )
+                        .label("n"),
+                    )
                     .where(
                         col(Delivery.state) == PENDING,
                         col(Delivery.not_before) <= now,
                         col(Delivery.platform) == platform,
                     )
-                    .order_by(col(Delivery.not_before), col(Delivery.id))
+                    .subquery()
+                )
+                due = (
+                    select(ranked.c.id)
+                    .where(ranked.c.n <= self.policy.per_chat_claim)
+                    .order_by(ranked.c.not_before, ranked.c.id)
                     .limit(limit)
-                    .with_for_update(skip_locked=True)
                 )
                 claimed = session.execute(
                     update(Delivery)
-                    .where(col(Delivery.id).in_(due.scalar_subquery()))
+                    # a row another worker claimed meanwhile no longer matches: never twice
+                    .where(
+                        col(Delivery.id).in_(due.scalar_subquery()), col(Delivery.state) == PENDING
+                    )
                     .values(
                         state=CLAIMED,
                         claimed_by=self.worker,
@@ -612,9 +636,12 @@ class Dispatcher:
             trial = DispatchStats()
             try:
                 with session_scope(self.db) as session:
+                    sent = [j for j in ordered if isinstance(j.outcome, Receipt)]
+                    self._record_sent(session, sent, now, trial)
                     for job in ordered:
-                        self._record_one(session, job, now, trial)
-                    self._touch_bindings(session, ordered, now)
+                        if not isinstance(job.outcome, Receipt):
+                            self._record_one(session, job, now, trial)
+                    self._touch_bindings(session, sent, now)
             except OperationalError as exc:
                 if attempt == 2 or not _retryable(exc):
                     raise
@@ -622,6 +649,93 @@ class Dispatcher:
                 continue
             stats.add(trial)
             return
+
+    def _record_sent(
+        self, session: Session, jobs: list[_Job], now: datetime, stats: DispatchStats
+    ) -> None:
+        """The common outcome, in a handful of statements for the whole batch: deliveries
+        (fenced), their notifications, the audit trail, the bundles that are now done."""
+        if not jobs:
+            return
+        table = Delivery.__table__  # Core executemany: the ORM's bulk mode wants plain keys
+        result = session.connection().execute(
+            update(table)
+            .where(
+                table.c.id == bindparam("d_id"),
+                table.c.claim_token == bindparam("d_token"),
+                table.c.state == CLAIMED,
+            )
+            .values(
+                state=SENT,
+                sent_at=now,
+                message_ref=bindparam("d_ref"),
+                claimed_by=None,
+                claim_token=None,
+                claimed_until=None,
+            ),
+            [{"d_id": j.delivery_id, "d_token": j.token, "d_ref": _ref(j)} for j in jobs],
+        )
+        ok = jobs
+        if int(result.rowcount or 0) != len(jobs):  # type: ignore[attr-defined]
+            ours = {
+                d_id
+                for d_id, ref, state in session.execute(
+                    select(Delivery.id, Delivery.message_ref, Delivery.state).where(
+                        col(Delivery.id).in_([j.delivery_id for j in jobs])
+                    )
+                ).all()
+                if state == SENT and ref == next(_ref(j) for j in jobs if j.delivery_id == d_id)
+            }
+            ok = [j for j in jobs if j.delivery_id in ours]
+            for job in jobs:
+                if job.delivery_id not in ours:
+                    stats.fenced += 1
+                    metrics.SENDS.labels(job.platform, "fenced").inc()
+                    log.warning("delivery %d sent but its claim was taken over", job.delivery_id)
+        if not ok:
+            return
+        for job in ok:
+            stats.sent += 1
+            stats.by_kind[job.kind] += 1
+            metrics.SENDS.labels(job.platform, "sent").inc()
+        members = [m for j in ok for m in j.member_ids]
+        if members:
+            session.execute(
+                update(Notification)
+                .where(col(Notification.id).in_(members), col(Notification.state) == BUNDLED)
+                .values(state=SENT, sent_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        session.execute(
+            insert(AuditEvent),
+            [
+                {
+                    "at": now,
+                    "actor": "system",
+                    "action": "notification_sent",
+                    "schedule_id": j.schedule_id,
+                    "person_id": j.person_id,
+                    "channel": "system",
+                    "platform": j.platform,
+                    "detail": {
+                        "delivery": j.delivery_id,
+                        "kind": j.kind,
+                        "items": len(j.member_ids),
+                    },
+                }
+                for j in ok
+            ],
+        )
+        bundles = list({j.bundle_id for j in ok})
+        still = select(Delivery.bundle_id).where(
+            col(Delivery.bundle_id).in_(bundles), col(Delivery.state).in_((PENDING, CLAIMED))
+        )
+        session.execute(
+            update(Bundle)
+            .where(col(Bundle.id).in_(bundles), col(Bundle.id).not_in(still))
+            .values(state="done")
+            .execution_options(synchronize_session=False)
+        )
 
     def _touch_bindings(self, session: Session, jobs: list[_Job], now: datetime) -> None:
         """When each chat last took a message (health): skipped for rows another worker holds
@@ -677,41 +791,6 @@ class Dispatcher:
                 settle(session, job.bundle_id, now)
             else:
                 stats.fenced += 1
-            return
-        if isinstance(outcome, Receipt):
-            if not self._fenced(
-                session, job, state=SENT, sent_at=now, message_ref=outcome.message_ref
-            ):
-                stats.fenced += 1
-                metrics.SENDS.labels(job.platform, "fenced").inc()
-                log.warning("delivery %d sent but its claim was taken over", job.delivery_id)
-                return
-            stats.sent += 1
-            stats.by_kind[job.kind] += 1
-            metrics.SENDS.labels(job.platform, "sent").inc()
-            session.execute(
-                update(Notification)
-                .where(
-                    col(Notification.id).in_(job.member_ids),
-                    col(Notification.state) == BUNDLED,
-                )
-                .values(state=SENT, sent_at=now)
-                .execution_options(synchronize_session=False)
-            )
-            session.execute(
-                update(ChatBinding)
-                .where(col(ChatBinding.id) == job.binding_id)
-                .values(last_ok_at=now)
-                .execution_options(synchronize_session=False)
-            )
-            self._audit(
-                session,
-                job,
-                "notification_sent",
-                now,
-                {"kind": job.kind, "items": len(job.member_ids)},
-            )
-            settle(session, job.bundle_id, now)
             return
         assert isinstance(outcome, DeliveryError)
         reason = outcome.reason[:500]

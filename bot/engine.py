@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine as DbEngine
-from sqlalchemy import func
+from sqlalchemy import bindparam, func, update
 from sqlmodel import Session, col, select
 
 from bot import digest as digests
@@ -46,6 +46,19 @@ class _Context:
     rosters: dict[str, Roster] = field(default_factory=dict)
     tasks: dict[int, Task] = field(default_factory=dict)
     overdue: dict[int, int] = field(default_factory=dict)
+    ladders: dict[tuple[Any, ...], Ladder] = field(default_factory=dict)
+
+    def ladder(
+        self, occ: Occurrence, task: Task, st: ScheduleTime, escalation: list[dict[str, Any]] | None
+    ) -> Ladder:
+        """Occurrences of one task due the same day share their ladder: computed once."""
+        escalate = (task.policy or {}).get("escalate", [])
+        snapshot = None if escalation is None or escalation == escalate else repr(escalation)
+        key = (task.id, snapshot, effective_due(occ), occ.period_start, occ.kind)
+        found = self.ladders.get(key)
+        if found is None:
+            found = self.ladders[key] = _ladder(occ, task, st, escalation)
+        return found
 
     def schedule(self, schedule_id: str) -> Schedule:
         if schedule_id not in self.schedules:
@@ -104,6 +117,36 @@ class _Context:
             assert found is not None
             self.tasks[task_id] = found
         return self.tasks[task_id]
+
+
+_PROGRESS = (
+    "planned_due",
+    "escalation",
+    "reminder_step",
+    "escalation_step",
+    "escalation_repeats",
+    "next_action_at",
+    "planning_error",
+)
+
+
+def _progress_of(occ: Occurrence) -> dict[str, Any]:
+    values = {f"o_{name}": getattr(occ, name) for name in _PROGRESS}
+    values["o_id"] = occ.id
+    return values
+
+
+def _write_progress(session: Session, rows: list[dict[str, Any]]) -> None:
+    """The batch's ladder states in one executemany (Core: no ORM bookkeeping per row)."""
+    if not rows:
+        return
+    table = Occurrence.__table__
+    session.connection().execute(
+        update(table)
+        .where(table.c.id == bindparam("o_id"))
+        .values({name: bindparam(f"o_{name}") for name in _PROGRESS}),
+        rows,
+    )
 
 
 def effective_due(occ: Occurrence) -> date:
@@ -215,23 +258,27 @@ class Engine:
                 }
                 ctx.load(list(rows), today_of)
                 outbox: list[dict[str, Any]] = []
+                progress: list[dict[str, Any]] = []
                 for occ in rows:
                     try:
-                        outbox += self._plan_one(ctx, occ, now, horizon)
+                        planned, values = self._plan_one(ctx, occ, now, horizon)
                     except Exception as exc:  # isolate: one bad row must not stop the rest
-                        outbox += self._planning_failed(ctx, occ, exc, now)
+                        planned, values = self._planning_failed(ctx, occ, exc, now)
+                    outbox += planned
+                    progress.append(values)
+                _write_progress(session, progress)
                 written += enqueue(session, outbox)  # one statement per batch, same transaction
             if len(rows) < self.batch:
                 return written
 
     def _planning_failed(
         self, ctx: _Context, occ: Occurrence, exc: Exception, now: datetime
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         reason = f"{type(exc).__name__}: {exc}"[:500]
         log.error("occurrence %s of task %s cannot be planned: %s", occ.id, occ.task_id, reason)
         metrics.PLANNING_ERRORS.inc()
-        occ.planning_error, occ.next_action_at = reason, None  # until the list is fixed
-        ctx.session.add(occ)
+        values = _progress_of(occ)  # unchanged, but set aside until the list is fixed
+        values.update(o_next_action_at=None, o_planning_error=reason)
         ctx.session.add(
             AuditEvent(
                 at=now,
@@ -264,12 +311,13 @@ class Engine:
                 },
             )
             for admin in roster.admins()
-        ]
+        ], values
 
     def _plan_one(
         self, ctx: _Context, occ: Occurrence, now: datetime, horizon: datetime
-    ) -> list[dict[str, Any]]:
-        """Decide one occurrence; nothing on the row changes unless all of it succeeds."""
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Decide one occurrence: its messages, and its new ladder state (written with the
+        batch's in one statement; nothing of it is written unless all of it succeeded)."""
         task = ctx.task(occ.task_id)
         st = ctx.time(occ.schedule_id)
         due = effective_due(occ)
@@ -277,10 +325,10 @@ class Engine:
         if occ.planned_due != due:
             if occ.planned_due is not None:
                 escalation = None  # a new due day restarts the ladder from the live policy
-            lad = _ladder(occ, task, st, escalation)
+            lad = ctx.ladder(occ, task, st, escalation)
             progress = rebase(lad, st, now) if occ.planned_due is not None else Progress()
         else:
-            lad = _ladder(occ, task, st, escalation)
+            lad = ctx.ladder(occ, task, st, escalation)
             progress = Progress(occ.reminder_step, occ.escalation_step, occ.escalation_repeats)
         decision = decide(lad, progress, st, horizon)
         rows: list[dict[str, Any]] = []
@@ -325,14 +373,17 @@ class Engine:
                             },
                         )
                     )
-        occ.planned_due, occ.escalation = due, escalation
-        occ.reminder_step = decision.progress.reminder_step
-        occ.escalation_step = decision.progress.escalation_step
-        occ.escalation_repeats = decision.progress.escalation_repeats
-        occ.next_action_at = decision.next_action_at
-        occ.planning_error = None
-        ctx.session.add(occ)
-        return rows
+        values = {
+            "o_id": occ.id,
+            "o_planned_due": due,
+            "o_escalation": escalation,
+            "o_reminder_step": decision.progress.reminder_step,
+            "o_escalation_step": decision.progress.escalation_step,
+            "o_escalation_repeats": decision.progress.escalation_repeats,
+            "o_next_action_at": decision.next_action_at,
+            "o_planning_error": None,
+        }
+        return rows, values
 
     # -- digests ---------------------------------------------------------------------------
     def plan_digests(self, now: datetime) -> int:

@@ -24,15 +24,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import load_only
 from sqlmodel import Session, col, select
 
 from bot.bundling import CHASING_KINDS, Windows, bundle_class, place, relevance
 from bot.identities import ensure_identities
 from bot.materialise import schedule_time
 from bot.occurrences import ScheduleTime
+from bot.store.db import bulk_insert
 from bot.store.models import (
     OPEN,
     Bundle,
@@ -58,6 +60,16 @@ GONE = "gone"  # the chat is unreachable: its notifications wait for another or 
 FINISHED = (SENT, FAILED, DEAD, CANCELLED, GONE)
 
 GATHER_BATCH = 2000
+# what gathering reads of a notification
+_GATHERED = (
+    Notification.id,
+    Notification.kind,
+    Notification.level,
+    Notification.person_id,
+    Notification.schedule_id,
+    Notification.not_before,
+    Notification.expires_at,
+)
 MAX_PLACEMENT_ATTEMPTS = 30
 
 
@@ -96,15 +108,9 @@ def _insert(session: Session) -> Any:
 
 
 def enqueue(session: Session, rows: list[dict[str, Any]]) -> int:
-    """Record intents; a key that exists already is skipped, so planning twice is harmless."""
-    if not rows:
-        return 0
-    statement = (
-        _insert(session)(Notification)
-        .on_conflict_do_nothing(index_elements=["key"])
-        .returning(col(Notification.id))  # counts what was new; rowcount is -1 on psycopg 3
-    )
-    return len(session.execute(statement, rows).all())  # one executemany, not one per row
+    """Record intents; a key that exists already is skipped, so planning twice is harmless.
+    Returns how many were new (one statement for the lot)."""
+    return bulk_insert(session, Notification, rows, on_conflict=["key"])
 
 
 def cancel_pending(session: Session, occurrence_id: int) -> None:
@@ -206,6 +212,7 @@ def gather(
     stats = GatherStats()
     rows = session.exec(
         select(Notification)
+        .options(load_only(*_GATHERED))  # not the payload: that is read when composing
         .where(Notification.state == PENDING, col(Notification.not_before) <= now + ahead)
         .order_by(col(Notification.not_before), col(Notification.id))
         .limit(limit)
@@ -213,6 +220,7 @@ def gather(
     ).all()
     if not rows:
         return stats
+    outcome: dict[int, tuple[str, int | None, str | None]] = {}  # id → state, bundle, error
     people = {
         p.id: p
         for p in session.exec(
@@ -233,21 +241,21 @@ def gather(
     times = _Times(session)
     placing: list[_Placing] = []
     for row in rows:
+        assert row.id is not None
         person = people.get(row.person_id)
         if row.expires_at is not None and row.expires_at <= now:
-            row.state, row.last_error = DEAD, "expired before it could be sent"
+            outcome[row.id] = (DEAD, None, "expired before it could be sent")
             stats.dead += 1
         elif person is None or not person.active:
-            row.state, row.last_error = CANCELLED, "person no longer on the list"
+            outcome[row.id] = (CANCELLED, None, "person no longer on the list")
         elif not reachable.get(person.identity_id or 0):
-            row.state = WAITING  # kept for when the person binds a chat
+            outcome[row.id] = (WAITING, None, None)  # kept for when the person binds a chat
             stats.waiting += 1
         else:
             assert person.identity_id is not None and person.id is not None
             item = _Placing(row, person.identity_id, person.id, times.of(row.schedule_id))
             item.place(now)
             placing.append(item)
-        session.add(row)
     chosen, created = _choose_bundles(session, placing, now)
     stats.bundles = len(created)
     deliveries: dict[tuple[int, int], dict[str, Any]] = {}
@@ -255,8 +263,8 @@ def gather(
         bundle = chosen.get(item.key)
         if bundle is None:  # lost a race for a new window's bundle: next pass places it
             continue
-        assert bundle.id is not None
-        item.row.state, item.row.bundle_id = BUNDLED, bundle.id
+        assert bundle.id is not None and item.row.id is not None
+        outcome[item.row.id] = (BUNDLED, bundle.id, None)
         stats.bundled += 1
         stats.by_identity[item.identity_id] += 1
         for binding in reachable[item.identity_id]:
@@ -276,15 +284,26 @@ def gather(
                 "created_at": now,
             }
     if deliveries:
-        statement = (
-            _insert(session)(Delivery)
-            .on_conflict_do_nothing(index_elements=["bundle_id", "binding_id"])
-            .returning(col(Delivery.id))
+        stats.deliveries = bulk_insert(
+            session, Delivery, list(deliveries.values()), on_conflict=["bundle_id", "binding_id"]
         )
-        stats.deliveries = len(session.execute(statement, list(deliveries.values())).all())
         joined = [d for d in deliveries.values() if d["bundle_id"] not in created]
         _extend_expiry(session, joined)
-    session.flush()
+    if outcome:
+        table = Notification.__table__
+        session.connection().execute(
+            update(table)
+            .where(table.c.id == bindparam("n_id"))
+            .values(
+                state=bindparam("n_state"),
+                bundle_id=bindparam("n_bundle"),
+                last_error=bindparam("n_error"),
+            ),
+            [
+                {"n_id": nid, "n_state": state, "n_bundle": bundle, "n_error": error}
+                for nid, (state, bundle, error) in outcome.items()
+            ],
+        )
     return stats
 
 

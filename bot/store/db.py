@@ -103,3 +103,46 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def bulk_insert(
+    session: Session, model: Any, rows: list[dict[str, Any]], *, on_conflict: list[str]
+) -> int:
+    """Insert many rows at once, skipping those whose ``on_conflict`` columns exist already;
+    returns how many were new.
+
+    Why not SQLAlchemy's executemany here: on psycopg it renders one huge multi-VALUES
+    statement that psycopg then parses (most of a 1,000-row tick went there) and reports no
+    rowcount; psycopg's own ``executemany`` of one small statement is several times faster
+    and counts.  SQLite's executemany is fast through SQLAlchemy already."""
+    if not rows:
+        return 0
+    table = model.__table__
+    if session.get_bind().dialect.name != "postgresql":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table).on_conflict_do_nothing(index_elements=on_conflict)
+        return int(session.connection().execute(statement, rows).rowcount or 0)
+    from psycopg.types.json import Jsonb
+
+    from bot.store.types import JSONType, UTCDateTime
+
+    names = list(rows[0])
+    json_columns = {n for n in names if isinstance(table.c[n].type, type(JSONType))}
+    instants = {n for n in names if isinstance(table.c[n].type, UTCDateTime)}
+    sql = (
+        f'INSERT INTO {table.name} ({", ".join(names)}) '
+        f'VALUES ({", ".join(f"%({n})s" for n in names)}) '
+        f'ON CONFLICT ({", ".join(on_conflict)}) DO NOTHING'
+    )
+    params = []
+    for row in rows:
+        values = dict(row)
+        for name in instants:
+            if values[name] is not None and values[name].tzinfo is None:
+                raise ValueError(f"naive datetime in {table.name}.{name}: pass an aware instant")
+        for name in json_columns:
+            if values[name] is not None:
+                values[name] = Jsonb(values[name])
+        params.append(values)
+    return int(session.connection().exec_driver_sql(sql, params).rowcount or 0)
