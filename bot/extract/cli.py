@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.extract.draft import build_draft, dump
-from bot.extract.pipeline import Extraction, extract_document
+from bot.extract.blocks import Document
+from bot.extract.pipeline import Extraction, Progress, extract_document
 from bot.extract.reader import UnreadableDocument, read_document
 from bot.texts import phrase
 
@@ -65,11 +66,8 @@ def run(
         print(phrase("extract", "error_unreadable", lang, file=str(doc)), file=err)
         return 2
     large = document.size >= LARGE
-    extraction = extract_document(
-        document,
-        year=year,
-        fallback_year=date.today().year,
-        progress=progress if large else None,
+    extraction, text = make_draft(
+        document, year=year, today=date.today(), lang=lang, progress=progress if large else None
     )
     if not extraction.items:
         print(
@@ -79,8 +77,6 @@ def run(
             file=err,
         )
         return 1
-    year_text = _year_text(extraction, year, lang)
-    text = dump(build_draft(extraction, lang=lang, year_text=year_text))
     if output is None:
         sys.stdout.write(text)
         return 0
@@ -104,6 +100,28 @@ def run(
         file=err,
     )
     return 0
+
+
+def make_draft(
+    document: Document,
+    *,
+    year: int | None,
+    today: date,
+    lang: str | None = None,
+    progress: Progress | None = None,
+) -> tuple[Extraction, str]:
+    """The extraction and the draft's YAML text, as ``dutybot extract`` writes it.
+
+    ``today`` is only the last resort for the year (no ``--year``, nothing in the file).
+    The text is empty when no item was found.
+    """
+    extraction = extract_document(
+        document, year=year, fallback_year=today.year, progress=progress
+    )
+    if not extraction.items:
+        return extraction, ""
+    year_text = _year_text(extraction, year, lang)
+    return extraction, dump(build_draft(extraction, lang=lang, year_text=year_text))
 
 
 def _year_text(extraction: Extraction, given: int | None, lang: str | None) -> str:
