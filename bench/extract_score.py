@@ -23,10 +23,10 @@ from ruamel.yaml import YAML
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.extract.cli import make_draft  # noqa: E402
-from bot.extract.reader import read_document  # noqa: E402
-from bot.extract.score import Count, draft_facts, mismatches, owners, score  # noqa: E402
-from tests.fakes.documents import Labelled, corpus  # noqa: E402
+from bot.extract.cli import make_draft
+from bot.extract.reader import read_document
+from bot.extract.score import Count, draft_facts, mismatches, owners, score
+from tests.fakes.documents import Labelled, corpus
 
 SHOWN = ("tasks", "owners", "lead", "responsible", "units", "partners", "due", "ongoing", "every")
 GOAL = 0.95
@@ -67,9 +67,7 @@ def score_document(doc: Labelled, folder: Path) -> Result:
 def run_corpus(only: list[str] | None = None) -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="extract-corpus-") as folder:
         return [
-            score_document(doc, Path(folder))
-            for doc in corpus()
-            if not only or doc.name in only
+            score_document(doc, Path(folder)) for doc in corpus() if not only or doc.name in only
         ]
 
 

@@ -25,7 +25,9 @@ TARGET = 0.95
 
 if not SEEDS.is_dir() and os.environ.get("CI", "").lower() in ("1", "true", "yes"):
     raise RuntimeError(f"the seed documents are missing in CI: {SEEDS}")
-pytestmark = pytest.mark.skipif(not SEEDS.is_dir(), reason="../shared/seeds not present (outside CI)")
+pytestmark = pytest.mark.skipif(
+    not SEEDS.is_dir(), reason="../shared/seeds not present (outside CI)"
+)
 
 
 def _labels() -> dict[str, dict[str, dict]]:

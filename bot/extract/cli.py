@@ -12,8 +12,8 @@ from datetime import date
 from pathlib import Path
 from typing import TextIO
 
-from bot.extract.draft import build_draft, dump
 from bot.extract.blocks import Document
+from bot.extract.draft import build_draft, dump
 from bot.extract.pipeline import Extraction, Progress, extract_document
 from bot.extract.reader import UnreadableDocument, read_document
 from bot.texts import phrase
@@ -115,9 +115,7 @@ def make_draft(
     ``today`` is only the last resort for the year (no ``--year``, nothing in the file).
     The text is empty when no item was found.
     """
-    extraction = extract_document(
-        document, year=year, fallback_year=today.year, progress=progress
-    )
+    extraction = extract_document(document, year=year, fallback_year=today.year, progress=progress)
     if not extraction.items:
         return extraction, ""
     year_text = _year_text(extraction, year, lang)
