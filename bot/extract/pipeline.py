@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -67,19 +68,22 @@ def extract_document(
     if meta.year is None:
         meta = replace(meta, year=fallback_year)
     use_year = meta.year or fallback_year
-    prose, prose_leftovers = prose_items(doc.paras)
     tabled, unplaced = table_items(doc.tables)
+    # beside a table of items, numbered prose without owners is narrative about the table
+    prose, prose_leftovers = prose_items(doc.paras, strict=bool(tabled))
     raws, taken = merge_items(prose, tabled)
     unplaced = [*unplaced, *taken]
     read_names = _name_reader(raws)
     items: list[Item] = []
     for index, raw in enumerate(raws, 1):
-        items.append(build_item(raw, use_year, read_names))
+        items.append(build_item(raw, use_year, read_names, year_known=year_found))
         report("items", index, len(raws))
     _settle_kinds(items)
+    _flag_unsure_names(items)
     _assign_refs(items)
     if items:
-        unplaced.extend(_leftovers(prose_leftovers, use_year))
+        first = min(i.lines[0] for i in items)
+        unplaced.extend(_leftovers([p for p in prose_leftovers if p.line > first], use_year))
     else:
         unplaced.extend(Unplaced(p.line, p.text, "no_items") for p in prose_leftovers)
     unplaced.sort(key=lambda u: u.line)
@@ -125,13 +129,33 @@ def _settle_kinds(items: list[Item]) -> None:
                 owners.add("responsible", name)
 
 
+def _flag_unsure_names(items: list[Item]) -> None:
+    """Names that read as neither a person nor a unit: the reviewer decides."""
+    for item in items:
+        unsure = [n for n in item.owners.names() if classify(n) is Kind.UNKNOWN]
+        if unsure:
+            item.notes.append(Note("name_kind_unsure", (("names", "、".join(unsure)),)))
+
+
 def _assign_refs(items: list[Item]) -> None:
-    """Refs are the numbers as written; numbering restarted per section becomes "2.3"."""
+    """Refs are the numbers as written.  The main numbering (the form most items use) keeps
+    plain numbers when they are unique; an item of another numbering whose number is taken
+    becomes "4.1" (its part, 四、, and its number); a main numbering restarted in every part
+    makes every ref "part.number"."""
     numbers = [i.number for i in items]
     if len(set(numbers)) == len(numbers):
         return
-    seen: set[str] = set()
+    main_level = Counter(i.level for i in items).most_common(1)[0][0]
+    main = [i.number for i in items if i.level == main_level]
+    qualify_all = len(set(main)) != len(main)
+    taken = set() if qualify_all else set(main)
+    seen: set[str] = {str(n) for n in taken}
     for item in items:
+        if not qualify_all and item.level == main_level:
+            continue
+        if not qualify_all and item.number not in taken and str(item.number) not in seen:
+            seen.add(str(item.number))
+            continue
         ref = f"{item.section or 0}.{item.number}"
         while ref in seen:
             ref += ".1"
