@@ -14,6 +14,7 @@ from typing import TextIO
 
 from bot.extract.blocks import Document
 from bot.extract.draft import build_draft, dump
+from bot.extract.meta import MENTIONED, METADATA
 from bot.extract.pipeline import Extraction, Progress, extract_document
 from bot.extract.reader import UnreadableDocument, read_document
 from bot.texts import phrase
@@ -125,6 +126,9 @@ def make_draft(
 def _year_text(extraction: Extraction, given: int | None, lang: str | None) -> str:
     if given is not None:
         return phrase("extract", "year_given", lang, year=given)
-    if extraction.year_found and extraction.meta.year:
-        return phrase("extract", "year_document", lang, year=extraction.meta.year)
-    return phrase("extract", "year_fallback", lang, year=extraction.meta.year)
+    meta = extraction.meta
+    if extraction.year_found and meta.year:
+        return phrase("extract", "year_document", lang, year=meta.year)
+    if meta.year_source in (METADATA, MENTIONED):
+        return phrase("extract", f"year_{meta.year_source}", lang, year=meta.year)
+    return phrase("extract", "year_fallback", lang, year=meta.year)

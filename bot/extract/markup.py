@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bs4 import BeautifulSoup, Tag
+from bs4 import BeautifulSoup, Comment, Doctype, NavigableString, ProcessingInstruction, Tag
 from markdown_it import MarkdownIt
 
 from bot.extract.blocks import Block, Cell, Para, Row, Table
@@ -51,26 +51,143 @@ def markdown_tables(lines: list[str], first_line: int) -> list[Table]:
     return [t for t in tables if t.rows]
 
 
+_SKIP = frozenset({"script", "style", "head", "title", "noscript", "iframe", "select", "button"})
+_FLOW_BLOCKS = frozenset(
+    {
+        *_BLOCK_TAGS,
+        "ul",
+        "ol",
+        "section",
+        "article",
+        "main",
+        "center",
+        "blockquote",
+        "header",
+        "footer",
+        "nav",
+        "aside",
+        "tbody",
+        "thead",
+        "tr",
+        "td",
+        "th",
+        "form",
+        "dl",
+        "dt",
+        "dd",
+    }
+)
+_LAYOUT_CELL_CHARS = 1500  # a cell holding more than this is a page column, not a datum
+
+
 def html_blocks(html: str, first_line: int = 1) -> list[Block]:
-    """Paragraph-like elements and tables, in document order; rowspan/colspan copies marked."""
+    """Paragraphs and data tables in reading order, through any layout tables.
+
+    Government pages put the whole article inside layout tables (navigation, then a cell
+    holding the text and its annex table, then a footer).  A table whose cells hold other
+    tables or whole articles, or that has a single column, is layout: its cells are read
+    as part of the page.  A table that is all links is navigation and is dropped.  What
+    remains are data tables; rowspan/colspan copies are marked as merged.
+    """
     soup = BeautifulSoup(html, "html.parser")
     blocks: list[Block] = []
-    for element in soup.find_all(["table", *_BLOCK_TAGS]):
-        if element.find_parent("table") is not None:
-            continue
-        line = first_line - 1 + (element.sourceline or 1)
-        if element.name == "table":
-            table = _html_table(element, first_line)
-            if table.rows:
-                blocks.append(table)
-        elif element.find(["table", *_BLOCK_TAGS]) is None:
-            text = _tidy(element.get_text(" "))
-            if text:
-                blocks.append(Para(text, line))
+    _Flow(blocks, first_line).read(soup.body or soup)
     if not blocks:
         text = _tidy(soup.get_text("\n"))
         blocks.extend(Para(t, first_line + i) for i, t in enumerate(text.splitlines()) if t)
     return blocks
+
+
+class _Flow:
+    """Walks the page in order, gathering inline text into paragraphs."""
+
+    def __init__(self, blocks: list[Block], first_line: int) -> None:
+        self.blocks = blocks
+        self.first_line = first_line
+        self.buffer: list[str] = []
+        self.line = first_line
+
+    def flush(self) -> None:
+        text = _tidy(" ".join(self.buffer))
+        self.buffer = []
+        for piece in text.splitlines():
+            if piece.strip():
+                self.blocks.append(Para(piece.strip(), self.line))
+
+    def read(self, node: Tag) -> None:
+        for child in node.children:
+            if isinstance(child, Comment | Doctype | ProcessingInstruction):
+                continue
+            if isinstance(child, NavigableString):
+                if str(child).strip():
+                    if not self.buffer:
+                        self.line = self._line_of(node)
+                    self.buffer.append(str(child))
+                continue
+            if not isinstance(child, Tag) or child.name in _SKIP:
+                continue
+            if child.name == "br":
+                self.buffer.append("\n")
+            elif child.name == "table":
+                self.flush()
+                self.table(child)
+            elif child.name in _FLOW_BLOCKS:
+                self.flush()
+                self.line = self._line_of(child)
+                self.read(child)
+                self.flush()
+            else:
+                self.read(child)  # inline: b, span, a, font …
+
+    def table(self, table: Tag) -> None:
+        cells = _own_cells(table)
+        if _is_navigation(table, cells):
+            return
+        if _is_layout(table, cells):
+            for cell in cells:
+                self.line = self._line_of(cell)
+                self.read(cell)
+                self.flush()
+            return
+        data = _html_table(table, self.first_line)
+        if data.rows:
+            self.blocks.append(data)
+
+    def _line_of(self, node: Tag) -> int:
+        return self.first_line - 1 + (node.sourceline or 1)
+
+
+def _own_rows(table: Tag) -> list[Tag]:
+    return [tr for tr in table.find_all("tr") if tr.find_parent("table") is table]
+
+
+def _own_cells(table: Tag) -> list[Tag]:
+    return [c for tr in _own_rows(table) for c in tr.find_all(["td", "th"], recursive=False)]
+
+
+def _is_layout(table: Tag, cells: list[Tag]) -> bool:
+    if (
+        not cells
+        or max(len(r.find_all(["td", "th"], recursive=False)) for r in _own_rows(table)) < 2
+    ):
+        return True  # one column: a frame around the content
+    for cell in cells:
+        if cell.find("table") is not None:
+            return True
+        if len(cell.get_text()) > _LAYOUT_CELL_CHARS:
+            return True
+    return False
+
+
+def _is_navigation(table: Tag, cells: list[Tag]) -> bool:
+    """Menus and "related articles" lists: nearly all of the text is links."""
+    if table.find("table") is not None:
+        return False
+    text = "".join(c.get_text() for c in cells).strip()
+    if not text:
+        return True
+    linked = "".join(a.get_text() for c in cells for a in c.find_all("a")).strip()
+    return len(linked) >= 0.6 * len(text.replace(" ", ""))
 
 
 def _html_table(table: Tag, first_line: int) -> Table:

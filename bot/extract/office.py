@@ -84,8 +84,13 @@ class _Numbering:
         return pattern.replace(f"%{level + 1}", shown)
 
 
-def docx_blocks(path: Path) -> list[Block]:
-    """Paragraphs and tables in body order; merged cells repeat, marked as copies."""
+def _year(when: Any) -> int | None:
+    return when.year if isinstance(when, datetime) else None
+
+
+def docx_blocks(path: Path) -> tuple[list[Block], int | None]:
+    """Paragraphs and tables in body order (merged cells repeat, marked as copies), and the
+    year the file was created."""
     import docx  # python-docx
     from docx.table import Table as DocxTable
 
@@ -118,7 +123,7 @@ def docx_blocks(path: Path) -> list[Block]:
                 text = prefix + text
             if text:
                 blocks.append(Para(text, line))
-    return blocks
+    return blocks, _year(document.core_properties.created)
 
 
 def _starts_numbered(text: str) -> bool:
@@ -139,8 +144,9 @@ def _cell_text(value: Any) -> str:
     return str(value).strip()
 
 
-def xlsx_blocks(path: Path) -> list[Block]:
-    """Each sheet as one table; lone title rows above it as paragraphs."""
+def xlsx_blocks(path: Path) -> tuple[list[Block], int | None]:
+    """Each sheet as one table (lone title rows above it as paragraphs), and the year the
+    workbook was created."""
     import openpyxl
 
     workbook = openpyxl.load_workbook(str(path), data_only=True)
@@ -172,4 +178,4 @@ def xlsx_blocks(path: Path) -> list[Block]:
             table.rows.append(Row(tuple(cells)))
         if table.rows:
             blocks.append(table)
-    return blocks
+    return blocks, _year(workbook.properties.created)

@@ -13,7 +13,8 @@ from bot.extract.frequency import find_frequencies
 from bot.extract.items import ROLE_NAMES, Item, Note, build_item
 from bot.extract.labels import OWNER_ROLES
 from bot.extract.merge import merge_items
-from bot.extract.meta import Meta, document_meta
+from bot.extract.numbering import parse_number
+from bot.extract.meta import FOUND, Meta, document_meta
 from bot.extract.owners import Kind, classify, split_joined, split_names
 from bot.extract.prose import prose_items
 from bot.extract.raw import RawItem, Unplaced
@@ -64,7 +65,7 @@ def extract_document(
     """
     report = progress or _no_progress
     meta = document_meta(doc, year)
-    year_found = meta.year is not None
+    year_found = meta.year_source in FOUND
     if meta.year is None:
         meta = replace(meta, year=fallback_year)
     use_year = meta.year or fallback_year
@@ -82,8 +83,11 @@ def extract_document(
     _flag_unsure_names(items)
     _assign_refs(items)
     if items:
+        # numbered paragraphs anywhere; plain ones only after the first item (not the
+        # preamble, whose dates are the notice's own)
         first = min(i.lines[0] for i in items)
-        unplaced.extend(_leftovers([p for p in prose_leftovers if p.line > first], use_year))
+        kept = [p for p in prose_leftovers if p.line > first or parse_number(p.text)]
+        unplaced.extend(_leftovers(kept, use_year))
     else:
         unplaced.extend(Unplaced(p.line, p.text, "no_items") for p in prose_leftovers)
     unplaced.sort(key=lambda u: u.line)

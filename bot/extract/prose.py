@@ -91,10 +91,21 @@ class _Line:
         return self.number.level
 
 
+# "11.121人才工程…": item 11, whose text begins with digits; read so only where 11 is the
+# number the items have reached (a bare "3.31" elsewhere is a date, not item 3)
+_RUN_ON = re.compile(r"^\s*(\d{1,3})\.(?=\d)")
+
+
 def _lines(paras: list[Para]) -> list[_Line]:
     out = []
+    last_item = 0
     for para in paras:
         number = parse_number(para.text)
+        run_on = _RUN_ON.match(para.text) if number is None else None
+        if run_on and int(run_on.group(1)) == last_item + 1:
+            number = Number(Level.ITEM, last_item + 1, para.text[run_on.end() :].strip())
+        if number is not None and number.level is Level.ITEM:
+            last_item = number.value
         body, fields = read_fields(number.rest if number else para.text)
         out.append(_Line(para, number, body, fields))
     return out
@@ -183,6 +194,14 @@ def _measures(lines: list[_Line]) -> tuple[list[RawItem], list[Para]]:
         stack.append(i)
     # a heading has measures below it; a measure with only (1) (2) below it keeps them as parts
     heads = {p for i, p in parent.items() if p is not None and lines[i].level in _TASK_LEVELS}
+    # where a level is used for headings, a title alone at that level ("三、工作步骤", its
+    # stages unnumbered below it) is a heading too
+    heading_levels = {lines[h].level for h in heads}
+    heads |= {
+        i
+        for i in parent
+        if lines[i].level in heading_levels and _title_like(lines[i].body) and not lines[i].fields
+    }
     frame: set[int] = set()
     for i, up in parent.items():
         if _FRAME.match(lines[i].body) or (up is not None and up in frame):
@@ -215,6 +234,7 @@ def _measures(lines: list[_Line]) -> tuple[list[RawItem], list[Para]]:
             current = None
             continue
         if index in heads:
+            others.append(para)  # listed for review when it states a date or a period
             current = None
             continue
         up = parent[index]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bot.extract.blocks import Block, Cell, Document, Para, Row, Table
 from bot.extract.labels import role_of
-from bot.extract.markup import html_blocks, markdown_tables
+from bot.extract.markup import fragment_text, html_blocks, markdown_tables
 from bot.extract.numbering import Level, parse_number
 from bot.extract.office import docx_blocks, xlsx_blocks
 
@@ -37,9 +37,9 @@ def read_document(path: Path) -> Document:
     suffix = path.suffix.lower()
     try:
         if suffix == ".docx":
-            return Document(path.name, docx_blocks(path))
+            return Document(path.name, *docx_blocks(path))
         if suffix in (".xlsx", ".xlsm"):
-            return Document(path.name, xlsx_blocks(path))
+            return Document(path.name, *xlsx_blocks(path))
     except Exception as exc:  # python-docx / openpyxl raise many kinds for a broken file
         raise UnreadableDocument(str(path)) from exc
     if suffix in (".doc", ".xls", ".pdf", ".wps"):
@@ -57,9 +57,36 @@ def _decode(data: bytes) -> str:
 
 
 def text_blocks(text: str) -> list[Block]:
-    """Blocks of a plain-text, Markdown or HTML document."""
+    """Blocks of a plain-text, Markdown or HTML document.
+
+    Text copied from a web page keeps markup inside cells and lines (``<p>``, ``<br>``,
+    ``&nbsp;``): every cell and paragraph is read through :func:`fragment_text`, so no tag
+    reaches a name.
+    """
     if _HTML_TABLE.search(text):
         return html_blocks(text)
+    if _MARKUP.search(text):
+        return [_without_markup(b) for b in _plain_blocks(text)]
+    return _plain_blocks(text)
+
+
+_MARKUP = re.compile(
+    r"<\s*/?\s*(?:p|br|b|span|div|strong|font|td|li)\b[^>]*>|&(?:nbsp|lt|gt|amp);", re.I
+)
+
+
+def _without_markup(block: Block) -> Block:
+    if isinstance(block, Para):
+        return Para(fragment_text(block.text).replace("\n", " "), block.line)
+    table = Table()
+    for row in block.rows:
+        table.rows.append(
+            Row(tuple(Cell(fragment_text(c.text), c.line, c.merged) for c in row.cells))
+        )
+    return table
+
+
+def _plain_blocks(text: str) -> list[Block]:
     lines = text.splitlines()
     blocks: list[Block] = []
     i = 0

@@ -9,14 +9,18 @@ in git and a reviewer can read them.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 
-from bot.extract.score import Facts, label_facts
+from bot.extract.cli import make_draft
+from bot.extract.pipeline import Extraction
+from bot.extract.reader import read_document
+from bot.extract.score import Count, Facts, draft_facts, label_facts, mismatches, owners, score
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "extract"
@@ -54,6 +58,57 @@ class Labelled:
             builder = build_docx if target.suffix == ".docx" else build_xlsx
             builder(spec, target)
         return target
+
+
+# far from every document's year, so a fall-back to "today" shows up as a wrong year
+TODAY = date(2030, 1, 1)
+BASE_FIELDS = ("lead", "responsible", "units", "partners", "due", "ongoing", "every")
+
+
+@dataclass
+class Scored:
+    """One document run through ``dutybot extract`` and scored against its labels."""
+
+    doc: Labelled
+    extraction: Extraction
+    draft: str
+    counts: dict[str, Count]
+    problems: list[str]
+
+    @property
+    def year_right(self) -> bool:
+        return self.extraction.meta.year == self.doc.year and (
+            (not self.extraction.year_found) == self.doc.year_guessed
+        )
+
+
+def score_document(doc: Labelled, folder: Path) -> Scored:
+    """What the command writes for ``doc``, parsed back and scored field by field."""
+    extraction, text = make_draft(read_document(doc.materialise(folder)), year=None, today=TODAY)
+    tree = YAML(typ="safe").load(text) if text else {}
+    predicted = draft_facts((tree or {}).get("tasks") or [])
+    fields = [*BASE_FIELDS, "deadline_text"] if doc.deadline_text else list(BASE_FIELDS)
+    counts = score(predicted, doc.tasks, fields)
+    counts["owners"] = owners(counts)
+    problems = mismatches(predicted, doc.tasks, fields)
+    scored = Scored(doc, extraction, text, counts, problems)
+    if not scored.year_right:
+        guessed = not extraction.year_found
+        problems.insert(0, f"year {extraction.meta.year} (guessed: {guessed}), labelled {doc.year}")
+    return scored
+
+
+def score_corpus(only: list[str] | None = None) -> list[Scored]:
+    with tempfile.TemporaryDirectory(prefix="extract-corpus-") as folder:
+        return [score_document(d, Path(folder)) for d in corpus() if not only or d.name in only]
+
+
+def total(results: list[Scored]) -> dict[str, Count]:
+    out: dict[str, Count] = {}
+    for result in results:
+        for name, count in result.counts.items():
+            out.setdefault(name, Count()).add(count)
+    return out
 
 
 def corpus() -> list[Labelled]:
