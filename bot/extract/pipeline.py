@@ -13,8 +13,8 @@ from bot.extract.frequency import find_frequencies
 from bot.extract.items import ROLE_NAMES, Item, Note, build_item
 from bot.extract.labels import OWNER_ROLES
 from bot.extract.merge import merge_items
-from bot.extract.numbering import parse_number
 from bot.extract.meta import FOUND, Meta, document_meta
+from bot.extract.numbering import parse_number
 from bot.extract.owners import Kind, classify, split_joined, split_names
 from bot.extract.prose import prose_items
 from bot.extract.raw import RawItem, Unplaced
