@@ -53,11 +53,11 @@ def test_english(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_unreadable_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(tmp_path / "missing.docx", None) == 2
+    assert run(tmp_path / "missing.docx", None) == 1
     assert "无法读取" in capsys.readouterr().err
     broken = tmp_path / "broken.docx"
     broken.write_bytes(b"not a zip")
-    assert run(broken, None) == 2
+    assert run(broken, None) == 1
 
 
 def test_a_numbered_measure_without_owner_or_deadline_is_still_drafted(

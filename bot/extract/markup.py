@@ -8,6 +8,7 @@ from bs4 import BeautifulSoup, Comment, Doctype, NavigableString, ProcessingInst
 from markdown_it import MarkdownIt
 
 from bot.extract.blocks import Block, Cell, Para, Row, Table
+from bot.extract.limits import MAX_NESTING, DocumentRefused, Tally
 
 _BLOCK_TAGS = ["p", "h1", "h2", "h3", "h4", "h5", "h6", "li", "div", "caption", "pre"]
 _BLANKS = re.compile(r"[ \t\u3000\xa0]+")
@@ -18,12 +19,36 @@ def fragment_text(html: str) -> str:
     """Cell source with inline HTML (``<br>``, ``<p>``) as plain text with line breaks."""
     if "<" not in html and "&" not in html:
         return html.strip()
-    soup = BeautifulSoup(html, "html.parser")
-    for br in soup.find_all("br"):
-        br.replace_with("\n")
-    for p in soup.find_all(["p", "div", "li"]):
-        p.insert_after("\n")
-    return _tidy(soup.get_text())
+    return tag_text(BeautifulSoup(html, "html.parser"))
+
+
+_LINE_TAGS = frozenset({"p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6"})
+
+
+def tag_text(tag: Tag) -> str:
+    """An element's text, ``<br>`` and the end of each paragraph as line breaks.
+
+    One walk with an explicit stack: no copy or re-parse of the element, and no recursion
+    limit for deeply nested markup.
+    """
+    parts: list[str] = []
+    stack: list[tuple[object, bool]] = [(tag, False)]
+    while stack:
+        node, closing = stack.pop()
+        if closing:
+            parts.append("\n")
+        elif isinstance(node, Comment | Doctype | ProcessingInstruction):
+            continue
+        elif isinstance(node, NavigableString):
+            parts.append(str(node))
+        elif isinstance(node, Tag) and node.name not in _SKIP:
+            if node.name == "br":
+                parts.append("\n")
+                continue
+            if node.name in _LINE_TAGS:
+                stack.append((node, True))
+            stack.extend((child, False) for child in reversed(node.contents))
+    return _tidy("".join(parts))
 
 
 def _tidy(text: str) -> str:
@@ -89,6 +114,7 @@ def html_blocks(html: str, first_line: int = 1) -> list[Block]:
     as part of the page.  A table that is all links is navigation and is dropped.  What
     remains are data tables; rowspan/colspan copies are marked as merged.
     """
+    _check_nesting(html)
     soup = BeautifulSoup(html, "html.parser")
     blocks: list[Block] = []
     _Flow(blocks, first_line).read(soup.body or soup)
@@ -96,6 +122,53 @@ def html_blocks(html: str, first_line: int = 1) -> list[Block]:
         text = _tidy(soup.get_text("\n"))
         blocks.extend(Para(t, first_line + i) for i, t in enumerate(text.splitlines()) if t)
     return blocks
+
+
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)\b[^>]*?(/?)>")
+# end tags HTML lets authors leave out, and void elements: never counted as nesting
+_UNCLOSED = frozenset(
+    {
+        "p",
+        "li",
+        "td",
+        "th",
+        "tr",
+        "tbody",
+        "thead",
+        "tfoot",
+        "option",
+        "dt",
+        "dd",
+        "colgroup",
+        "caption",
+        "br",
+        "hr",
+        "img",
+        "input",
+        "meta",
+        "link",
+        "area",
+        "base",
+        "col",
+        "embed",
+        "source",
+        "track",
+        "wbr",
+        "param",
+    }
+)
+
+
+def _check_nesting(html: str) -> None:
+    """Refuse absurd nesting before parsing: html.parser closes tags in time proportional to
+    the depth, so 50,000 nested <div> take minutes to parse, not to read."""
+    depth = 0
+    for match in _TAG.finditer(html):
+        if match[2].lower() in _UNCLOSED or match[3]:
+            continue
+        depth += -1 if match[1] else 1
+        if depth > 5 * MAX_NESTING:
+            raise DocumentRefused("nesting", limit=MAX_NESTING)
 
 
 class _Flow:
@@ -106,15 +179,19 @@ class _Flow:
         self.first_line = first_line
         self.buffer: list[str] = []
         self.line = first_line
+        self.tally = Tally()
 
     def flush(self) -> None:
         text = _tidy(" ".join(self.buffer))
         self.buffer = []
         for piece in text.splitlines():
             if piece.strip():
+                self.tally.block(piece)
                 self.blocks.append(Para(piece.strip(), self.line))
 
-    def read(self, node: Tag) -> None:
+    def read(self, node: Tag, depth: int = 0) -> None:
+        if depth > MAX_NESTING:
+            raise DocumentRefused("nesting", limit=MAX_NESTING)
         for child in node.children:
             if isinstance(child, Comment | Doctype | ProcessingInstruction):
                 continue
@@ -130,23 +207,23 @@ class _Flow:
                 self.buffer.append("\n")
             elif child.name == "table":
                 self.flush()
-                self.table(child)
+                self.table(child, depth + 1)
             elif child.name in _FLOW_BLOCKS:
                 self.flush()
                 self.line = self._line_of(child)
-                self.read(child)
+                self.read(child, depth + 1)
                 self.flush()
             else:
-                self.read(child)  # inline: b, span, a, font …
+                self.read(child, depth + 1)  # inline: b, span, a, font …
 
-    def table(self, table: Tag) -> None:
+    def table(self, table: Tag, depth: int) -> None:
         cells = _own_cells(table)
         if _is_navigation(table, cells):
             return
         if _is_layout(table, cells):
             for cell in cells:
                 self.line = self._line_of(cell)
-                self.read(cell)
+                self.read(cell, depth + 1)
                 self.flush()
             return
         data = _html_table(table, self.first_line)
@@ -192,6 +269,7 @@ def _is_navigation(table: Tag, cells: list[Tag]) -> bool:
 
 def _html_table(table: Tag, first_line: int) -> Table:
     grid: dict[tuple[int, int], Cell] = {}
+    counter = Tally()
     rows = [tr for tr in table.find_all("tr") if tr.find_parent("table") is table]
     for r, tr in enumerate(rows):
         line = first_line - 1 + (tr.sourceline or 1)
@@ -199,9 +277,10 @@ def _html_table(table: Tag, first_line: int) -> Table:
         for cell in tr.find_all(["td", "th"], recursive=False):
             while (r, c) in grid:
                 c += 1
-            text = fragment_text(cell.decode_contents())
+            text = tag_text(cell)
             rowspan = _span(cell.get("rowspan"))
             colspan = _span(cell.get("colspan"))
+            counter.cell(text, rowspan * colspan)  # spans are copies: 200×200 each is a bomb
             for dr in range(rowspan):
                 for dc in range(colspan):
                     grid[(r + dr, c + dc)] = Cell(text, line, merged=bool(dr or dc))

@@ -12,6 +12,7 @@ from bot.extract.dates import find_dates
 from bot.extract.frequency import find_frequencies
 from bot.extract.items import ROLE_NAMES, Item, Note, build_item
 from bot.extract.labels import OWNER_ROLES
+from bot.extract.limits import MAX_ITEMS, DocumentRefused
 from bot.extract.merge import merge_items
 from bot.extract.meta import FOUND, Meta, document_meta
 from bot.extract.numbering import parse_number
@@ -73,6 +74,8 @@ def extract_document(
     # beside a table of items, numbered prose without owners is narrative about the table
     prose, prose_leftovers = prose_items(doc.paras, strict=bool(tabled))
     raws, taken = merge_items(prose, tabled)
+    if len(raws) > MAX_ITEMS:
+        raise DocumentRefused("items", count=len(raws), limit=MAX_ITEMS)
     unplaced = [*unplaced, *taken]
     read_names = _name_reader(raws)
     items: list[Item] = []
@@ -89,7 +92,9 @@ def extract_document(
         kept = [p for p in prose_leftovers if p.line > first or parse_number(p.text)]
         unplaced.extend(_leftovers(kept, use_year))
     else:
-        unplaced.extend(Unplaced(p.line, p.text, "no_items") for p in prose_leftovers)
+        unplaced.extend(
+            Unplaced(p.line, p.text, "no_items") for p in prose_leftovers if parse_number(p.text)
+        )
     unplaced.sort(key=lambda u: u.line)
     return Extraction(doc.name, meta, items, unplaced, doc.size, year_found)
 
