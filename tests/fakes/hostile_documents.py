@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zipfile
 from collections.abc import Callable
@@ -248,7 +247,25 @@ NASTY = (
 )
 
 
-DUTYBOT = Path(sys.executable).with_name("dutybot")
+# ``dutybot`` itself, with its peak memory written to a file at exit.  The peak is reset
+# first (/proc/self/clear_refs): a forked child starts with its parent's high-water mark,
+# so wait4's ru_maxrss would report the test process, not the command.
+_COMMAND = (
+    "import atexit, sys\n"
+    "try:\n"
+    "    open('/proc/self/clear_refs', 'w').write('5')\n"
+    "except OSError:\n"
+    "    pass\n"
+    "target = sys.argv[1]\n"
+    "def peak():\n"
+    "    for line in open('/proc/self/status'):\n"
+    "        if line.startswith('VmHWM'):\n"
+    "            open(target, 'w').write(line.split()[1])\n"
+    "atexit.register(peak)\n"
+    "sys.argv = ['dutybot', *sys.argv[2:]]\n"
+    "from bot.cli import main\n"
+    "main()\n"
+)
 
 
 @dataclass(frozen=True)
@@ -256,29 +273,31 @@ class Outcome:
     code: int
     stderr: str
     seconds: float
-    peak_mib: float  # the child's own peak RSS
+    peak_mib: float  # the command's own peak RSS (VmHWM)
     killed: bool
 
 
 def run_extract(path: Path, output: Path, *, timeout: float) -> Outcome:
     """``dutybot extract PATH -o OUTPUT`` in a child process, killed after ``timeout``."""
     env = {**os.environ, "DUTYBOT_LANG": "zh-CN"}
-    with tempfile.TemporaryFile() as err:
-        started = time.monotonic()
-        child = subprocess.Popen(
-            [str(DUTYBOT), "extract", str(path), "-o", str(output)],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            env=env,
-        )
-        timer = threading.Timer(timeout, child.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(child.pid, 0)
-        finally:
-            timer.cancel()
-        seconds = time.monotonic() - started
-        child.returncode = code = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        text = err.read().decode("utf-8", "replace")
-    return Outcome(code, text, seconds, usage.ru_maxrss / 1024, code == -signal.SIGKILL)
+    with tempfile.TemporaryDirectory(prefix="extract-run-") as scratch:
+        peak_file = Path(scratch) / "peak"
+        err_file = Path(scratch) / "stderr"
+        with err_file.open("wb") as err:
+            started = time.monotonic()
+            arguments = ["extract", str(path), "-o", str(output)]
+            child = subprocess.Popen(
+                [sys.executable, "-c", _COMMAND, str(peak_file), *arguments],
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=env,
+            )
+            try:
+                code = child.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                code = child.wait()
+            seconds = time.monotonic() - started
+        text = err_file.read_text(encoding="utf-8", errors="replace")
+        peak = int(peak_file.read_text()) / 1024 if peak_file.exists() else 0.0
+    return Outcome(code, text, seconds, peak, code == -signal.SIGKILL)
