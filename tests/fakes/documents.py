@@ -25,7 +25,11 @@ from bot.extract.score import Count, Facts, draft_facts, label_facts, mismatches
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "extract"
 LABELS = DATA / "labels.yaml"
-ROOTS = {"seeds": ROOT.parent / "shared" / "seeds", "docs": DATA / "docs"}
+ROOTS = {
+    "seeds": ROOT.parent / "shared" / "seeds",
+    "docs": DATA / "docs",
+    "heldout": DATA / "heldout",
+}
 
 
 @dataclass(frozen=True)
