@@ -147,22 +147,33 @@ def _flag_unsure_names(items: list[Item]) -> None:
 
 
 def _assign_refs(items: list[Item]) -> None:
-    """Refs are the numbers as written.  The main numbering (the form most items use) keeps
-    plain numbers when they are unique; an item of another numbering whose number is taken
-    becomes "4.1" (its part, 四、, and its number); a main numbering restarted in every part
-    makes every ref "part.number"."""
+    """Refs are the numbers as written; where numbers repeat, the main sequence keeps them.
+
+    The main sequence is the numbering form most items use; if that form itself restarts
+    in each part, the part holding most of its items (at least 60 %) is the main one
+    ("二、重点任务" 1.–8. beside "三、保障措施" 1.–3.).  Every other item whose number is
+    taken becomes "part.number" ("3.2", part 三、).  When no part dominates, every ref is
+    "part.number".
+    """
     numbers = [i.number for i in items]
     if len(set(numbers)) == len(numbers):
         return
     main_level = Counter(i.level for i in items).most_common(1)[0][0]
-    main = [i.number for i in items if i.level == main_level]
-    qualify_all = len(set(main)) != len(main)
-    taken = set() if qualify_all else set(main)
-    seen: set[str] = {str(n) for n in taken}
+    at_level = [i for i in items if i.level == main_level]
+    main = at_level
+    if len({i.number for i in at_level}) != len(at_level):
+        section, size = Counter(i.section for i in at_level).most_common(1)[0]
+        main = [i for i in at_level if i.section == section]
+        if size < 0.6 * len(at_level) or len({i.number for i in main}) != len(main):
+            main = []
+    keep = {id(i) for i in main}
+    seen: set[str] = {str(i.number) for i in main}
+    # a part whose numbers collide with the main ones is qualified as a whole
+    colliding = {(i.section, i.level) for i in items if id(i) not in keep and str(i.number) in seen}
     for item in items:
-        if not qualify_all and item.level == main_level:
+        if id(item) in keep:
             continue
-        if not qualify_all and item.number not in taken and str(item.number) not in seen:
+        if main and (item.section, item.level) not in colliding and str(item.number) not in seen:
             seen.add(str(item.number))
             continue
         ref = f"{item.section or 0}.{item.number}"
