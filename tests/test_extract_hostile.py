@@ -93,3 +93,13 @@ def test_an_honest_document_still_passes_the_checks(folder: Path) -> None:
     for doc in corpus():
         if doc.name.endswith((".docx", ".xlsx")):
             check_package(doc.materialise(folder))
+
+
+def test_the_time_backstop_stops_whatever_runs() -> None:
+    """Behind the caps, SIGALRM stops a read that would run on (here: a loop)."""
+    from bot.extract.cli import _time_limit
+
+    with pytest.raises(DocumentRefused) as refused, _time_limit(0.05):
+        while True:
+            pass
+    assert refused.value.reason == "time"

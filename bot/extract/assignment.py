@@ -90,6 +90,15 @@ def _is_timing(clause: str) -> bool:
     )
 
 
+_NOT_NAMES = re.compile(r"^\s*(?:含|包括|包含|即|如|指|以下|其中|详见|见|另|不含|注)")
+
+
 def _only_units(text: str) -> bool:
+    """ "（市应急局、市公安局）": bare unit names; "（含试点单位）" explains, it names no one."""
     names = split_names(text)
-    return bool(names) and len(text) <= 60 and all(classify(n) is Kind.UNIT for n in names)
+    return (
+        bool(names)
+        and len(text) <= 60
+        and not _NOT_NAMES.match(text)
+        and all(classify(n) is Kind.UNIT and len(n) <= 20 for n in names)
+    )

@@ -130,7 +130,7 @@ def _write_whole(output: Path, text: str) -> None:
 
 
 @contextmanager
-def _time_limit(seconds: int) -> Iterator[None]:
+def _time_limit(seconds: float) -> Iterator[None]:
     """A backstop behind the size caps: stop after ``seconds`` whatever is running.
 
     SIGALRM only exists in the main thread of a POSIX process; elsewhere (tests calling

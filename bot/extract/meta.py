@@ -20,7 +20,9 @@ _YEAR = re.compile(r"(20\d\d)\s*年")
 _ISSUER_END = re.compile(
     r"(委员会|人民政府|政府|办公室|局|委|办|中心|党委|党组|厅|院|公司|街道办事处|管委会)$"
 )
-_TITLE_WORDS = re.compile(r"清单|分工|任务表|责任表|台账|任务措施|工作方案|实施方案|方案|通知")
+_TITLE_WORDS = re.compile(
+    r"清单|分工|分解|任务表|责任表|一览表|台账|任务措施|方案|通知|意见|要点|计划|安排|细则|办法"
+)
 _TITLE_BEFORE = re.compile(r"关于|落实|贯彻|印发|推进|开展")
 _HEADING = re.compile(r"^[#\s]+")
 
@@ -76,7 +78,7 @@ def document_year(doc: Document, title: str = "") -> tuple[int | None, str]:
     creation year (.docx/.xlsx), else the most mentioned year — both guesses.
     """
     paras = doc.paras
-    years_in_title = set(_TITLE_YEAR.findall(title))
+    years_in_title = set(_TITLE_YEAR.findall(title)) if _TITLE_WORDS.search(title) else set()
     if len(years_in_title) == 1 and not _YEAR_RANGE.search(title):
         return int(years_in_title.pop()), TITLE
     dated = _issue_date(paras, 2000)
