@@ -97,9 +97,9 @@ def test_an_honest_document_still_passes_the_checks(folder: Path) -> None:
 
 def test_the_time_backstop_stops_whatever_runs() -> None:
     """Behind the caps, SIGALRM stops a read that would run on (here: a loop)."""
-    from bot.extract.cli import _time_limit
+    from bot.extract.cli import time_limit
 
-    with pytest.raises(DocumentRefused) as refused, _time_limit(0.05):
+    with pytest.raises(DocumentRefused) as refused, time_limit(0.05):
         while True:
             pass
     assert refused.value.reason == "time"

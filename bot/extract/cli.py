@@ -67,7 +67,7 @@ def run(
     err = sys.stderr
     progress = _Progress(doc.name, lang, err)
     try:
-        with _time_limit(MAX_SECONDS):
+        with time_limit(MAX_SECONDS):
             if doc.is_file() and doc.stat().st_size > BIG_FILE:
                 progress.say("progress_read", file=doc.name)
             document = read_document(doc)
@@ -130,7 +130,7 @@ def _write_whole(output: Path, text: str) -> None:
 
 
 @contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
+def time_limit(seconds: float) -> Iterator[None]:
     """A backstop behind the size caps: stop after ``seconds`` whatever is running.
 
     SIGALRM only exists in the main thread of a POSIX process; elsewhere (tests calling
