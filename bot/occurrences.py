@@ -7,6 +7,7 @@ half-years in Jan/Jul), due on the period's last working day or on its N-th day
 start at ``from``; a period whose due day falls before ``from`` is skipped; none start
 after ``until``.
 An ongoing task (长期坚持) asks for a progress report every ``ongoing_check`` period.
+An undated task (``due: 待定``) has none until a date is set.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bot.calendar import WorkCalendar, WorkingHours
 DEADLINE = "deadline"
 PERIOD = "period"
 CHECK = "check"
+UNDATED = "undated"  # a task kind (due: 待定), never an occurrence kind
 
 _MONTHS_PER = {"month": 1, "quarter": 3, "half-year": 6, "year": 12}
 _CALENDAR_PERIODS = ("day", "workday", "week", *_MONTHS_PER)
@@ -33,7 +35,7 @@ _CALENDAR_PERIODS = ("day", "workday", "week", *_MONTHS_PER)
 class Timing:
     """What a task says about time, independent of where it is stored."""
 
-    kind: str  # deadline | recurring | ongoing
+    kind: str  # deadline | recurring | ongoing | undated
     start: date
     due: date | None = None
     every: str | None = None
@@ -72,6 +74,8 @@ def plan(
     timing: Timing, cal: WorkCalendar, window_start: date, window_end: date
 ) -> list[PlannedOccurrence]:
     """Occurrences due in [window_start, window_end]; a deadline whatever the window."""
+    if timing.kind == UNDATED:
+        return []  # due: 待定 — nothing to chase until an admin sets a date
     if timing.kind == "deadline":
         assert timing.due is not None
         start = min(timing.start, timing.due)

@@ -53,16 +53,27 @@ def test_english(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_unreadable_document(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(tmp_path / "missing.docx", None) == 2
+    assert run(tmp_path / "missing.docx", None) == 1
     assert "无法读取" in capsys.readouterr().err
     broken = tmp_path / "broken.docx"
     broken.write_bytes(b"not a zip")
-    assert run(broken, None) == 2
+    assert run(broken, None) == 1
+
+
+def test_a_numbered_measure_without_owner_or_deadline_is_still_drafted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = tmp_path / "prose.txt"
+    doc.write_text("（一）加强领导，每季度研究一次。\n其他内容。", encoding="utf-8")
+    out = tmp_path / "d.yaml"
+    assert run(doc, out) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "未找到责任人或责任单位" in text and "every: quarter" in text
 
 
 def test_no_items(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     doc = tmp_path / "prose.txt"
-    doc.write_text("（一）加强领导，每季度研究一次。\n其他内容。", encoding="utf-8")
+    doc.write_text("加强领导，每季度研究一次。\n其他内容。", encoding="utf-8")
     out = tmp_path / "d.yaml"
     assert run(doc, out) == 1
     assert not out.exists()

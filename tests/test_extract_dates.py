@@ -20,7 +20,11 @@ Y = 2022
         ("5月上旬", date(2022, 5, 10)),
         ("5月中旬", date(2022, 5, 20)),
         ("5月下旬", date(2022, 5, 31)),
-        ("2022年3月前", date(2022, 3, 31)),
+        ("2022年3月前", date(2022, 2, 28)),  # before March begins
+        ("9月前", date(2022, 8, 31)),
+        ("1月前", date(2021, 12, 31)),
+        ("11月份前", date(2022, 10, 31)),
+        ("2023年年底前", date(2023, 12, 31)),
         ("年底前", date(2022, 12, 31)),
         ("2023年1月底前", date(2023, 1, 31)),
         ("即日起至5月31日", date(2022, 5, 31)),
@@ -73,6 +77,7 @@ def test_not_deadlines_in_text(text: str) -> None:
 
 def test_a_bare_month_counts_in_a_deadline_field() -> None:
     assert read_deadline_field("6月", Y).due == date(2022, 6, 30)
+    assert read_deadline_field("5月至9月", Y).due == date(2022, 9, 30)  # the end of the range
     assert read_deadline_field("2023年", Y).due == date(2023, 12, 31)
 
 
@@ -89,10 +94,18 @@ def test_a_date_beats_ongoing_words_in_a_field() -> None:
 
 def test_ongoing_in_running_text() -> None:
     assert says_ongoing("常态化开展“打非”工作")
-    assert says_ongoing("定期公开曝光违法违规行为")
+    assert says_ongoing("切实推动长期抓标准化建设")
+    assert not says_ongoing("定期公开曝光违法违规行为")  # how, not for how long
+    assert not says_ongoing("持续提升执法检查效能")
+    assert not says_ongoing("建立安全生产举报奖励长效机制")
     assert not says_ongoing("制定部门安全生产权力和责任清单")
 
 
 def test_positions_are_reported() -> None:
     hits = find_dates("在2022年5月中旬前，制定方案", Y)
     assert [(h.value, h.text) for h in hits] == [(date(2022, 5, 20), "2022年5月中旬前")]
+    assert hits[0].explicit_year
+    [hit] = find_dates("2023年年底前完成200公里", Y)
+    assert (hit.text, hit.value) == ("2023年年底前", date(2023, 12, 31))
+    [hit] = find_dates("9月前完成改造", Y)
+    assert (hit.text, hit.explicit_year) == ("9月前", False)

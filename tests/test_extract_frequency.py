@@ -62,8 +62,18 @@ def test_not_frequencies(text: str) -> None:
     assert labels(text) == []
 
 
-def test_counts_in_other_units_are_not_times() -> None:
-    assert labels("每人每年培训不少于20学时") == ["year*1"]
+@pytest.mark.parametrize(
+    "text",
+    [
+        "每人每年培训不少于20学时",
+        "每年资助不少于100名专业技术人员",  # a head-count quota, not 100 completions
+        "每年培训不少于500人次",
+        "每年培训消防安全管理人员不少于300人",
+        "每年完成改造不少于30公里",
+    ],
+)
+def test_counts_in_other_units_are_not_times(text: str) -> None:
+    assert labels(text) == ["year*1"]
 
 
 def test_distinct_keeps_one_per_shape_and_the_first_phrase() -> None:

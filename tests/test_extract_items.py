@@ -152,8 +152,11 @@ def test_body_and_table_merge_by_number_and_wording() -> None:
     items = {i.ref: i for i in extraction.items}
     assert set(items) == {"1", "2"}
     one = items["1"]
-    assert one.owners.lead == ["张明"] and one.owners.responsible == ["王强"]
+    # the table is the source of the owners; what the body says differently is a note
+    assert one.owners.lead == [] and one.owners.responsible == ["王强"]
     assert one.owners.units == ["安全科"]
+    differ = [dict(n.context) for n in one.notes if n.key == "owners_differ"]
+    assert {"role": "lead", "prose": "张明", "table": "—"} in differ
     assert one.due == date(2022, 6, 30)
     assert [r.frequency.label() for r in one.recurrences] == ["month*1"]
     assert len(one.lines) == 2
@@ -227,11 +230,12 @@ def test_draft_defines_every_name_and_validates() -> None:
     assert loaded.spec is not None
     tasks = {t.ref: t for t in loaded.spec.tasks}
     assert "2" not in tasks and {tasks["2.1"].every, tasks["2.2"].every} == {"month", "quarter"}
-    assert tasks["3"].ongoing and tasks["4"].ongoing
+    # 持续 in running text says how, not for how long: no deadline means 待定, not ongoing
+    assert tasks["3"].undated and tasks["4"].undated and not tasks["3"].ongoing
     assert "张明" in loaded.spec.people and "王强" in loaded.spec.people
     assert loaded.spec.units["县应急局"].contacts == []
     assert "请指定联络人" in yaml_text or "联络人" in yaml_text
-    assert "文件未写明完成时限" in yaml_text  # item 4: ongoing by default, said so
+    assert "文件未写明完成时限" in yaml_text  # items 3, 4: 时限待定, said so
 
 
 def test_paragraphs_alone_are_kept_in_order() -> None:

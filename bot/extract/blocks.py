@@ -56,6 +56,7 @@ class Document:
 
     name: str
     blocks: list[Block] = field(default_factory=list)
+    metadata_year: int | None = None  # a .docx/.xlsx file's creation year (a last resort)
 
     @property
     def paras(self) -> list[Para]:

@@ -1,11 +1,13 @@
 """Deadline phrases → a date, or "ongoing".  Pure: the document's year is given.
 
 Reading rules (the same ones the hand labels follow):
-- "前" does not move a date: "5月10日前" is 5 May 10, "3月前" / "3月底前" the end of March;
+- "前" does not move a date ("5月10日前" is 10 May, "3月底前" the end of March), except
+  after a bare month: "3月前" is before March begins, the end of February;
 - 上旬 → the 10th, 中旬 → the 20th, 下旬 / 底 / 末 → the last day of the month;
 - 上半年 / 年中 → 30 June, 下半年 / 年底 / 年内 → 31 December, 三季度末 → 30 September;
 - a month without a year takes the document's year; 明年 / 次年 add one;
-- 长期坚持 / 持续推进 / 常态化 … mean ongoing (no deadline).
+- 长期坚持 / 持续推进 / 常态化 … in a deadline field mean ongoing (no deadline); in running
+  text only 长期 / 常态化 / 常年 do (定期, 持续深化 describe how, not for how long).
 Recurrences ("每月10日前") are not dates: :mod:`.frequency` reads those.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from bot.extract.numbering import cn_to_int
 
@@ -31,8 +33,9 @@ _MONTH_DATE = re.compile(
 )
 _YEAR_PART = re.compile(
     rf"(?:{_Y}\s*|(?P<rel>今|本|当|明|次))?"
-    r"(?:年\s*(?P<which>底|末|内|度内|中)|(?P<half>[上下])半年"
+    r"(?:年\s*年?\s*(?P<which>底|末|内|度内|中)|(?P<half>[上下])半年"
     r"|年?第?(?P<q>[一二三四1-4])季度(?:末|底)?)"
+    r"(?P<before>\s*(?:之前|以前|前))?"
 )
 _ISO = re.compile(
     r"(?<!\d)(?P<y>20\d\d)\s*[-/.]\s*(?P<m>1[0-2]|0?[1-9])\s*[-/.]\s*"
@@ -46,7 +49,7 @@ _NOT_DEADLINE_BEFORE = re.compile(
     r"(去|上|前|每|往|近|多|[一二三四五六七八九十两\d个]|每年|每季度?|每月)$"
 )
 
-ONGOING_TEXT = re.compile(r"长期|常态化|持续|长效|常年|经常性|定期")
+ONGOING_TEXT = re.compile(r"长期|常态化|常年")
 ONGOING_FIELD = re.compile(
     r"长期|常态|持续|长效|常年|经常|全年|定期|动态|随时|日常|坚持|不定期|滚动"
 )
@@ -58,6 +61,7 @@ class DateHit:
     start: int
     end: int
     text: str
+    explicit_year: bool = True  # False: "6月底前" took the document's year
 
 
 def _month_end(year: int, month: int) -> date:
@@ -90,6 +94,9 @@ def _month_hit(match: re.Match[str], year: int, *, field: bool) -> date | None:
             return None
     y = _year_of(match["y"], match["rel"], year)
     part = match["part"] or ""
+    if match["bare"] is not None and match["before"]:
+        # "3月前": before March begins
+        return date(y, month, 1) - timedelta(days=1)
     if match["d"]:
         day = _number(match["d"])
         if day is None or day < 1:
@@ -119,25 +126,27 @@ def find_dates(text: str, year: int, *, field: bool = False) -> list[DateHit]:
     hits: list[DateHit] = []
     taken: list[tuple[int, int]] = []
 
-    def add(start: int, end: int, value: date | None) -> None:
+    def add(start: int, end: int, value: date | None, explicit: bool = True) -> None:
         if value is None or any(s < end and start < e for s, e in taken):
             return
         if _NOT_DEADLINE_BEFORE.search(text[max(0, start - 3) : start]):
             return
         taken.append((start, end))
-        hits.append(DateHit(value, start, end, text[start:end]))
+        hits.append(DateHit(value, start, end, text[start:end].strip(), explicit))
 
     for match in _ISO.finditer(text):
         add(match.start(), match.end(), _iso(match))
     for match in _MONTH_DATE.finditer(text):
         if match.start() > 0 and text[match.start() - 1].isdigit() and not match["y"]:
             continue  # "12月" inside "2012月"? no: a digit right before means another number
-        add(match.start(), match.end(), _month_hit(match, year, field=field))
+        value = _month_hit(match, year, field=field)
+        add(match.start(), match.end(), value, bool(match["y"] or match["rel"]))
     for match in _YEAR_PART.finditer(text):
         bare_quarter = match["q"] and not match["y"] and not match["rel"]
         if bare_quarter and text[max(0, match.start() - 1) : match.start()] == "每":
             continue
-        add(match.start(), match.end(), _year_part_hit(match, year))
+        value = _year_part_hit(match, year)
+        add(match.start(), match.end(), value, bool(match["y"] or match["rel"]))
     if field:
         bare = _BARE_YEAR.match(text)
         if bare and not hits:
@@ -161,7 +170,18 @@ def deadline_in(text: str, year: int, *, field: bool = False) -> date | None:
 
 def says_ongoing(text: str, *, field: bool = False) -> bool:
     """长期坚持 / 持续推进 / 常态化 …: the duty has no end date."""
-    return bool((ONGOING_FIELD if field else ONGOING_TEXT).search(text))
+    return ongoing_word(text, field=field) is not None
+
+
+def ongoing_word(text: str, *, field: bool = False) -> str | None:
+    """The word that makes ``text`` ongoing (常态化), or None."""
+    match = (ONGOING_FIELD if field else ONGOING_TEXT).search(text)
+    return match.group(0) if match else None
+
+
+def latest(hits: list[DateHit]) -> DateHit | None:
+    """The deadline of a text that stages dates: its last one."""
+    return max(hits, key=lambda h: (h.value, h.start), default=None)
 
 
 @dataclass(frozen=True)

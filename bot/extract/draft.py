@@ -2,7 +2,9 @@
 
 The draft always validates: every name it uses is defined under ``people`` or ``units``
 (people for leaders, units with ``contacts: []``), each task has exactly one of
-``due`` / ``every`` / ``ongoing``.  An item with a deadline and recurring duties stays a
+``due`` / ``every`` / ``ongoing``; an item the document gives no deadline is ``due: 待定``
+(never guessed as ongoing), and ``deadline_text`` keeps the wording a date was read from.
+An item with a deadline and recurring duties stays a
 ``due`` task and its duties become sub-tasks ``N.1``, ``N.2`` until that deadline; an item
 with no deadline and one duty is itself the ``every`` task; with several, only the
 sub-tasks are written.  All comment text comes from message_templates/.
@@ -22,6 +24,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarStri
 from bot.extract.items import ROLE_NAMES, Item, Note, Owners, Recurrence, title_of
 from bot.extract.owners import Kind, classify
 from bot.extract.pipeline import Extraction
+from bot.schedule.format import PENDING
 from bot.texts import phrase, render
 
 _EXCERPT = 60
@@ -98,10 +101,17 @@ def _recurring(task: CommentedMap, recurrence: Recurrence, until: date | None) -
         task["until"] = until
 
 
-def _subtasks(item: Item, name: str, until: date | None, start: int = 1) -> list[CommentedMap]:
+def _subtasks(
+    item: Item, name: str, until: date | None, taken: set[str] | frozenset[str] = frozenset()
+) -> list[CommentedMap]:
+    """One task per recurring duty, "N.1", "N.2" … (skipping refs other items hold)."""
     out = []
-    for offset, recurrence in enumerate(item.recurrences):
-        ref = f"{item.ref}.{start + offset}"
+    number = 0
+    for recurrence in item.recurrences:
+        number += 1
+        while f"{item.ref}.{number}" in taken:
+            number += 1
+        ref = f"{item.ref}.{number}"
         detail = "；".join(recurrence.phrases)
         owners = recurrence.owners or item.owners
         task = _task(ref, title_of(recurrence.phrases[0]), detail, owners, name)
@@ -122,9 +132,16 @@ def _note_lines(notes: list[Note], lang: str | None) -> list[str]:
 
 
 def item_tasks(
-    item: Item, name: str, issued_on: date | None, lang: str | None
+    item: Item,
+    name: str,
+    issued_on: date | None,
+    lang: str | None,
+    taken: set[str] | frozenset[str] = frozenset(),
 ) -> tuple[list[CommentedMap], list[str]]:
-    """The tasks one item becomes, and the comment lines to put above the first."""
+    """The tasks one item becomes, and the comment lines to put above the first.
+
+    ``taken``: the refs of all items, which recurring sub-tasks must not reuse.
+    """
     notes = list(item.notes)
     source = _source(name, item.lines[0])
     if len(item.lines) > 1:
@@ -136,28 +153,29 @@ def item_tasks(
     tasks: list[CommentedMap] = []
     if item.due is not None:
         main["due"] = item.due
-        main["source"] = source
-        tasks.append(main)
         until: date | None = item.due
         if issued_on is not None and item.due < issued_on and item.recurrences:
             until = None
             notes.append(Note("until_dropped", (("due", item.due.isoformat()),)))
-        tasks.extend(_subtasks(item, name, until))
-    elif item.ongoing or not item.recurrences:
+        tasks.append(_finish(main, item, source))
+        tasks.extend(_subtasks(item, name, until, taken))
+    elif item.ongoing:
         main["ongoing"] = True
-        main["source"] = source
-        if not item.ongoing:
-            notes.append(Note("no_deadline"))
-        tasks.append(main)
-        tasks.extend(_subtasks(item, name, None))
+        tasks.append(_finish(main, item, source))
+        tasks.extend(_subtasks(item, name, None, taken))
+    elif not item.recurrences:
+        main["due"] = PENDING  # not chased until a reviewer sets the date
+        notes.append(Note("no_deadline"))
+        tasks.append(_finish(main, item, source))
     elif len(item.recurrences) == 1:
         _recurring(main, item.recurrences[0], None)
-        main["source"] = source
-        tasks.append(main)
+        tasks.append(_finish(main, item, source))
     else:
-        subtasks = _subtasks(item, name, None)
+        subtasks = _subtasks(item, name, None, taken)
         first = subtasks[0]
         first["detail"] = _text(item.detail)
+        if item.deadline_text:
+            first.insert(len(first) - 1, "deadline_text", item.deadline_text)
         tasks.extend(subtasks)
         refs = "、".join(str(t["ref"]) for t in subtasks)
         notes.append(Note("subtasks_only", (("refs", refs),)))
@@ -166,6 +184,14 @@ def item_tasks(
         refs = "、".join(str(t["ref"]) for t in tasks[1:])
         notes.append(Note("subtasks", (("refs", refs),)))
     return tasks, _note_lines(notes, lang)
+
+
+def _finish(task: CommentedMap, item: Item, source: str) -> CommentedMap:
+    """The document's deadline wording, then where the task was read."""
+    if item.deadline_text:
+        task["deadline_text"] = item.deadline_text
+    task["source"] = source
+    return task
 
 
 def _excerpt(text: str) -> str:
@@ -194,8 +220,9 @@ def build_draft(
     tasks = CommentedSeq()
     comments: dict[int, list[str]] = {}
     subtasks = 0
+    taken = {item.ref for item in extraction.items}
     for item in extraction.items:
-        made, lines = item_tasks(item, name, meta.issued_on, lang)
+        made, lines = item_tasks(item, name, meta.issued_on, lang, taken)
         if lines:
             comments[len(tasks)] = lines
         subtasks += sum(1 for t in made if str(t["ref"]).count(".") > item.ref.count("."))

@@ -1,7 +1,8 @@
 """Frequency phrases → ``every`` + ``times`` (+ ``by``).  Pure.
 
 每日 / 每周 / 每月 / 每季度 / 每半年 / 每年 / 工作日 name the period; 至少…N次, 不少于N次,
-N次以上, 每月至少检查2家 give ``times``; 每月2日前 gives ``by: day 2``.  The terse
+N次以上, 每月至少检查2家 give ``times`` (a head-count, 不少于100名, does not); 每月2日前
+gives ``by: day 2``.  The terse
 forms of the same duties ("周检查、月通报", "班组日排查") count too.  Slogans in quotes
 ("日周月"隐患排查) name a system, not a period, and are skipped.
 """
@@ -49,11 +50,14 @@ _BY_DAY = re.compile(
     r"\s*[日号]\s*(?:前|之前|以前)"
 )
 _NUM = r"(?P<n>\d{1,3}(?!\d)|[一二两三四五六七八九十]{1,3}(?![一二两三四五六七八九十]))"
+# Only a count of completions is ``times``: "至少2次", "不少于2家"; a head-count or a
+# quantity ("不少于100名", "500人次", "20辆", "30公里") is the size of each duty, not how
+# often it is done.
+_EVENT_UNITS = "次|家|场|轮|批|条|期|篇|遍|回"
 _AT_LEAST = re.compile(
-    rf"(?:至少|不少于|不低于|最少|起码|不得少于)\s*{_NUM}\s*"
-    r"(?!学时|小时|课时|天|日|分|人|%|％|元|万|个工作日|周|个月|月|年|公里|米)"
+    rf"(?:至少|不少于|不低于|最少|起码|不得少于)\s*{_NUM}\s*(?=(?:{_EVENT_UNITS})(?!次))"
 )
-_COUNT = re.compile(rf"{_NUM}\s*(?P<u>次|家|场|轮|批|条|期|篇|遍|回)(?:以上|及以上)?")
+_COUNT = re.compile(rf"{_NUM}\s*(?P<u>{_EVENT_UNITS})(?:以上|及以上)?")
 # a clause ends at a full stop, or at a comma that opens another period's scope
 # ("每季度…1次，全年不少于4次": the 4 belongs to the year, not the quarter)
 _CLAUSE_END = re.compile(r"[。；;！!？?\n]|，(?=[^，。；]*?(?:每|全年|年内|全季|全月|当年|本年))")

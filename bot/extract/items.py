@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
-from bot.extract.dates import deadline_in, read_deadline_field, says_ongoing
+from bot.extract.dates import find_dates, latest, ongoing_word, read_deadline_field
 from bot.extract.frequency import Frequency, find_frequencies
 from bot.extract.labels import Role
 from bot.extract.merge import similar
-from bot.extract.numbering import parse_number
+from bot.extract.numbering import Level, parse_number
 from bot.extract.owners import Kind, same_name
 from bot.extract.raw import Fields, RawItem
 
@@ -90,8 +90,15 @@ class Item:
     recurrences: list[Recurrence]
     lines: list[int]
     section: int | None = None
+    level: Level = Level.ITEM
     due_from: str = ""  # "field" | "text" | ""
+    deadline_text: str = ""  # the document's deadline wording, verbatim
     notes: list[Note] = field(default_factory=list)
+
+    @property
+    def undated(self) -> bool:
+        """No deadline, no recurrence, not ongoing: drafted as ``due: 待定``."""
+        return self.due is None and not self.ongoing and not self.recurrences
 
 
 NameReader = Callable[[str], list[tuple[str, Kind]]]
@@ -154,16 +161,20 @@ def _texts(twins: list[RawItem]) -> list[tuple[str, Fields | None]]:
     return out
 
 
-def build_item(raw: RawItem, year: int, read_names: NameReader) -> Item:
-    """Read one item's facts; ``read_names`` splits and classifies an owner field."""
+def build_item(raw: RawItem, year: int, read_names: NameReader, *, year_known: bool = True) -> Item:
+    """Read one item's facts; ``read_names`` splits and classifies an owner field.
+
+    When the item is written twice (notice body and annex table), one copy is the source of
+    each field — the table for owners, the table's deadline column when it has one — and
+    what the other copy says differently becomes a review note, never a merged name.
+    """
     twins = [raw, raw.other] if raw.other else [raw]
     prose_first = sorted(twins, key=lambda i: i.origin != "prose")
-    owners = Owners()
-    per_origin: dict[str, Owners] = {}
-    for item in prose_first:
-        found = owners_of(item.fields, read_names)
-        per_origin[item.origin] = found
-        owners = owners.united(found)
+    table_first = sorted(twins, key=lambda i: i.origin != "table")
+    per_origin = {item.origin: owners_of(item.fields, read_names) for item in twins}
+    owners = next(
+        (per_origin[i.origin] for i in table_first if not per_origin[i.origin].empty()), Owners()
+    )
     notes: list[Note] = []
     if len(per_origin) == 2:
         notes.extend(_differences(per_origin["prose"], per_origin["table"]))
@@ -172,28 +183,38 @@ def build_item(raw: RawItem, year: int, read_names: NameReader) -> Item:
     if owners.empty():
         notes.append(Note("no_owner"))
 
-    deadline_fields = [v for item in twins for v in item.fields.get(Role.DEADLINE, [])]
+    by_copy = [(i, list(dict.fromkeys(i.fields.get(Role.DEADLINE, [])))) for i in table_first]
+    with_field = [(i, values) for i, values in by_copy if values]
+    deadline_fields = with_field[0][1] if with_field else []
+    if len(with_field) == 2:
+        readings = [_field_reading(values, year) for _, values in with_field]
+        if readings[0] != readings[1]:
+            context = (
+                ("table", "；".join(with_field[0][1])),
+                ("prose", "；".join(with_field[1][1])),
+            )
+            notes.append(Note("deadline_differs", context))
     part_deadlines = [
         v for item in twins for part in item.parts for v in part.fields.get(Role.DEADLINE, [])
     ]
-    due: date | None = None
-    ongoing = False
-    due_from = ""
-    for value in dict.fromkeys(deadline_fields):
-        read = read_deadline_field(value, year)
-        if read.due and (due is None or read.due > due):
-            due = read.due
-        ongoing = ongoing or read.ongoing
-    if due is not None:
-        ongoing, due_from = False, "field"
+    due, ongoing = _field_reading(deadline_fields, year)
+    deadline_text = "；".join(deadline_fields)
+    due_from = "field" if due is not None else ""
+    guessed = due is not None and not year_known and not _years_written(deadline_fields, year)
     texts = _texts(prose_first)
     if due is None and not ongoing:
-        found = [d for text, _ in texts if (d := deadline_in(text, year)) is not None]
-        found += [d for v in part_deadlines if (d := read_deadline_field(v, year).due)]
-        if found:
-            due, due_from = max(found), "text"
+        hits = [h for text, _ in texts for h in find_dates(text, year)]
+        hits += [h for v in part_deadlines for h in find_dates(v, year, field=True)]
+        last = latest(hits)
+        if last is not None:
+            due, due_from, deadline_text = last.value, "text", last.text
+            guessed = not year_known and not last.explicit_year
     if due is None and not ongoing:
-        ongoing = any(says_ongoing(text) for text, _ in texts)
+        word = next((w for text, _ in texts if (w := ongoing_word(text))), None)
+        if word is not None:
+            ongoing, deadline_text = True, word
+    if guessed:
+        notes.append(Note("year_guessed", (("year", str(year)),)))
 
     recurrences = _recurrences(texts, [*deadline_fields, *part_deadlines], owners, read_names)
     main = prose_first[0]
@@ -215,24 +236,42 @@ def build_item(raw: RawItem, year: int, read_names: NameReader) -> Item:
         recurrences=recurrences,
         lines=[main.line, *(i.line for i in twins if i is not main)],
         section=raw.section,
+        level=raw.level,
         due_from=due_from,
+        deadline_text=deadline_text,
         notes=notes,
     )
+
+
+def _field_reading(values: list[str], year: int) -> tuple[date | None, bool]:
+    """A deadline field (or several rows of it): the latest date, else ongoing words."""
+    due: date | None = None
+    ongoing = False
+    for value in values:
+        read = read_deadline_field(value, year)
+        if read.due and (due is None or read.due > due):
+            due = read.due
+        ongoing = ongoing or read.ongoing
+    return due, (ongoing and due is None)
+
+
+def _years_written(values: list[str], year: int) -> bool:
+    return any(h.explicit_year for v in values for h in find_dates(v, year, field=True))
 
 
 def _differences(prose: Owners, table: Owners) -> list[Note]:
     notes = []
     for role in ROLE_NAMES:
         a, b = prose.get(role), table.get(role)
-        if (
-            a
-            and b
-            and not (
-                all(any(same_name(x, y) for y in b) for x in a)
-                and all(any(same_name(x, y) for x in a) for y in b)
-            )
+        if (a or b) and not (
+            all(any(same_name(x, y) for y in b) for x in a)
+            and all(any(same_name(x, y) for x in a) for y in b)
         ):
-            context = (("role", role), ("prose", "、".join(a)), ("table", "、".join(b)))
+            context = (
+                ("role", role),
+                ("prose", "、".join(a) or "—"),
+                ("table", "、".join(b) or "—"),
+            )
             notes.append(Note("owners_differ", context))
     return notes
 

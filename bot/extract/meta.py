@@ -20,7 +20,9 @@ _YEAR = re.compile(r"(20\d\d)\s*年")
 _ISSUER_END = re.compile(
     r"(委员会|人民政府|政府|办公室|局|委|办|中心|党委|党组|厅|院|公司|街道办事处|管委会)$"
 )
-_TITLE_WORDS = re.compile(r"清单|分工|任务表|责任表|台账|任务措施|工作方案|实施方案|方案|通知")
+_TITLE_WORDS = re.compile(
+    r"清单|分工|分解|任务表|责任表|一览表|台账|任务措施|方案|通知|意见|要点|计划|安排|细则|办法"
+)
 _TITLE_BEFORE = re.compile(r"关于|落实|贯彻|印发|推进|开展")
 _HEADING = re.compile(r"^[#\s]+")
 
@@ -32,6 +34,7 @@ class Meta:
     issued_on: date | None
     year: int | None
     schedule_id: str
+    year_source: str = "fallback"  # see document_year
 
 
 def schedule_id(name: str) -> str:
@@ -55,20 +58,46 @@ def _issue_date(paras: list[Para], year_hint: int) -> tuple[int, date] | None:
     return found
 
 
-def document_year(doc: Document) -> int | None:
-    """The year the list is for: the issue date, else the document number, else the most
-    mentioned year."""
+_PUBLISHED = re.compile(r"(?:发布|印发|成文|公开)(?:日期|时间)\s*[：:]\s*(20\d\d)\s*[-/.年]")
+_TITLE_YEAR = re.compile(r"(20\d\d)\s*年")
+_YEAR_RANGE = re.compile(r"20\d\d\s*年?\s*[—\-－~～至]")
+
+# Where the year came from.  The first five are the document's own word; the rest are
+# guesses, which the draft says (header and per-task notes).
+GIVEN, TITLE, ISSUED, NUMBER, PUBLISHED = "given", "title", "issued", "number", "published"
+METADATA, MENTIONED, FALLBACK = "metadata", "mentioned", "fallback"
+FOUND = frozenset({GIVEN, TITLE, ISSUED, NUMBER, PUBLISHED})
+
+
+def document_year(doc: Document, title: str = "") -> tuple[int | None, str]:
+    """The year the list is for, and where it was read.
+
+    A year in the title ("2023年安全生产重点任务清单") names the plan's year even when it
+    was issued the December before; then the issue date, the document number (〔2022〕), a
+    web page's 发布时间; never the latest date in a cell.  Without any of these: the file's
+    creation year (.docx/.xlsx), else the most mentioned year — both guesses.
+    """
     paras = doc.paras
+    years_in_title = set(_TITLE_YEAR.findall(title)) if _TITLE_WORDS.search(title) else set()
+    if len(years_in_title) == 1 and not _YEAR_RANGE.search(title):
+        return int(years_in_title.pop()), TITLE
     dated = _issue_date(paras, 2000)
     if dated:
-        return dated[1].year
-    text = "\n".join(p.text for p in paras[:40])
-    number = _DOC_NUMBER_YEAR.search(text)
+        return dated[1].year, ISSUED
+    head = "\n".join(p.text for p in paras[:40])
+    number = _DOC_NUMBER_YEAR.search(head)
     if number:
-        return int(number.group(1))
+        return int(number.group(1)), NUMBER
+    published = _PUBLISHED.search("\n".join(p.text for p in paras[:60]))
+    if published:
+        return int(published.group(1)), PUBLISHED
+    if doc.metadata_year:
+        return doc.metadata_year, METADATA
     everything = "\n".join(_all_text(doc))
     years = Counter(int(y) for y in _YEAR.findall(everything))
-    return years.most_common(1)[0][0] if years else None
+    if years:
+        return years.most_common(1)[0][0], MENTIONED
+    return None, FALLBACK
 
 
 def _all_text(doc: Document) -> list[str]:
@@ -126,12 +155,13 @@ def document_meta(doc: Document, year: int | None = None) -> Meta:
     paras = doc.paras
     dated = _issue_date(paras, year or 2000)
     issued_on = dated[1] if dated else None
-    found_year = year or (issued_on.year if issued_on else document_year(doc))
     title = _title(doc)
+    found_year, source = (year, GIVEN) if year else document_year(doc, title)
     return Meta(
         title=title,
         issued_by=_issuer(paras, dated[0] if dated else None, title),
         issued_on=issued_on,
         year=found_year,
         schedule_id=schedule_id(doc.name),
+        year_source=source,
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.extract.blocks import Block, Cell, Para, Row, Table
+from bot.extract.limits import MAX_CELLS, DocumentRefused, Tally
 
 _CN_FORMATS = ("chinese", "ideograph", "japaneseCounting", "taiwanese")
 _CN_CHARS = "〇一二三四五六七八九"
@@ -84,41 +85,80 @@ class _Numbering:
         return pattern.replace(f"%{level + 1}", shown)
 
 
-def docx_blocks(path: Path) -> list[Block]:
-    """Paragraphs and tables in body order; merged cells repeat, marked as copies."""
+def _year(when: Any) -> int | None:
+    return when.year if isinstance(when, datetime) else None
+
+
+def docx_blocks(path: Path) -> tuple[list[Block], int | None]:
+    """Paragraphs and tables in body order (merged cells repeat, marked as copies), and the
+    year the file was created."""
     import docx  # python-docx
     from docx.table import Table as DocxTable
 
     document = docx.Document(str(path))
     numbering = _Numbering(document)
+    tally = Tally()
     blocks: list[Block] = []
     line = 0
     for item in document.iter_inner_content():
         if isinstance(item, DocxTable):
             table = Table()
-            above: list[Any] = []
-            for docx_row in item.rows:
+            for cells in _table_rows(item._tbl, tally):
                 line += 1
-                cells: list[Cell] = []
-                current = list(docx_row.cells)
-                for index, cell in enumerate(current):
-                    merged = (index > 0 and current[index - 1]._tc is cell._tc) or (
-                        index < len(above) and above[index]._tc is cell._tc
-                    )
-                    cells.append(Cell(cell.text.strip(), line, merged=merged))
-                above = current
-                table.rows.append(Row(tuple(cells)))
+                tally.block()
+                table.rows.append(Row(tuple(Cell(t, line, merged=m) for t, m in cells)))
             if table.rows:
                 blocks.append(table)
         else:
             line += 1
             text = item.text.strip()
+            tally.block(text)
             prefix = numbering.prefix(item)
             if prefix and text and not _starts_numbered(text):
                 text = prefix + text
             if text:
                 blocks.append(Para(text, line))
-    return blocks
+    return blocks, _year(document.core_properties.created)
+
+
+def _table_rows(tbl: Any, tally: Tally) -> list[list[tuple[str, bool]]]:
+    """Rows of (text, is a merged copy), read from the table's XML in one pass.
+
+    python-docx's ``row.cells`` lays out the whole table for every row, which makes a
+    20,000-row table take hours; here each cell is visited once.  A horizontally merged
+    cell (gridSpan) repeats across its columns; a vertically merged one (vMerge continue)
+    repeats the text above it.
+    """
+    from docx.oxml.ns import qn
+
+    rows: list[list[tuple[str, bool]]] = []
+    above: dict[int, str] = {}
+    for tr in tbl.iterchildren(qn("w:tr")):
+        cells: list[tuple[str, bool]] = []
+        column = 0
+        for tc in tr.iterchildren(qn("w:tc")):
+            span = max(1, min(_int(tc.grid_span), 64))
+            continued = tc.vMerge == "continue"
+            if continued:
+                text = above.get(column, "")
+            else:
+                text = "\n".join(
+                    "".join(t.text or "" for t in p.iter(qn("w:t"))) for p in tc.iter(qn("w:p"))
+                ).strip()
+            tally.cell(text, span)
+            for offset in range(span):
+                cells.append((text, continued or offset > 0))
+                above[column + offset] = text
+            column += span
+        rows.append(cells)
+    return rows
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 1
 
 
 def _starts_numbered(text: str) -> bool:
@@ -139,20 +179,32 @@ def _cell_text(value: Any) -> str:
     return str(value).strip()
 
 
-def xlsx_blocks(path: Path) -> list[Block]:
-    """Each sheet as one table; lone title rows above it as paragraphs."""
+def xlsx_blocks(path: Path) -> tuple[list[Block], int | None]:
+    """Each sheet as one table (lone title rows above it as paragraphs), and the year the
+    workbook was created.  :func:`~bot.extract.limits.check_package` has bounded the cells
+    and merged ranges before this runs."""
     import openpyxl
 
     workbook = openpyxl.load_workbook(str(path), data_only=True)
+    tally = Tally()
     blocks: list[Block] = []
     for sheet_index, sheet in enumerate(workbook.worksheets):
         offset = sheet_index * 100000
         copies: dict[tuple[int, int], tuple[int, int]] = {}
         for merged in sheet.merged_cells.ranges:
+            tally.cell(copies=merged.size["rows"] * merged.size["columns"])
             for row in range(merged.min_row, merged.max_row + 1):
                 for col in range(merged.min_col, merged.max_col + 1):
                     if (row, col) != (merged.min_row, merged.min_col):
                         copies[(row, col)] = (merged.min_row, merged.min_col)
+        if sheet.max_row * sheet.max_column > MAX_CELLS:
+            raise DocumentRefused(
+                "sheet_extent",
+                rows=sheet.max_row,
+                columns=sheet.max_column,
+                limit=MAX_CELLS,
+                sheet=sheet.title,
+            )
         table = Table()
         for row in sheet.iter_rows(min_row=1, max_row=sheet.max_row, max_col=sheet.max_column):
             cells: list[Cell] = []
@@ -163,13 +215,15 @@ def xlsx_blocks(path: Path) -> list[Block]:
                     cells.append(Cell(_cell_text(value), offset + cell.row, merged=True))
                 else:
                     cells.append(Cell(_cell_text(cell.value), offset + cell.row))
+                tally.text(cells[-1].text)
             own = [c for c in cells if c.text and not c.merged]
             if not own:
                 continue
+            tally.block()
             if not table.rows and len(own) == 1:
                 blocks.append(Para(own[0].text, own[0].line))
                 continue
             table.rows.append(Row(tuple(cells)))
         if table.rows:
             blocks.append(table)
-    return blocks
+    return blocks, _year(workbook.properties.created)

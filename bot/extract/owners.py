@@ -12,9 +12,16 @@ import re
 from collections.abc import Iterable
 from enum import StrEnum
 
-_SEPARATORS = re.compile(r"(?:<br\s*/?>|[、，,；;/／|｜\n\r\t ]|\u3000)+", re.IGNORECASE)
+_SEPARATORS = re.compile(
+    r"(?:<br\s*/?>|[、，,；;/／|｜\n\r\t ]|\u3000|(?<=[\u4e00-\u9fff])[和及](?=各|有关|相关))+",
+    re.IGNORECASE,
+)
 _AND = re.compile(r"[和及与]")
-_ETC = re.compile(r"等(?=相关|有关|单位|部门|负责|按|其他|各|在|共同|处室|科室|配合|牵头|$)")
+# "A、B等部门" / "A等行业主管部门按职责分工负责": the 等… tail names no one more
+_ETC = re.compile(
+    r"等(?=相关|有关|单位|部门|负责|按|其他|各|在|共同|处室|科室|配合|牵头|$"
+    r"|[^、，,；;]{0,12}?(?:部门|单位|机构|企业|处室|科室|成员|方面))"
+)
 _ROLE_TAIL = re.compile(
     r"(?:按职责分工负责|按职责开展工作|按职责分工|按职责|分别负责|共同负责|负总责|牵头负责|"
     r"具体负责|配合落实|负责落实|牵头|负责|配合|落实)$"
@@ -183,6 +190,23 @@ _SURNAMES = set(
 )
 _CJK = re.compile(r"^[\u4e00-\u9fff·]+$")
 
+# Government departments by their short names (部门简称), as lists write them in owner
+# columns: "宣传、应急、公安". Several begin with a surname (宣, 应, 司, 公 …) and are two
+# characters long, so they must be known as units before any "is it a person" test.
+_ABBREVIATIONS = (
+    "宣传 组织 统战 政法 编办 网信 纪委 纪检 监委 信访 应急 安监 公安 交警",
+    "消防 司法 法院 检察 发改 发展改革 经信 工信 经济信息 商务 科技 教育 教委",
+    "财政 审计 税务 统计 人社 人力社保 民政 住建 住房城乡建设 城管 城市管理 规划",
+    "规资 自然资源 国土 生态环境 环保 交通 交通运输 水利 水务 农业 农业农村 农委",
+    "林业 畜牧 文旅 文化旅游 旅游 卫健 卫生健康 市场监管 质监 药监 国资 金融",
+    "人防 气象 地震 邮政 通信 电力 供电 铁路 民航 海事 退役军人 医保 体育 粮食",
+    "机关事务 工会 团委 妇联 武装部 人武部 融媒体",
+)
+DEPARTMENT_ABBREVIATIONS = frozenset(w for line in _ABBREVIATIONS for w in line.split())
+_ADMIN_PREFIX = re.compile(r"^(?:[省市县区镇乡]|市级|县级|区级|各级)")
+# A joined body shares the first one's place: "各区县党委、政府" → 各区县党委, 各区县政府
+_GENERIC_BODIES = ("党委", "政府", "人大", "政协", "党组", "纪委", "党工委", "管委会")
+
 
 class Kind(StrEnum):
     PERSON = "person"  # a named person: 熊伟
@@ -218,6 +242,8 @@ def _core(name: str) -> str:
 def classify(name: str) -> Kind:
     """Person, group of people, or unit, by how the name ends and begins."""
     core = _core(name)
+    if is_department(core):
+        return Kind.UNIT
     if any(core.endswith(w) for w in _UNIT_OVERRIDES_GROUP):
         return Kind.UNIT
     if any(core.endswith(w) for w in _GROUP_END):
@@ -227,6 +253,13 @@ def classify(name: str) -> Kind:
     if looks_like_person(core):
         return Kind.PERSON
     return Kind.UNKNOWN
+
+
+def is_department(name: str) -> bool:
+    """宣传, 应急, 县公安, 市场监管: a department by its short name, never a person."""
+    return name in DEPARTMENT_ABBREVIATIONS or (
+        _ADMIN_PREFIX.sub("", name) in DEPARTMENT_ABBREVIATIONS and len(name) <= 8
+    )
 
 
 def looks_like_person(name: str) -> bool:
@@ -248,11 +281,25 @@ def split_names(text: str) -> list[str]:
         name = clean_name(part)
         if not name or name in ("无", "—", "-", "/", "暂无"):
             continue
-        names.extend(_split_and(name))
+        for piece in _split_and(name):
+            names.append(_share_place(piece, names[-1] if names else None))
     return _unique(names)
 
 
+def _share_place(name: str, before: str | None) -> str:
+    """A bare 政府 after 各区县党委 is 各区县政府 (the convention for joined bodies)."""
+    if before is None or name not in _GENERIC_BODIES:
+        return name
+    for body in _GENERIC_BODIES:
+        if before.endswith(body) and len(before) > len(body):
+            return before[: -len(body)] + name
+    return name
+
+
 def _split_and(name: str) -> list[str]:
+    head = next((b for b in _GENERIC_BODIES if name.endswith("和" + b)), None)
+    if head is not None:  # 各级党委和政府 → 各级党委, 各级政府
+        return [name[: -len(head) - 1], name[-len(head) :]]
     if name.startswith(("各", "相关", "有关", "其他", "其它")):
         return [name]  # a described group: 相关机关处室和直属单位
     pieces = _AND.split(name)

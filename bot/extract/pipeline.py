@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -11,8 +12,10 @@ from bot.extract.dates import find_dates
 from bot.extract.frequency import find_frequencies
 from bot.extract.items import ROLE_NAMES, Item, Note, build_item
 from bot.extract.labels import OWNER_ROLES
+from bot.extract.limits import MAX_ITEMS, DocumentRefused
 from bot.extract.merge import merge_items
-from bot.extract.meta import Meta, document_meta
+from bot.extract.meta import FOUND, Meta, document_meta
+from bot.extract.numbering import parse_number
 from bot.extract.owners import Kind, classify, split_joined, split_names
 from bot.extract.prose import prose_items
 from bot.extract.raw import RawItem, Unplaced
@@ -63,25 +66,35 @@ def extract_document(
     """
     report = progress or _no_progress
     meta = document_meta(doc, year)
-    year_found = meta.year is not None
+    year_found = meta.year_source in FOUND
     if meta.year is None:
         meta = replace(meta, year=fallback_year)
     use_year = meta.year or fallback_year
-    prose, prose_leftovers = prose_items(doc.paras)
     tabled, unplaced = table_items(doc.tables)
+    # beside a table of items, numbered prose without owners is narrative about the table
+    prose, prose_leftovers = prose_items(doc.paras, strict=bool(tabled))
     raws, taken = merge_items(prose, tabled)
+    if len(raws) > MAX_ITEMS:
+        raise DocumentRefused("items", count=len(raws), limit=MAX_ITEMS)
     unplaced = [*unplaced, *taken]
     read_names = _name_reader(raws)
     items: list[Item] = []
     for index, raw in enumerate(raws, 1):
-        items.append(build_item(raw, use_year, read_names))
+        items.append(build_item(raw, use_year, read_names, year_known=year_found))
         report("items", index, len(raws))
     _settle_kinds(items)
+    _flag_unsure_names(items)
     _assign_refs(items)
     if items:
-        unplaced.extend(_leftovers(prose_leftovers, use_year))
+        # numbered paragraphs anywhere; plain ones only after the first item (not the
+        # preamble, whose dates are the notice's own)
+        first = min(i.lines[0] for i in items)
+        kept = [p for p in prose_leftovers if p.line > first or parse_number(p.text)]
+        unplaced.extend(_leftovers(kept, use_year))
     else:
-        unplaced.extend(Unplaced(p.line, p.text, "no_items") for p in prose_leftovers)
+        unplaced.extend(
+            Unplaced(p.line, p.text, "no_items") for p in prose_leftovers if parse_number(p.text)
+        )
     unplaced.sort(key=lambda u: u.line)
     return Extraction(doc.name, meta, items, unplaced, doc.size, year_found)
 
@@ -125,13 +138,44 @@ def _settle_kinds(items: list[Item]) -> None:
                 owners.add("responsible", name)
 
 
+def _flag_unsure_names(items: list[Item]) -> None:
+    """Names that read as neither a person nor a unit: the reviewer decides."""
+    for item in items:
+        unsure = [n for n in item.owners.names() if classify(n) is Kind.UNKNOWN]
+        if unsure:
+            item.notes.append(Note("name_kind_unsure", (("names", "、".join(unsure)),)))
+
+
 def _assign_refs(items: list[Item]) -> None:
-    """Refs are the numbers as written; numbering restarted per section becomes "2.3"."""
+    """Refs are the numbers as written; where numbers repeat, the main sequence keeps them.
+
+    The main sequence is the numbering form most items use; if that form itself restarts
+    in each part, the part holding most of its items (at least 60 %) is the main one
+    ("二、重点任务" 1.–8. beside "三、保障措施" 1.–3.).  Every other item whose number is
+    taken becomes "part.number" ("3.2", part 三、).  When no part dominates, every ref is
+    "part.number".
+    """
     numbers = [i.number for i in items]
     if len(set(numbers)) == len(numbers):
         return
-    seen: set[str] = set()
+    main_level = Counter(i.level for i in items).most_common(1)[0][0]
+    at_level = [i for i in items if i.level == main_level]
+    main = at_level
+    if len({i.number for i in at_level}) != len(at_level):
+        section, size = Counter(i.section for i in at_level).most_common(1)[0]
+        main = [i for i in at_level if i.section == section]
+        if size < 0.6 * len(at_level) or len({i.number for i in main}) != len(main):
+            main = []
+    keep = {id(i) for i in main}
+    seen: set[str] = {str(i.number) for i in main}
+    # a part whose numbers collide with the main ones is qualified as a whole
+    colliding = {(i.section, i.level) for i in items if id(i) not in keep and str(i.number) in seen}
     for item in items:
+        if id(item) in keep:
+            continue
+        if main and (item.section, item.level) not in colliding and str(item.number) not in seen:
+            seen.add(str(item.number))
+            continue
         ref = f"{item.section or 0}.{item.number}"
         while ref in seen:
             ref += ".1"

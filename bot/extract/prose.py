@@ -1,17 +1,25 @@
-"""Prose items: numbered paragraphs ending in （牵头领导：…；责任单位：…；完成时限：…）.
+"""Prose items: the numbered measures of a notice, 实施意见 or 工作方案.
 
-A paragraph is an item when it carries such labelled fields, in parentheses or not, or
-when lines of ``label：value`` follow it.  Numbered paragraphs without them are the
-plan's narrative, not tasks.
+Two readings, chosen by the caller:
+- beside an annex table of items (``strict``), a numbered paragraph is an item only when it
+  carries owner or deadline fields — labelled (（牵头领导：…；完成时限：…）, or lines of
+  ``label：value`` after it) or an unlabelled assignment (（A、B负责）, :mod:`.assignment`);
+  other numbered paragraphs are the notice's narrative about the table;
+- with no such table, every numbered measure is an item, owners or not.  The numbering
+  forms give the levels (一、 > （一） > 1. > (1) > ①); a numbered line with numbered
+  children is a heading; frame parts (指导思想, 基本原则, 工作目标 …) are no measures;
+  (1) / ① under an item are its parts.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
+from bot.extract.assignment import read_assignment
 from bot.extract.blocks import Para
 from bot.extract.labels import Role, tail_label
-from bot.extract.numbering import Level, parse_number
+from bot.extract.numbering import Level, Number, parse_number
 from bot.extract.raw import Fields, Part, RawItem
 
 _COLON = re.compile(r"[：:]")
@@ -60,15 +68,63 @@ def _close_at_paren(value: str) -> str:
     return value
 
 
-def prose_items(paras: list[Para]) -> tuple[list[RawItem], list[Para]]:
-    """Items among the paragraphs, and the numbered paragraphs that were not items."""
-    items: list[RawItem] = []
-    others: list[Para] = []
-    pending: Para | None = None  # a numbered paragraph still waiting for label lines
-    section: int | None = None
+def read_fields(text: str) -> tuple[str, Fields]:
+    """Body and fields of one paragraph: labelled tails first, else an unlabelled assignment."""
+    body, fields = parse_tail(text)
+    if not any(role is not Role.DEADLINE for role in fields):
+        body, assigned = read_assignment(body)
+        for role, values in assigned.items():
+            fields.setdefault(role, []).extend(values)
+    return body, fields
+
+
+@dataclass
+class _Line:
+    para: Para
+    number: Number | None
+    body: str
+    fields: Fields
+
+    @property
+    def level(self) -> Level:
+        assert self.number is not None
+        return self.number.level
+
+
+# "11.121人才工程…": item 11, whose text begins with digits; read so only where 11 is the
+# number the items have reached (a bare "3.31" elsewhere is a date, not item 3)
+_RUN_ON = re.compile(r"^\s*(\d{1,3})\.(?=\d)")
+
+
+def _lines(paras: list[Para]) -> list[_Line]:
+    out = []
+    last_item = 0
     for para in paras:
         number = parse_number(para.text)
-        body, fields = parse_tail(number.rest if number else para.text)
+        run_on = _RUN_ON.match(para.text) if number is None else None
+        if run_on and int(run_on.group(1)) == last_item + 1:
+            number = Number(Level.ITEM, last_item + 1, para.text[run_on.end() :].strip())
+        if number is not None and number.level is Level.ITEM:
+            last_item = number.value
+        body, fields = read_fields(number.rest if number else para.text)
+        out.append(_Line(para, number, body, fields))
+    return out
+
+
+def prose_items(paras: list[Para], *, strict: bool = True) -> tuple[list[RawItem], list[Para]]:
+    """Items among the paragraphs, and the paragraphs that look like duties but are not."""
+    lines = _lines(paras)
+    return _with_fields(lines) if strict else _measures(lines)
+
+
+def _with_fields(lines: list[_Line]) -> tuple[list[RawItem], list[Para]]:
+    """Beside a table: only numbered paragraphs with fields are items."""
+    items: list[RawItem] = []
+    others: list[Para] = []
+    pending: _Line | None = None  # a numbered paragraph still waiting for label lines
+    section: int | None = None
+    for line in lines:
+        number, body, fields, para = line.number, line.body, line.fields, line.para
         if number and number.level is Level.SECTION and not fields:
             section = number.value
             pending = None
@@ -79,28 +135,119 @@ def prose_items(paras: list[Para]) -> tuple[list[RawItem], list[Para]]:
             items[-1].add_fields({r: v for r, v in fields.items() if r is not Role.DEADLINE})
         elif number and fields:
             if pending is not None:
-                others.append(pending)
+                others.append(pending.para)
             items.append(
                 RawItem(number.value, number.level, para.line, body, "prose", section, fields)
             )
             pending = None
         elif fields and not body and (items or pending):
             if pending is not None:
-                head = parse_number(pending.text)
+                head = pending.number
                 assert head is not None
                 items.append(
-                    RawItem(head.value, head.level, pending.line, head.rest, "prose", section, {})
+                    RawItem(
+                        head.value, head.level, pending.para.line, head.rest, "prose", section, {}
+                    )
                 )
                 pending = None
             items[-1].add_fields(fields)
         elif number:
             if pending is not None:
-                others.append(pending)
-            pending = para
+                others.append(pending.para)
+            pending = line
         else:
-            if pending is not None and para.line - pending.line > 3:
-                others.append(pending)
+            if pending is not None and para.line - pending.para.line > 3:
+                others.append(pending.para)
                 pending = None
     if pending is not None:
-        others.append(pending)
+        others.append(pending.para)
+    return items, others
+
+
+# Parts of a plan that frame the measures without being any: their numbered children are
+# not tasks ("（一）指导思想。以习近平…", "二、基本原则").
+_FRAME = re.compile(
+    r"^(?:总体要求|指导思想|基本原则|工作原则|总体原则|总体目标|工作目标|主要目标|发展目标|"
+    r"目标要求|总体思路|工作思路|适用范围|编制依据|主要依据|工作依据)(?:$|[。：:，,\s])"
+)
+_ANNEX = re.compile(r"^附\s*件")
+_SENTENCE = re.compile(r"[。；;！？]")
+_TASK_LEVELS = (Level.SECTION, Level.ITEM_CN, Level.ITEM)
+
+
+def _title_like(text: str) -> bool:
+    """A heading's own words: short, no sentence inside ("（一）危险化学品领域。")."""
+    text = text.strip().rstrip("。.：:")
+    return len(text) <= 30 and not _SENTENCE.search(text)
+
+
+def _measures(lines: list[_Line]) -> tuple[list[RawItem], list[Para]]:
+    """No table of items: every numbered measure is an item (see the module's rules)."""
+    parent: dict[int, int | None] = {}
+    stack: list[int] = []
+    for i, line in enumerate(lines):
+        if line.number is None:
+            continue
+        while stack and lines[stack[-1]].level >= line.level:
+            stack.pop()
+        parent[i] = stack[-1] if stack else None
+        stack.append(i)
+    # a heading has measures below it; a measure with only (1) (2) below it keeps them as parts
+    heads = {p for i, p in parent.items() if p is not None and lines[i].level in _TASK_LEVELS}
+    # where a level is used for headings, a title alone at that level ("三、工作步骤", its
+    # stages unnumbered below it) is a heading too
+    heading_levels = {lines[h].level for h in heads}
+    heads |= {
+        i
+        for i in parent
+        if lines[i].level in heading_levels and _title_like(lines[i].body) and not lines[i].fields
+    }
+    frame: set[int] = set()
+    for i, up in parent.items():
+        if _FRAME.match(lines[i].body) or (up is not None and up in frame):
+            frame.add(i)
+    items: list[RawItem] = []
+    others: list[Para] = []
+    owner: dict[int, RawItem] = {}  # numbered line → the item it is, or is a part of
+    section: int | None = None
+    current: RawItem | None = None  # the item unnumbered lines may still belong to
+    annex = False  # after "附件：", numbered titles are a list of annexes
+    for index, line in enumerate(lines):
+        para, number = line.para, line.number
+        if number is None:
+            if _ANNEX.match(para.text) and len(para.text) <= 60:
+                annex = True
+            if current is not None and line.fields and not line.body:
+                current.add_fields(line.fields)  # "牵头单位：…" on the lines after an item
+                continue
+            if current is not None and _title_like(current.text) and not current.parts:
+                current.text = f"{current.text}\n{line.body}".strip()  # a title, then its text
+                current.add_fields(line.fields)
+                continue
+            others.append(para)
+            current = None
+            continue
+        if number.level is Level.SECTION:
+            section = number.value
+        if index in frame or (annex and _title_like(line.body) and not line.fields):
+            others.append(para)
+            current = None
+            continue
+        if index in heads:
+            others.append(para)  # listed for review when it states a date or a period
+            current = None
+            continue
+        up = parent[index]
+        above = owner.get(up) if up is not None else None
+        if number.level >= Level.SUB and above is not None:
+            above.parts.append(Part(line.body, para.line, line.fields))
+            above.add_fields({r: v for r, v in line.fields.items() if r is not Role.DEADLINE})
+            owner[index] = above
+            continue
+        item = RawItem(
+            number.value, number.level, para.line, line.body, "prose", section, line.fields
+        )
+        items.append(item)
+        owner[index] = item
+        current = item
     return items, others

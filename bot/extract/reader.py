@@ -18,7 +18,8 @@ from pathlib import Path
 
 from bot.extract.blocks import Block, Cell, Document, Para, Row, Table
 from bot.extract.labels import role_of
-from bot.extract.markup import html_blocks, markdown_tables
+from bot.extract.limits import MAX_BLOCKS, DocumentRefused, Tally, check_file, check_package
+from bot.extract.markup import fragment_text, html_blocks, markdown_tables
 from bot.extract.numbering import Level, parse_number
 from bot.extract.office import docx_blocks, xlsx_blocks
 
@@ -31,20 +32,52 @@ class UnreadableDocument(Exception):
 
 
 def read_document(path: Path) -> Document:
-    """Read any supported file; the format is taken from the suffix, then from the content."""
+    """Read any supported file; the format is taken from the suffix, then from the content.
+
+    Raises :class:`UnreadableDocument` for what cannot be read and
+    :class:`~bot.extract.limits.DocumentRefused` for what is beyond a cap (checked before
+    the parsers see the file where possible, see :mod:`.limits`).
+    """
     if not path.is_file():
         raise UnreadableDocument(str(path))
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".docx":
-            return Document(path.name, docx_blocks(path))
-        if suffix in (".xlsx", ".xlsm"):
-            return Document(path.name, xlsx_blocks(path))
-    except Exception as exc:  # python-docx / openpyxl raise many kinds for a broken file
-        raise UnreadableDocument(str(path)) from exc
     if suffix in (".doc", ".xls", ".pdf", ".wps"):
         raise UnreadableDocument(str(path))
-    return Document(path.name, text_blocks(_decode(path.read_bytes())))
+    office = suffix in (".docx", ".xlsx", ".xlsm")
+    check_file(path, text=not office)
+    if office:
+        try:
+            check_package(path)
+            if suffix == ".docx":
+                return _counted(Document(path.name, *docx_blocks(path)))
+            return _counted(Document(path.name, *xlsx_blocks(path)))
+        except DocumentRefused:
+            raise
+        except Exception as exc:  # python-docx / openpyxl raise many kinds for a broken file
+            raise UnreadableDocument(str(path)) from exc
+    text = _decode(path.read_bytes())
+    if suffix in (".html", ".htm", ".xhtml"):
+        # pages are often minified onto one line: their caps apply to what the parser finds
+        return _counted(Document(path.name, html_blocks(text)))
+    return _counted(Document(path.name, text_blocks(text)))
+
+
+def _check_lines(text: str) -> None:
+    """Before any parser: no line beyond the length cap, no more lines than blocks allowed."""
+    count = 0
+    for line in text.splitlines():
+        Tally.text(line)  # a megabyte on one line is no list
+        if line.strip():
+            count += 1
+    if count > MAX_BLOCKS:
+        raise DocumentRefused("blocks", limit=MAX_BLOCKS)
+
+
+def _counted(document: Document) -> Document:
+    """Paragraphs plus rows within the cap, whatever format they came from."""
+    if document.size > MAX_BLOCKS:
+        raise DocumentRefused("blocks", limit=MAX_BLOCKS)
+    return document
 
 
 def _decode(data: bytes) -> str:
@@ -57,9 +90,37 @@ def _decode(data: bytes) -> str:
 
 
 def text_blocks(text: str) -> list[Block]:
-    """Blocks of a plain-text, Markdown or HTML document."""
+    """Blocks of a plain-text, Markdown or HTML document.
+
+    Text copied from a web page keeps markup inside cells and lines (``<p>``, ``<br>``,
+    ``&nbsp;``): every cell and paragraph is read through :func:`fragment_text`, so no tag
+    reaches a name.
+    """
     if _HTML_TABLE.search(text):
         return html_blocks(text)
+    _check_lines(text)
+    if _MARKUP.search(text):
+        return [_without_markup(b) for b in _plain_blocks(text)]
+    return _plain_blocks(text)
+
+
+_MARKUP = re.compile(
+    r"<\s*/?\s*(?:p|br|b|span|div|strong|font|td|li)\b[^>]*>|&(?:nbsp|lt|gt|amp);", re.I
+)
+
+
+def _without_markup(block: Block) -> Block:
+    if isinstance(block, Para):
+        return Para(fragment_text(block.text).replace("\n", " "), block.line)
+    table = Table()
+    for row in block.rows:
+        table.rows.append(
+            Row(tuple(Cell(fragment_text(c.text), c.line, c.merged) for c in row.cells))
+        )
+    return table
+
+
+def _plain_blocks(text: str) -> list[Block]:
     lines = text.splitlines()
     blocks: list[Block] = []
     i = 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,6 +20,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -62,6 +64,43 @@ def _empty_mapping(value: Any) -> Any:
 
 
 NameList = Annotated[list[str], BeforeValidator(_as_list)]
+
+PENDING = "待定"  # due: 待定 — the deadline is not known yet (also "pending", "tbd")
+PENDING_WORDS = (PENDING, "pending", "tbd")
+
+
+def _as_due(value: Any) -> date | str | None:
+    """A date, or the "not known yet" word; one error for anything else."""
+    if value is None or (isinstance(value, date) and not isinstance(value, datetime)):
+        return value
+    if isinstance(value, datetime) and value.time() == datetime.min.time():
+        return value.date()
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in PENDING_WORDS:
+            return PENDING
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            pass
+    # typed "date_…" so validation reports it like any unreadable date (bad_date)
+    raise PydanticCustomError("date_parsing", "due must be a date or 待定", {})
+
+
+Due = Annotated[
+    date | str | None,
+    PlainValidator(_as_due),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date"},
+                {"type": "string", "enum": list(PENDING_WORDS)},
+                {"type": "null"},
+            ],
+            "description": "a date (YYYY-MM-DD), or 待定 / pending / tbd when not known yet",
+        }
+    ),
+]
 
 
 class _Strict(BaseModel):
@@ -194,7 +233,10 @@ class TaskSpec(_Strict):
     responsible: NameList = Field(default_factory=list)
     units: NameList = Field(default_factory=list)
     partners: NameList = Field(default_factory=list)
-    due: date | None = None
+    due: Due = None
+    deadline_text: str | None = Field(
+        default=None, description="the document's deadline wording, verbatim (6月底前, 长期坚持)"
+    )
     every: str | None = None
     times: int = Field(default=1, ge=1)
     by: str = "end"
@@ -260,7 +302,18 @@ class TaskSpec(_Strict):
         return self
 
     @property
+    def undated(self) -> bool:
+        """``due: 待定``: listed, but makes no occurrences (nobody is chased) until dated."""
+        return self.due == PENDING
+
+    @property
+    def due_date(self) -> date | None:
+        return self.due if isinstance(self.due, date) else None
+
+    @property
     def kind(self) -> str:
+        if self.undated:
+            return "undated"
         if self.due is not None:
             return "deadline"
         return "recurring" if self.every is not None else "ongoing"

@@ -26,7 +26,7 @@ from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from bot.calendar import WorkCalendar
-from bot.schedule.format import DIGEST_ROLES, ROLES, ScheduleFile
+from bot.schedule.format import DIGEST_ROLES, PENDING_WORDS, ROLES, ScheduleFile
 from bot.texts import phrase
 
 _SEPARATORS = re.compile(r"[、，,；;\s]+")
@@ -313,6 +313,7 @@ class _Checker:
                 else:
                     seen_refs[ref] = self.position(("tasks", t, "ref"))[0] + 1
             self.task_timing(t, task)
+            self.task_undated(t, task)
             self.task_reachable(t, task, people)
             for role in ("lead", "responsible"):
                 for i, name in self._list_items(task, role):
@@ -333,6 +334,15 @@ class _Checker:
             self.add(self.position(("tasks", t)), "timing", given=given)
         elif given != ["every"] and ("times" in task or "by" in task):
             self.add(self.position(("tasks", t)), "times_without_every")
+
+    def task_undated(self, t: int, task: CommentedMap) -> None:
+        """``due: 待定`` is allowed, but nobody is chased until a date is set: say so."""
+        due = task.get("due")
+        if isinstance(due, str) and due.strip().lower() in PENDING_WORDS:
+            ref = task.get("ref", t + 1)
+            self.add(
+                self.position(("tasks", t, "due")), "undated_task", severity="warning", ref=ref
+            )
 
     def task_reachable(self, t: int, task: CommentedMap, people: list[str]) -> None:
         """Warn when the roster rule (unit contacts + responsible, else lead) finds nobody."""
@@ -448,7 +458,7 @@ class _Checker:
 
 def _spec_dates(spec: ScheduleFile) -> Iterator[date]:
     for task in spec.tasks:
-        for value in (task.due, task.start, task.until):
+        for value in (task.due_date, task.start, task.until):
             if value is not None:
                 yield value
     if spec.issued_on:

@@ -1,0 +1,104 @@
+"""The unlabelled assignment at the end of a measure: "（A、B负责）", "（A会同B负责）",
+"（A牵头，B配合，2023年6月底前完成）", "（…等部门和各区县人民政府负责，长期坚持）".
+
+实施意见 and 通知 name owners this way, without 牵头单位： labels.  The verbs say the roles:
+before 负责 / 牵头 / 负总责 are the lead units; before 配合 / 参与 / 协助 / 指导 the partners;
+"A会同B" makes A the lead and B a partner.  What follows the owners (a date, 长期坚持,
+每季度…) is the deadline wording, kept verbatim.  A trailing parenthesis without such verbs
+or timing ("（以下简称…）", "（含…）") is left alone.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.extract.dates import find_dates, says_ongoing
+from bot.extract.frequency import find_frequencies
+from bot.extract.labels import Role
+from bot.extract.owners import Kind, classify, split_names
+from bot.extract.raw import Fields
+
+# A trailing bracket, which may hold one nested pair: "（各村（社区）负责）。"
+_TRAILING = re.compile(r"[（(](?P<inside>(?:[^（()）]|[（(][^（()）]*[）)])+)[）)][\s。；;，,.]*$")
+_WITH = "会同"
+_PARTNER_VERBS = ("配合", "参与", "协助", "协同", "协办", "指导")
+_LEAD_VERBS = (
+    "按职责分工负责",
+    "按职责分工落实",
+    "按职责负责",
+    "分别负责",
+    "共同负责",
+    "牵头负责",
+    "负总责",
+    "牵头",
+    "负责",
+    "主责",
+)
+_VERB = re.compile(
+    "|".join(
+        re.escape(v) for v in sorted((_WITH, *_PARTNER_VERBS, *_LEAD_VERBS), key=len, reverse=True)
+    )
+)
+_CLAUSES = re.compile(r"[，,；;]")
+_MAX_NAMES = 120  # characters of names before a verb: more is a sentence, not owners
+
+
+def read_assignment(text: str) -> tuple[str, Fields]:
+    """``text`` without its trailing assignment, and the fields read from it (or none)."""
+    match = _TRAILING.search(text)
+    if match is None:
+        return text, {}
+    fields = _fields(match["inside"])
+    if not fields:
+        return text, {}
+    return text[: match.start()].rstrip(" ，,；;"), fields
+
+
+def _fields(inside: str) -> Fields:
+    fields: Fields = {}
+    position = 0
+    partners_next = False  # after "A会同", the names up to the next verb are partners
+    for verb in _VERB.finditer(inside):
+        names = inside[position : verb.start()].strip(" ，,；;、")
+        position = verb.end()
+        if not names:
+            continue
+        if len(names) > _MAX_NAMES or find_dates(names, 2000, field=True):
+            return {}
+        if verb.group() == _WITH:
+            role, partners_next = Role.UNITS, True
+        elif verb.group() in _PARTNER_VERBS:
+            role, partners_next = Role.PARTNERS, False
+        else:
+            role, partners_next = (Role.PARTNERS if partners_next else Role.UNITS), False
+        fields.setdefault(role, []).append(names)
+    rest = inside[position:]
+    timing = [c.strip(" 、") for c in _CLAUSES.split(rest) if _is_timing(c)]
+    if not fields and not timing and _only_units(rest):
+        fields[Role.UNITS] = [rest.strip()]  # "（市应急局、市公安局）"
+    if timing:
+        fields[Role.DEADLINE] = ["，".join(timing)]
+    return fields
+
+
+def _is_timing(clause: str) -> bool:
+    clause = clause.strip()
+    return bool(clause) and bool(
+        find_dates(clause, 2000, field=True)
+        or says_ongoing(clause, field=True)
+        or find_frequencies(clause)
+    )
+
+
+_NOT_NAMES = re.compile(r"^\s*(?:含|包括|包含|即|如|指|以下|其中|详见|见|另|不含|注)")
+
+
+def _only_units(text: str) -> bool:
+    """ "（市应急局、市公安局）": bare unit names; "（含试点单位）" explains, it names no one."""
+    names = split_names(text)
+    return (
+        bool(names)
+        and len(text) <= 60
+        and not _NOT_NAMES.match(text)
+        and all(classify(n) is Kind.UNIT and len(n) <= 20 for n in names)
+    )

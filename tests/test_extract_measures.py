@@ -1,0 +1,152 @@
+"""Numbered measures without labels: assignments, headings, frame parts, refs, web layout."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from bot.extract.assignment import read_assignment
+from bot.extract.blocks import Document, Para, Table
+from bot.extract.labels import Role
+from bot.extract.markup import html_blocks
+from bot.extract.owners import Kind, classify, split_names
+from bot.extract.pipeline import extract_document
+from bot.extract.reader import text_blocks
+
+
+def _items(text: str, year: int | None = 2023) -> dict:
+    doc = Document("m.txt", text_blocks(text))
+    return {i.ref: i for i in extract_document(doc, year=year).items}
+
+
+@pytest.mark.parametrize(
+    ("tail", "units", "partners", "deadline"),
+    [
+        ("（市场监管总局负责）", ["市场监管总局"], [], None),
+        ("（交通运输部、财政部负责）", ["交通运输部、财政部"], [], None),
+        ("（国家发展改革委会同有关部门负责）", ["国家发展改革委"], ["有关部门"], None),
+        ("（市住建局牵头，市应急局配合）", ["市住建局"], ["市应急局"], None),
+        ("（各区县人民政府负责，长期坚持）", ["各区县人民政府"], [], "长期坚持"),
+        (
+            "（市应急局会同市委编办负责，2023年6月底前完成）",
+            ["市应急局"],
+            ["市委编办"],
+            "2023年6月底前完成",
+        ),
+        ("（2022年9月底前）", [], [], "2022年9月底前"),
+        ("（各村（社区）负责）", ["各村（社区）"], [], None),
+    ],
+)
+def test_unlabelled_assignments(
+    tail: str, units: list[str], partners: list[str], deadline: str | None
+) -> None:
+    body, fields = read_assignment("开展专项整治。" + tail)
+    assert body == "开展专项整治。"
+    assert fields.get(Role.UNITS, []) == units
+    assert fields.get(Role.PARTNERS, []) == partners
+    assert fields.get(Role.DEADLINE, [None])[0] == deadline
+
+
+@pytest.mark.parametrize("tail", ["（以下简称“十五条硬措施”）", "（含试点单位）", "（2022年版）"])
+def test_explanations_in_brackets_are_not_assignments(tail: str) -> None:
+    assert read_assignment("落实制度" + tail)[1] == {}
+
+
+def test_every_numbered_measure_is_an_item_and_headings_and_frame_are_not() -> None:
+    items = _items(
+        "\n".join(
+            [
+                "一、总体要求",
+                "（一）指导思想。以习近平新时代中国特色社会主义思想为指导。",
+                "（二）工作目标。到2025年，事故总量持续下降。",
+                "二、重点任务",
+                "（三）危险化学品领域。",
+                "1.开展危险化学品企业专项检查。",
+                "2.每月通报1次检查情况。",
+                "（四）加强执法。开展联合执法。（市应急局负责）",
+                "三、工作要求",
+                "（一）加强组织领导。各地要高度重视。",
+            ]
+        )
+    )
+    assert set(items) == {"1", "2", "4", "3.1"}
+    assert items["1"].owners.empty() and items["1"].undated
+    assert [r.frequency.label() for r in items["2"].recurrences] == ["month*1"]
+    assert items["4"].owners.units == ["市应急局"]
+    assert any(n.key == "no_owner" for n in items["3.1"].notes)
+
+
+def test_a_title_line_takes_the_paragraph_below_it() -> None:
+    items = _items("1.加强组织领导\n各乡镇要成立工作专班，6月底前完成部署。\n2.开展排查。")
+    assert items["1"].due == date(2023, 6, 30)
+    assert "工作专班" in items["1"].detail
+
+
+def test_an_item_number_run_into_digits_keeps_its_item() -> None:
+    items = _items("10.开展检查。\n11.121人才工程项目落实安全员制度。\n3.31事故教训要汲取。")
+    assert "11" in items and items["11"].title.startswith("121人才")
+    assert "3" not in items  # "3.31" is not item 3: the sequence is at 12
+
+
+def test_undated_is_not_ongoing_and_explicit_words_are() -> None:
+    items = _items("1.持续深化专项整治。\n2.常态化开展夜查。\n3.建立长效机制。（长期坚持）")
+    assert items["1"].undated and not items["1"].ongoing
+    assert items["2"].ongoing and items["2"].deadline_text == "常态化"
+    assert items["3"].ongoing and items["3"].deadline_text == "长期坚持"
+
+
+def test_year_from_the_issue_date_not_the_latest_date_in_the_text() -> None:
+    doc = Document(
+        "y.txt",
+        text_blocks(
+            "1.开展排查，2025年6月底前完成。\n2.开展整治，6月底前完成。\n二〇二三年四月十二日"
+        ),
+    )
+    extraction = extract_document(doc)
+    assert extraction.meta.year == 2023 and extraction.year_found
+    items = {i.ref: i for i in extraction.items}
+    assert items["2"].due == date(2023, 6, 30)
+
+
+@pytest.mark.parametrize(
+    "name", ["宣传", "应急", "司法", "公安", "发改", "住建", "交通", "人社", "县公安", "市场监管"]
+)
+def test_department_abbreviations_are_units(name: str) -> None:
+    assert classify(name) is Kind.UNIT
+
+
+def test_joined_bodies() -> None:
+    assert split_names("各区县党委、政府") == ["各区县党委", "各区县政府"]
+    assert split_names("各级党委和政府") == ["各级党委", "各级政府"]
+    assert split_names("市发展改革委等部门和各区县人民政府") == ["市发展改革委", "各区县人民政府"]
+    assert split_names("市应急局、市交通运输局等行业主管部门按职责分工负责") == [
+        "市应急局",
+        "市交通运输局",
+    ]
+
+
+def test_a_page_inside_layout_tables_yields_its_text_and_its_data_table() -> None:
+    html = (
+        "<table><tr><td><a href='/'>首页</a></td><td><a href='/z'>政务公开</a></td></tr></table>"
+        "<table><tr><td><p>关于印发任务分工的通知</p><p>2022年3月16日</p>"
+        "<table><tr><td>序号</td><td>重点任务</td><td>责任单位</td></tr>"
+        "<tr><td>1</td><td>开展排查。</td><td>应急办<br>派出所</td></tr></table>"
+        "</td></tr></table>"
+        "<table><tr><td>版权所有 2018-2024</td></tr></table>"
+    )
+    blocks = html_blocks(html)
+    texts = [b.text for b in blocks if isinstance(b, Para)]
+    assert texts == ["关于印发任务分工的通知", "2022年3月16日", "版权所有 2018-2024"]
+    [table] = [b for b in blocks if isinstance(b, Table)]
+    assert table.rows[1].texts() == ["1", "开展排查。", "应急办\n派出所"]
+    extraction = extract_document(Document("p.html", blocks))
+    assert extraction.meta.year == 2022
+    assert extraction.items[0].owners.units == ["应急办", "派出所"]
+
+
+def test_markup_never_reaches_a_name() -> None:
+    text = "序号\t重点任务\t责任单位\t完成时限\n1\t<p>开展排查。</p>\t<p>应急<br>公安</p>\t<p>&nbsp;6月底前&nbsp;</p>"
+    [item] = _items(text).values()
+    assert item.owners.units == ["应急", "公安"]
+    assert item.deadline_text == "6月底前"
