@@ -61,7 +61,8 @@ class Roster:
         tick with ten due rows must not read every member row of a 10k-task list again.
         Everything a roster holds changes only through an import (which stamps the schedule)."""
         bind = session.get_bind()
-        key = (str(getattr(bind, "url", id(bind))), schedule.id)
+        engine = getattr(bind, "engine", bind)  # a Connection (a rehearsal) has its engine
+        key = (str(engine.url), schedule.id)
         stamp = (schedule.imported_at, schedule.content_hash)
         with _CACHE_LOCK:
             found = _CACHE.get(key)
