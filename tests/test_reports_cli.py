@@ -40,11 +40,17 @@ def run(app: typer.Typer, *args: str, code: int = 0) -> str:
 
 def test_report_xlsx_uses_now(app: typer.Typer, tmp_path: Path) -> None:
     out = tmp_path / "ledger.xlsx"
-    said = run(app, "report", "--format", "xlsx", "--now", "2022-06-20T10:00:00", "-o", str(out))
+    said = run(
+        app,
+        *("report", "--format", "xlsx", "--now", "2022-06-20T10:00:00", "-o", str(out)),
+        *("--filled-by", "张敏"),
+    )
     assert "台账已导出" in said and f"{task_count()} 项任务" in said
     ws = load_workbook(out)[SCHEDULE]
-    row = next(r for r in ws.iter_rows(min_row=3, values_only=True) if r[0] == "4")
-    assert row[12] == 13  # 逾期工作日 as of --now, not as of today
+    headers = [c.value for c in ws[3]]
+    row = next(r for r in ws.iter_rows(min_row=4, values_only=True) if r[0] == "4")
+    assert row[headers.index("逾期工作日")] == 13  # as of --now, not as of today
+    assert "填报人：张敏" in [c.value for c in ws[2]]
 
 
 def test_report_csv_for_one_schedule(app: typer.Typer, tmp_path: Path) -> None:

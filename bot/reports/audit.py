@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from bot.reports.records import DEFAULT_TZ, UnknownSchedule
+from bot.reports.records import DEFAULT_TZ, require_schedule
 from bot.store.models import AuditEvent, Occurrence, Person, Schedule, Task
 from bot.texts import phrase
 
@@ -51,9 +51,9 @@ def load_audit(
     Events that carry no schedule (a chat binding, say) belong to a schedule through
     the person they concern.
     """
+    if schedule_id:
+        require_schedule(session, schedule_id)
     schedules = {s.id: s.timezone for s in session.exec(select(Schedule))}
-    if schedule_id and schedule_id not in schedules:
-        raise UnknownSchedule(schedule_id)
     people = {p.id: p for p in session.exec(select(Person)) if p.id is not None}
     query = select(AuditEvent).order_by(AuditEvent.at, AuditEvent.id)
     if schedule_id:
