@@ -126,7 +126,7 @@ def config_error(exc: ValidationError, lang: str) -> str:
     field = str(first["loc"][0]) if first["loc"] else ""
     field = field_of(field)
     var = str(ctx.get("var") or env_name(field))
-    value = first.get("input") if first["loc"] else None
+    value = first.get("input") if first["loc"] else ctx.get("input")
     if field in SECRET_FIELDS or not isinstance(value, str | int | float):
         value = None  # a secret is never printed, nor a whole settings object
     elif field == "database_url":

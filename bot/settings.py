@@ -100,7 +100,9 @@ class Settings(BaseSettings):
                 )
             if not url.startswith("https://"):
                 raise PydanticCustomError(
-                    "webhook_url_not_https", "not https", {"var": "DUTYBOT_TELEGRAM_WEBHOOK_URL"}
+                    "webhook_url_not_https",
+                    "not https",
+                    {"var": "DUTYBOT_TELEGRAM_WEBHOOK_URL", "input": url},
                 )
         return self
 

@@ -13,6 +13,7 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+from bot.cli import DutybotGroup
 from bot.reports.cli import register
 from bot.settings import get_settings
 from tests.test_reports_scenario import SCHEDULE, seed_scenario, task_count
@@ -26,7 +27,7 @@ def app(db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterato
         monkeypatch.setenv(name, db_url)
     monkeypatch.setenv("DUTYBOT_LANG", "zh-CN")
     get_settings.cache_clear()
-    app = typer.Typer()
+    app = typer.Typer(cls=DutybotGroup)  # the edge that words an unknown schedule id
     register(app)
     yield app
     get_settings.cache_clear()
@@ -82,7 +83,7 @@ def test_report_default_file_name(
 
 def test_report_unknown_schedule(app: typer.Typer, tmp_path: Path) -> None:
     said = run(app, "report", "--schedule", "nope", "-o", str(tmp_path / "x.xlsx"), code=1)
-    assert "没有找到清单“nope”" in said
+    assert f"没有找到清单“nope”。已导入的清单：{SCHEDULE}。" in said
     assert not (tmp_path / "x.xlsx").exists()
 
 
