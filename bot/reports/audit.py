@@ -119,20 +119,39 @@ def _ref(event: AuditEvent, data: AuditData) -> str | None:
     return str(ref) if ref is not None else None
 
 
+def _local_value(value: Any, tz: ZoneInfo) -> Any:
+    """An instant written into a detail (``expires_at``) on the schedule's wall clock."""
+    if isinstance(value, str) and len(value) > 19 and value[10:11] == "T":
+        try:
+            instant = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if instant.tzinfo is not None:
+            return instant.astimezone(tz).strftime(TIME_FORMAT[:-3])
+    return value
+
+
 def _detail_items(event: AuditEvent, data: AuditData) -> list[tuple[str, Any]]:
-    """The detail's keys in order, the concerned person and message first; blanks dropped."""
+    """The detail's keys in order, the concerned person and message first; blanks dropped.
+
+    The person concerned is left out when they are the actor (the 操作者 column names them),
+    and said once when the detail names them too."""
     items: list[tuple[str, Any]] = []
-    if event.person_id is not None:
-        person = data.people.get(event.person_id)
-        items.append(("person", person.name if person else event.person_id))
+    person = data.people.get(event.person_id or 0)
+    name = person.name if person else event.person_id
+    if event.person_id is not None and event.actor != f"{PERSON_ACTOR}{event.person_id}":
+        items.append(("person", name))
     if event.notification_id is not None:
         items.append(("notification", event.notification_id))
+    tz = _timezone(event, data)
     for key, value in (event.detail or {}).items():
         if key in ("ref", "by"):
             continue  # the task and the actor have columns of their own
+        if key == "person" and (value == name or value == event.person_id):
+            continue  # already said, or the actor
         if value is None or value == "" or value == [] or value == {}:
             continue
-        items.append((key, value))
+        items.append((key, _local_value(value, tz)))
     return items
 
 
