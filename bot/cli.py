@@ -282,6 +282,9 @@ def _root(
     ] = False,
 ) -> None:
     """dutybot — 安全生产责任清单督办机器人 (responsibility-list reminders and escalation)."""
+    from bot.logs import setup_logging
+
+    setup_logging(get_settings())
 
 
 db_app = typer.Typer(help="数据库 / database", no_args_is_help=True)
