@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from sqlmodel import Session, col, select
 
 from bot.materialise import schedule_time
+from bot.reports.records import require_schedule
 from bot.roster import Roster
 from bot.store.models import OPEN, Occurrence, Schedule, Task
 
@@ -28,8 +29,9 @@ class AgendaRow:
 def upcoming_rows(
     session: Session, *, now: datetime, days: int, schedule_id: str | None = None
 ) -> list[AgendaRow]:
-    query = select(Schedule)
+    query = select(Schedule).order_by(Schedule.id)
     if schedule_id:
+        require_schedule(session, schedule_id)  # "nothing due" must not hide a typo
         query = query.where(Schedule.id == schedule_id)
     rows: list[AgendaRow] = []
     for schedule in session.exec(query):

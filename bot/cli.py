@@ -1,24 +1,292 @@
-"""The ``dutybot`` command line: validate, import, plan, run, demo."""
+"""The ``dutybot`` command line: validate, import, plan, run, demo.
+
+Its edge (:class:`DutybotGroup`) is where mistakes become one clear line and an exit code,
+never a traceback: a configuration mistake (exit 2), an unknown schedule id (exit 1, with the
+known ids), an unusable database (exit 2), and Click/Typer's own usage errors, reworded in
+the configured language from ``message_templates/<lang>/cli.j2``.  Typer 0.29 vendors Click
+without gettext, so its messages cannot be translated by a catalogue; they are rebuilt from
+the exceptions' own fields (parameter, pydantic error type, input) instead.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from difflib import get_close_matches
+from enum import Enum
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
+from typer import _click
+from typer.core import TyperGroup
 
 from bot.clock import as_of
-from bot.settings import get_settings
-from bot.texts import phrase, render
+from bot.settings import SECRET_FIELDS, env_name, field_of, get_settings
+from bot.texts import DEFAULT_LANG, LANGS, phrase, render
+
+_import_errors: list[ValidationError] = []  # settings that failed while commands were built
+
+
+def _edge_lang() -> str:
+    """The language of an error: the configured one, or zh-CN when that is the mistake."""
+    try:
+        return get_settings().lang
+    except ValidationError:
+        lang = os.environ.get("DUTYBOT_LANG", DEFAULT_LANG)
+        return lang if lang in LANGS else DEFAULT_LANG
+
+
+class UnknownCommand(_click.exceptions.UsageError):
+    def __init__(self, name: str, matches: list[str], ctx: _click.Context) -> None:
+        super().__init__(f"No such command {name!r}.", ctx)
+        self.name, self.matches = name, matches
+
+
+def _names(param: Any) -> str:
+    opts = list(getattr(param, "opts", []) or [])
+    if getattr(param, "param_type_name", "") == "argument" or not opts:
+        return str(getattr(param, "human_readable_name", param.name)).upper()
+    return " / ".join(opts)
+
+
+_EXTRA = re.compile(r"^Got unexpected extra argument\(s\) \((.*)\)$")
+
+
+def click_message(exc: _click.exceptions.ClickException, lang: str) -> str:
+    """Click/Typer's message for ``exc``, rebuilt in ``lang`` from the exception's fields."""
+    errors = _click.exceptions
+    if isinstance(exc, errors.MissingParameter) and exc.param is not None:
+        kind = exc.param_type or exc.param.param_type_name
+        return phrase("cli", "missing", lang, kind=kind, names=_names(exc.param))
+    if isinstance(exc, errors.BadParameter) and exc.param is not None:
+        cause = exc.__cause__
+        kind, value, ctx = None, None, {}
+        if isinstance(cause, ValidationError) and cause.errors():
+            first = cause.errors()[0]
+            kind, value, ctx = first["type"], first.get("input"), dict(first.get("ctx") or {})
+            descriptor = getattr(exc.param, "type_descriptor", None)
+            annotation = getattr(descriptor, "annotation", None)
+            formats = getattr(getattr(descriptor, "parameter_info", None), "formats", None)
+            if kind == "value_error" and formats:
+                kind, ctx = "date_format", {"formats": list(formats)}
+            elif (
+                kind == "value_error"
+                and isinstance(annotation, type)
+                and issubclass(annotation, Enum)
+            ):
+                expected = ", ".join(repr(str(m.value)) for m in annotation)
+                kind, ctx = "enum", {"expected": expected}
+        return phrase(
+            "cli",
+            "bad_value",
+            lang,
+            names=_names(exc.param),
+            type=kind,
+            input=value,
+            ctx=ctx,
+            message=exc.message,
+        )
+    if isinstance(exc, errors.NoSuchOption):
+        found = sorted(exc.possibilities or [])
+        return phrase("cli", "no_such_option", lang, name=exc.option_name, possibilities=found)
+    if isinstance(exc, UnknownCommand):
+        return phrase("cli", "no_such_command", lang, name=exc.name, matches=exc.matches)
+    if isinstance(exc, errors.BadOptionUsage):
+        takes = "does not take" in exc.message
+        return phrase("cli", "option_usage", lang, name=exc.option_name, takes_value=takes)
+    if extra := _EXTRA.match(exc.message):
+        return phrase("cli", "extra_arguments", lang, args=extra.group(1))
+    if exc.message == "Missing command.":
+        return phrase("cli", "missing_command", lang)
+    return exc.message
+
+
+def usage_error(exc: _click.exceptions.UsageError, lang: str) -> str:
+    lines = []
+    ctx = exc.ctx
+    if ctx is not None:
+        pieces = " ".join(ctx.command.collect_usage_pieces(ctx))
+        lines.append(phrase("cli", "usage", lang, usage=f"{ctx.command_path} {pieces}"))
+        lines.append(phrase("cli", "try_help", lang, command=ctx.command_path))
+    lines.append(phrase("cli", "error", lang, message=click_message(exc, lang)))
+    return "\n".join(lines)
+
+
+def config_error(exc: ValidationError, lang: str) -> str:
+    """The first settings mistake, as one line naming the variable and the fix."""
+    first = exc.errors()[0]
+    ctx = dict(first.get("ctx") or {})
+    field = str(first["loc"][0]) if first["loc"] else ""
+    field = field_of(field)
+    var = str(ctx.get("var") or env_name(field))
+    value = first.get("input") if first["loc"] else ctx.get("input")
+    if field in SECRET_FIELDS or not isinstance(value, str | int | float):
+        value = None  # a secret is never printed, nor a whole settings object
+    elif field == "database_url":
+        value = _safe_url(str(value))
+    return phrase("cli", "config_error", lang, var=var, type=first["type"], input=value, ctx=ctx)
+
+
+def _safe_url(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return None
+
+
+def _database_error(exc: Exception, lang: str) -> str:
+    try:
+        url = _safe_url(get_settings().database_url) or "?"
+    except ValidationError:
+        url = "?"
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+    return phrase("cli", "database_error", lang, url=url, detail=detail)
+
+
+def _guard_schedule_ids(group: _click.Command) -> None:
+    """Every command's ``--schedule`` refuses an id that was never imported (one place for all)."""
+    for command in getattr(group, "commands", {}).values():
+        _guard_schedule_ids(command)
+        for param in command.params:
+            if param.name == "schedule" and param.callback is None:
+                param.callback = _known_schedule
+
+
+def _known_schedule(ctx: _click.Context, _param: Any, value: str | None) -> str | None:
+    if value is None or ctx.resilient_parsing:
+        return value
+    from bot.reports.records import require_schedule
+    from bot.store.db import open_store, session_scope
+
+    engine = open_store(get_settings().database_url)
+    try:
+        with session_scope(engine) as session:
+            require_schedule(session, value)
+    finally:
+        engine.dispose()
+    return value
+
+
+class DutybotGroup(TyperGroup):
+    """The ``dutybot`` group: guards schedule ids and turns every mistake into one line."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        _guard_schedule_ids(self)
+
+    def resolve_command(
+        self, ctx: _click.Context, args: list[str]
+    ) -> tuple[str | None, _click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        unknown = name and not name.startswith("-") and self.get_command(ctx, name) is None
+        if unknown and not ctx.resilient_parsing:
+            raise UnknownCommand(name, get_close_matches(name, list(self.commands)), ctx)
+        return super().resolve_command(ctx, args)
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        def call() -> Any:
+            return super(DutybotGroup, self).main(
+                args, prog_name, complete_var, standalone_mode=False, **extra
+            )
+
+        if not standalone_mode:
+            return call()
+        sys.exit(at_edge(call))
+
+
+def at_edge(call: Callable[[], Any]) -> int:
+    """Run the command line; return its exit code, every known mistake said in one line."""
+    from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+
+    from bot.reports.records import UnknownSchedule
+
+    errors = _click.exceptions
+    try:
+        if _import_errors:
+            raise _import_errors[0]
+        get_settings()
+        result = call()
+        return result if isinstance(result, int) else 0
+    except ValidationError as exc:
+        typer.echo(config_error(exc, _edge_lang()), err=True)
+        return 2
+    except UnknownSchedule as exc:
+        said = phrase(
+            "cli", "unknown_schedule", _edge_lang(), schedule=exc.schedule_id, known=exc.known
+        )
+        typer.echo(said, err=True)
+        return 1
+    except (OperationalError, InterfaceError, ArgumentError) as exc:
+        typer.echo(_database_error(exc, _edge_lang()), err=True)
+        return 2
+    except errors.NoArgsIsHelpError as exc:
+        exc.show()
+        return exc.exit_code
+    except errors.UsageError as exc:
+        typer.echo(usage_error(exc, _edge_lang()), err=True)
+        return exc.exit_code
+    except errors.ClickException as exc:
+        message = phrase("cli", "error", _edge_lang(), message=click_message(exc, _edge_lang()))
+        typer.echo(message, err=True)
+        return exc.exit_code
+    except typer.Abort:
+        typer.echo(phrase("cli", "aborted", _edge_lang()), err=True)
+        return 1
+
+
+def _version() -> str:
+    try:
+        return version("dutybot")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
 
 app = typer.Typer(
+    cls=DutybotGroup,
     help="dutybot — 安全生产责任清单督办机器人 (responsibility-list reminders and escalation).",
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+def _show_version(show: bool) -> None:
+    if show:
+        typer.echo(phrase("cli", "version", _edge_lang(), version=_version()))
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="版本 / print the version"
+        ),
+    ] = False,
+) -> None:
+    """dutybot — 安全生产责任清单督办机器人 (responsibility-list reminders and escalation)."""
+    from bot.logs import setup_logging
+
+    setup_logging(get_settings())
+
+
 db_app = typer.Typer(help="数据库 / database", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
@@ -224,11 +492,16 @@ def _open_store_waiting(url: str):  # type: ignore[no-untyped-def]
 
 
 def _register_extensions() -> None:
+    """Commands whose help is rendered in the configured language; with settings broken,
+    the error is kept and said by :func:`at_edge` before anything runs."""
     from bot.conversation.cli import register as register_chat
     from bot.reports.cli import register as register_reports
 
-    register_reports(app)
-    register_chat(app)
+    try:
+        register_reports(app)
+        register_chat(app)
+    except ValidationError as exc:
+        _import_errors.append(exc)
 
 
 _register_extensions()

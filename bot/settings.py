@@ -5,8 +5,16 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from bot.texts import LANGS
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# errors name the variable; the CLI words them from message_templates/<lang>/cli.j2
 
 
 class Settings(BaseSettings):
@@ -53,8 +61,73 @@ class Settings(BaseSettings):
     # how long a half-finished chat flow (done → evidence, extension → date) waits
     conversation_ttl_hours: float = Field(default=24.0, gt=0)
     evidence_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)  # Bot API download limit
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"  # auto: JSON unless stderr is a terminal
+
+    @field_validator("lang")
+    @classmethod
+    def _known_lang(cls, value: str) -> str:
+        """An unknown language is a mistake to report, not a reason to fall back silently."""
+        if value not in LANGS:
+            raise PydanticCustomError("unknown_lang", "unknown language", {"expected": LANGS})
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise PydanticCustomError("log_level", "unknown level", {"expected": LOG_LEVELS})
+        return value.upper()
+
+    @field_validator("database_url")
+    @classmethod
+    def _usable_database(cls, value: str) -> str:
+        try:
+            backend = make_url(value).get_backend_name()
+        except ArgumentError:
+            backend = None
+        if backend not in ("sqlite", "postgresql"):
+            raise PydanticCustomError("database_url", "not a usable database URL")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_url(self) -> Settings:
+        if self.telegram_mode == "webhook":
+            url = self.telegram_webhook_url or ""
+            if not url:
+                raise PydanticCustomError(
+                    "webhook_url_missing", "missing", {"var": "DUTYBOT_TELEGRAM_WEBHOOK_URL"}
+                )
+            if not url.startswith("https://"):
+                raise PydanticCustomError(
+                    "webhook_url_not_https",
+                    "not https",
+                    {"var": "DUTYBOT_TELEGRAM_WEBHOOK_URL", "input": url},
+                )
+        return self
+
+
+SECRET_FIELDS = ("telegram_token", "telegram_webhook_secret", "callback_secret")
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets a field (its first alias, else DUTYBOT_<NAME>)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, AliasChoices) and alias.choices:
+        return str(alias.choices[0])
+    return f"DUTYBOT_{field.upper()}"
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def field_of(loc: str) -> str:
+    """The field an error location names: errors on aliased fields carry the alias."""
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices) and loc in alias.choices:
+            return name
+    return loc

@@ -56,7 +56,7 @@ def test_reply_rows_name_person_task_and_occurrence(engine: Engine, tmp_path: Pa
     assert done["操作者"] == "办公室联络员"
     assert done["事件"] == "报完成"
     assert done["任务实例"] == "截止2022-05-31"
-    assert "对象：办公室联络员" in done["详情"]
+    assert "对象" not in done["详情"]  # the actor is the person concerned: said once
     assert "说明：已建立" in done["详情"]
     monthly = next(r for r in rows if r["任务编号"] == "13.1" and r["时间"].startswith("2022-06"))
     assert monthly["任务实例"] == "2022-06-01至2022-06-30（截止2022-06-30）"
@@ -72,7 +72,7 @@ def test_cancel_crossing_utc_midnight_keeps_its_local_day(engine: Engine, tmp_pa
     cancelled = next(r for r in rows if r["事件"] == "取消任务实例")
     assert cancelled["时间"] == "2022-06-01 07:30:00"
     assert cancelled["任务编号"] == "6"
-    assert "原因：admin" in cancelled["详情"]
+    assert "原因：管理员" in cancelled["详情"]
     since = export(engine, tmp_path / "since.csv", since=date(2022, 6, 1))
     assert since[0]["事件"] == "取消任务实例"
     assert all(r["时间"] >= "2022-06-01" for r in since)
@@ -107,3 +107,45 @@ def test_unknown_action_is_shown_as_recorded(engine: Engine, tmp_path: Path) -> 
     last = rows[-1]
     assert (last["事件"], last["操作者"]) == ("something_new", "系统")
     assert last["详情"] == "级别：红色；新建：是"
+
+
+def test_details_read_in_the_schedules_language_and_time(engine: Engine, tmp_path: Path) -> None:
+    """Message kinds in words, instants inside details on the local clock, no repeated 对象."""
+    seeded = seed_scenario(engine)
+    deng = seeded.people["邓清华"]
+    with session_scope(engine) as session:
+        session.add_all(
+            [
+                AuditEvent(
+                    at=local(2022, 6, 21, 9, 0),
+                    actor="cli",
+                    action="invite_created",
+                    schedule_id=SCHEDULE,
+                    person_id=deng,
+                    detail={
+                        "person": "邓清华",
+                        "invite": 7,
+                        "expires_at": "2022-06-24T01:00:00+00:00",
+                    },
+                ),
+                AuditEvent(
+                    at=local(2022, 6, 21, 9, 5),
+                    actor="system",
+                    action="notification_sent",
+                    schedule_id=SCHEDULE,
+                    person_id=deng,
+                    notification_id=12,
+                    detail={"kind": "extension_request", "level": None},
+                ),
+            ]
+        )
+    rows = export(engine, tmp_path / "audit.csv")
+    invite, sent = rows[-2], rows[-1]
+    assert (invite["事件"], invite["操作者"]) == ("生成邀请", "命令行（管理员）")
+    assert invite["详情"] == "对象：邓清华；邀请编号：7；有效期至：2022-06-24 09:00"
+    assert "+00:00" not in invite["详情"]
+    assert sent["详情"] == "对象：邓清华；消息编号：12；类型：延期申请"
+    with session_scope(engine) as session:
+        english = audit_rows(load_audit(session), "en")
+    assert english[-1][2] == "message sent" and english[-1][6].endswith("kind: extension request")
+    assert audit_headers("en")[:3] == ["Time", "Actor", "Event"]

@@ -13,6 +13,7 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+from bot.cli import DutybotGroup
 from bot.reports.cli import register
 from bot.settings import get_settings
 from tests.test_reports_scenario import SCHEDULE, seed_scenario, task_count
@@ -26,7 +27,7 @@ def app(db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterato
         monkeypatch.setenv(name, db_url)
     monkeypatch.setenv("DUTYBOT_LANG", "zh-CN")
     get_settings.cache_clear()
-    app = typer.Typer()
+    app = typer.Typer(cls=DutybotGroup)  # the edge that words an unknown schedule id
     register(app)
     yield app
     get_settings.cache_clear()
@@ -40,11 +41,17 @@ def run(app: typer.Typer, *args: str, code: int = 0) -> str:
 
 def test_report_xlsx_uses_now(app: typer.Typer, tmp_path: Path) -> None:
     out = tmp_path / "ledger.xlsx"
-    said = run(app, "report", "--format", "xlsx", "--now", "2022-06-20T10:00:00", "-o", str(out))
+    said = run(
+        app,
+        *("report", "--format", "xlsx", "--now", "2022-06-20T10:00:00", "-o", str(out)),
+        *("--filled-by", "张敏"),
+    )
     assert "台账已导出" in said and f"{task_count()} 项任务" in said
     ws = load_workbook(out)[SCHEDULE]
-    row = next(r for r in ws.iter_rows(min_row=3, values_only=True) if r[0] == "4")
-    assert row[12] == 13  # 逾期工作日 as of --now, not as of today
+    headers = [c.value for c in ws[3]]
+    row = next(r for r in ws.iter_rows(min_row=4, values_only=True) if r[0] == "4")
+    assert row[headers.index("逾期工作日")] == 13  # as of --now, not as of today
+    assert "填报人：张敏" in [c.value for c in ws[2]]
 
 
 def test_report_csv_for_one_schedule(app: typer.Typer, tmp_path: Path) -> None:
@@ -76,7 +83,7 @@ def test_report_default_file_name(
 
 def test_report_unknown_schedule(app: typer.Typer, tmp_path: Path) -> None:
     said = run(app, "report", "--schedule", "nope", "-o", str(tmp_path / "x.xlsx"), code=1)
-    assert "没有找到清单“nope”" in said
+    assert f"没有找到清单“nope”。已导入的清单：{SCHEDULE}。" in said
     assert not (tmp_path / "x.xlsx").exists()
 
 

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from bot.reports.records import DEFAULT_TZ, UnknownSchedule
+from bot.reports.records import DEFAULT_TZ, require_schedule
 from bot.store.models import AuditEvent, Occurrence, Person, Schedule, Task
 from bot.texts import phrase
 
@@ -51,9 +51,9 @@ def load_audit(
     Events that carry no schedule (a chat binding, say) belong to a schedule through
     the person they concern.
     """
+    if schedule_id:
+        require_schedule(session, schedule_id)
     schedules = {s.id: s.timezone for s in session.exec(select(Schedule))}
-    if schedule_id and schedule_id not in schedules:
-        raise UnknownSchedule(schedule_id)
     people = {p.id: p for p in session.exec(select(Person)) if p.id is not None}
     query = select(AuditEvent).order_by(AuditEvent.at, AuditEvent.id)
     if schedule_id:
@@ -119,20 +119,39 @@ def _ref(event: AuditEvent, data: AuditData) -> str | None:
     return str(ref) if ref is not None else None
 
 
+def _local_value(value: Any, tz: ZoneInfo) -> Any:
+    """An instant written into a detail (``expires_at``) on the schedule's wall clock."""
+    if isinstance(value, str) and len(value) > 19 and value[10:11] == "T":
+        try:
+            instant = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if instant.tzinfo is not None:
+            return instant.astimezone(tz).strftime(TIME_FORMAT[:-3])
+    return value
+
+
 def _detail_items(event: AuditEvent, data: AuditData) -> list[tuple[str, Any]]:
-    """The detail's keys in order, the concerned person and message first; blanks dropped."""
+    """The detail's keys in order, the concerned person and message first; blanks dropped.
+
+    The person concerned is left out when they are the actor (the 操作者 column names them),
+    and said once when the detail names them too."""
     items: list[tuple[str, Any]] = []
-    if event.person_id is not None:
-        person = data.people.get(event.person_id)
-        items.append(("person", person.name if person else event.person_id))
+    person = data.people.get(event.person_id or 0)
+    name = person.name if person else event.person_id
+    if event.person_id is not None and event.actor != f"{PERSON_ACTOR}{event.person_id}":
+        items.append(("person", name))
     if event.notification_id is not None:
         items.append(("notification", event.notification_id))
+    tz = _timezone(event, data)
     for key, value in (event.detail or {}).items():
         if key in ("ref", "by"):
             continue  # the task and the actor have columns of their own
+        if key == "person" and (value == name or value == event.person_id):
+            continue  # already said, or the actor
         if value is None or value == "" or value == [] or value == {}:
             continue
-        items.append((key, value))
+        items.append((key, _local_value(value, tz)))
     return items
 
 

@@ -1,8 +1,13 @@
-"""The ledger (台账): the original list's columns plus 工作进度, judged as of ``now``.
+"""The ledger (台账): the original list's columns, judged as of ``now``, worded for people.
 
 Pure: :func:`assess` decides how a task stands from its records, the calendar and an
-injected ``now``; :func:`build_ledger` turns that into cells (text from
+injected ``now``; :func:`build_ledger` turns that into cells (every word from
 ``message_templates/<lang>/report.j2``).  Writing files is :mod:`bot.reports.writers`.
+
+The columns a reader prints come first (序号 … 往期情况) and say everything in words:
+状态 is the standing, 工作进度 what the officials reported (never a repeat of 状态), 往期情况
+the earlier periods of a recurring duty.  The columns after them are the same facts as data
+(dates, counts) for sorting and filtering; they are not printed.
 
 For a recurring task the ledger describes the current period (the one whose period
 contains today, else the latest begun) and still flags earlier periods left open past their
@@ -23,8 +28,8 @@ from bot.texts import phrase
 
 Cell = str | int | date | None
 
-# the original list's columns first, then 工作进度 and the columns it is made of
-COLUMNS: tuple[str, ...] = (
+# the printed document first, then the same facts as data for sorting and filtering
+PRINTED_COLUMNS: tuple[str, ...] = (
     "ref",
     "title",
     "lead",
@@ -32,15 +37,12 @@ COLUMNS: tuple[str, ...] = (
     "units",
     "partners",
     "deadline",
-    "progress",
     "status",
-    "due",
-    "completed",
-    "times",
-    "overdue",
-    "evidence",
-    "note",
+    "progress",
+    "history",
 )
+DATA_COLUMNS: tuple[str, ...] = ("due", "completed", "times", "overdue", "evidence")
+COLUMNS: tuple[str, ...] = PRINTED_COLUMNS + DATA_COLUMNS
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "schedule",
     "title",
@@ -52,6 +54,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "overdue",
     "cancelled",
     "not_started",
+    "undated",
 )
 
 # how a task stands; also the summary sheet's counters
@@ -60,19 +63,56 @@ STATE_OPEN = "open"
 STATE_OVERDUE = "overdue"
 STATE_CANCELLED = "cancelled"
 STATE_NOT_STARTED = "not_started"
-STATES = (STATE_DONE, STATE_OPEN, STATE_OVERDUE, STATE_CANCELLED, STATE_NOT_STARTED)
+STATE_UNDATED = "undated"  # 时限待定: in the list, but nothing to chase yet
+STATES = (
+    STATE_DONE,
+    STATE_OPEN,
+    STATE_OVERDUE,
+    STATE_CANCELLED,
+    STATE_NOT_STARTED,
+    STATE_UNDATED,
+)
+UNDATED = "undated"  # Task.kind of a task whose document gives no deadline
 TASK_REMOVED = "task_removed"
 PLAN_AHEAD_DAYS = 400  # far enough to reach the end of any yearly period
+ENTRIES_SHOWN = 3  # 工作进度 quotes the latest few answers; the audit trail has them all
+NOTE_LIMIT = 100  # characters of one note in a cell (the audit trail keeps it whole)
+
+# what became of an earlier period (往期情况)
+PERIOD_DONE = "done"
+PERIOD_LATE = "late"  # done, after its due day
+PERIOD_MISSED = "missed"  # still open past its due day
+PERIOD_OPEN = "open"
+PERIOD_CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
-class Note:
-    """The latest thing anyone wrote about a task: what the 工作进度 column quotes."""
+class Entry:
+    """One answer an official gave, as 工作进度 words it."""
 
     day: date
     person: str
-    kind: str
-    text: str
+    kind: str  # done | progress | extension | not_mine
+    note: str | None = None
+    percent: int | None = None
+    requested: date | None = None
+    decision: str | None = None  # approved | denied; None while waiting
+    decided_by: str | None = None
+    evidence: int = 0
+
+
+@dataclass(frozen=True)
+class Period:
+    """One earlier period of a recurring duty, for 往期情况."""
+
+    start: date
+    end: date
+    due: date
+    outcome: str  # PERIOD_*
+    times_done: int = 0
+    times_required: int = 1
+    completed_on: date | None = None
+    overdue_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +120,11 @@ class Progress:
     """How one task stands as of ``now``; everything the templates need to word it."""
 
     state: str
-    kind: str  # deadline | recurring | ongoing
+    kind: str  # deadline | recurring | ongoing | undated
+    today: date
+    every: str | None = None  # the period's length, for naming it (6月, 第2季度, 上半年)
+    period_start: date | None = None
+    period_end: date | None = None
     due: date | None = None
     extended_to: date | None = None
     pending_extension: date | None = None
@@ -90,9 +134,12 @@ class Progress:
     overdue_days: int | None = None
     earlier_overdue: int = 0
     completed_on: date | None = None
+    completed_late: bool = False
     percent: int | None = None
     evidence: int = 0
-    note: Note | None = None
+    entries: tuple[Entry, ...] = ()
+    earlier_entries: int = 0  # answers older than the ones quoted
+    history: tuple[Period, ...] = ()
     reason: str | None = None
 
 
@@ -131,14 +178,6 @@ def current_occurrence(
     return pick(begun) if begun else None
 
 
-def _latest_note(replies: tuple[ReplyRecord, ...], st: ScheduleTime) -> Note | None:
-    for reply in reversed(replies):
-        if reply.note and reply.note.strip():
-            day = st.local_date(reply.created_at)
-            return Note(day, reply.person, reply.kind, reply.note.strip())
-    return None
-
-
 def planned_occurrences(
     task: Task, schedule: Schedule, st: ScheduleTime, today: date
 ) -> list[Occurrence]:
@@ -148,7 +187,7 @@ def planned_occurrences(
     yearly duty's period began long before its row will: the ledger should say "in
     progress, due 12-30", not "not started".  These rows are never stored.
     """
-    if task.kind == "deadline" or task.id is None:
+    if task.kind in ("deadline", UNDATED) or task.id is None:
         return []
     window_end = today + timedelta(days=PLAN_AHEAD_DAYS)
     planned = plan(task_timing(task, schedule), st.calendar, schedule.planned_from, window_end)
@@ -168,16 +207,69 @@ def planned_occurrences(
     ]
 
 
+def _entry(reply: ReplyRecord, st: ScheduleTime) -> Entry:
+    # the template ends each answer with its own full stop
+    note = (reply.note or "").strip().rstrip("。．.；;，,！!") or None
+    if note and len(note) > NOTE_LIMIT:
+        note = note[: NOTE_LIMIT - 1] + "…"
+    return Entry(
+        day=st.local_date(reply.created_at),
+        person=reply.person,
+        kind=reply.kind,
+        note=note,
+        percent=reply.percent,
+        requested=reply.requested_date,
+        decision=reply.decision,
+        decided_by=reply.decided_by,
+        evidence=reply.evidence,
+    )
+
+
+def _completed_late(occ: Occurrence, st: ScheduleTime) -> bool:
+    return occ.completed_at is not None and occ.completed_at > st.due_at(effective_due(occ))
+
+
+def _period(occ: Occurrence, now: datetime, st: ScheduleTime, today: date) -> Period:
+    """What became of one earlier period."""
+    completed = st.local_date(occ.completed_at) if occ.completed_at else None
+    overdue_days = None
+    if occ.status == CANCELLED:
+        outcome = PERIOD_CANCELLED
+    elif occ.status == DONE:
+        outcome = PERIOD_LATE if _completed_late(occ, st) else PERIOD_DONE
+    elif is_overdue(occ, now, st):
+        outcome = PERIOD_MISSED
+        overdue_days = st.calendar.workdays_after(effective_due(occ), today)
+    else:
+        outcome = PERIOD_OPEN
+    return Period(
+        start=occ.period_start,
+        end=occ.period_end,
+        due=effective_due(occ),
+        outcome=outcome,
+        times_done=occ.times_done,
+        times_required=occ.times_required,
+        completed_on=completed,
+        overdue_days=overdue_days,
+    )
+
+
+def _every(task: Task) -> str | None:
+    """The length of one period: the task's own, or the progress-check period of a duty."""
+    if task.kind == "ongoing":
+        return str((task.policy or {}).get("ongoing_check", "month"))
+    return task.every
+
+
 def assess(record: TaskRecord, *, schedule: Schedule, now: datetime, st: ScheduleTime) -> Progress:
     """Judge one task as of ``now`` (aware); pure, so any past or future day can be replayed."""
     task = record.task
     today = st.local_date(now)
-    evidence = sum(r.evidence for r in record.replies)
-    note = _latest_note(record.replies, st)
+    every = _every(task)
     if not task.active:
-        return Progress(
-            STATE_CANCELLED, task.kind, evidence=evidence, note=note, reason=TASK_REMOVED
-        )
+        return Progress(STATE_CANCELLED, task.kind, today, every, reason=TASK_REMOVED)
+    if task.kind == UNDATED:
+        return Progress(STATE_UNDATED, task.kind, today)
     current = current_occurrence(task.kind, record.occurrences, today)
     if current is None or not current.period_start <= today <= current.period_end:
         # the period of today may not be materialised yet: complete the rows with the plan
@@ -189,17 +281,33 @@ def assess(record: TaskRecord, *, schedule: Schedule, now: datetime, st: Schedul
         ]
         current = current_occurrence(task.kind, (*record.occurrences, *planned), today)
         if current is None:
-            ahead = [o.due_date for o in planned if o.period_start > today]
-            due = min(ahead) if ahead else None
-            return Progress(STATE_NOT_STARTED, task.kind, due=due, evidence=evidence, note=note)
+            ahead = [o for o in planned if o.period_start > today]
+            first = min(ahead, key=lambda o: o.period_start) if ahead else None
+            return Progress(
+                STATE_NOT_STARTED,
+                task.kind,
+                today,
+                every,
+                period_start=first.period_start if first else None,
+                period_end=first.period_end if first else None,
+                due=first.due_date if first else None,
+            )
     current_overdue = is_overdue(current, now, st)
     overdue_rows = [o for o in record.occurrences if is_overdue(o, now, st)]
     earlier = [o for o in overdue_rows if o is not current]
     late = [*earlier, current] if current_overdue else earlier
     days = [st.calendar.workdays_after(effective_due(o), today) for o in late]
-    mine = [r for r in record.replies if current.id and r.occurrence_id == current.id]
-    percents = [r.percent for r in mine if r.kind == "progress" and r.percent is not None]
-    pending = [r.requested_date for r in mine if r.kind == "extension" and r.decision is None]
+    periodic = task.kind != "deadline"
+    # a deadline's answers are the task's (a re-planned row keeps them); a duty's, the period's
+    replies = [r for r in record.replies if not periodic or r.occurrence_id == current.id]
+    percents = [r.percent for r in replies if r.kind == "progress" and r.percent is not None]
+    pending = [r.requested_date for r in replies if r.kind == "extension" and r.decision is None]
+    entries = [_entry(r, st) for r in replies]
+    history = tuple(
+        _period(o, now, st, today)
+        for o in record.occurrences
+        if periodic and o.period_start < current.period_start
+    )
     if current_overdue or earlier:
         state = STATE_OVERDUE
     elif current.status == CANCELLED:
@@ -212,6 +320,10 @@ def assess(record: TaskRecord, *, schedule: Schedule, now: datetime, st: Schedul
     return Progress(
         state=state,
         kind=task.kind,
+        today=today,
+        every=every,
+        period_start=current.period_start,
+        period_end=current.period_end,
         due=effective_due(current),
         extended_to=current.extended_to,
         pending_extension=pending[-1] if pending else None,
@@ -221,15 +333,21 @@ def assess(record: TaskRecord, *, schedule: Schedule, now: datetime, st: Schedul
         overdue_days=max(days) if days else None,
         earlier_overdue=len(earlier),
         completed_on=st.local_date(completed) if completed else None,
+        completed_late=completed is not None and _completed_late(current, st),
         percent=percents[-1] if percents else None,
-        evidence=evidence,
-        note=note,
+        evidence=sum(r.evidence for r in replies),
+        entries=tuple(entries[-ENTRIES_SHOWN:]),
+        earlier_entries=max(0, len(entries) - ENTRIES_SHOWN),
+        history=history,
         reason=current.status_reason if current.status == CANCELLED else None,
     )
 
 
 def deadline_cell(task: Task, lang: str) -> Cell:
-    """完成时限 as the original reads: a real date for a deadline, words for a duty."""
+    """完成时限 as the document words it; else a real date for a deadline, words for a duty."""
+    text = str((task.spec or {}).get("deadline_text") or "").strip()
+    if text:
+        return text
     if task.kind == "deadline" and task.due is not None:
         return task.due  # a date cell, so Excel can sort and filter it
     by_day = None if task.by == "end" else int(task.by.split()[1])
@@ -247,30 +365,28 @@ def deadline_cell(task: Task, lang: str) -> Cell:
 def ledger_row(record: TaskRecord, progress: Progress, lang: str) -> tuple[Cell, ...]:
     """The cells of one task, in :data:`COLUMNS` order."""
     task = record.task
-    status = phrase("report", "status", lang, p=progress)
     names = {
         key: phrase("report", "names", lang, items=list(getattr(record, key)))
         for key in ("lead", "responsible", "units", "partners")
     }
-    note = phrase("report", "note", lang, note=progress.note) if progress.note else None
+    dated = progress.state not in (STATE_NOT_STARTED, STATE_CANCELLED, STATE_UNDATED)
     cells: dict[str, Cell] = {
         "ref": task.ref,
         "title": task.title,
         **names,
         "deadline": deadline_cell(task, lang),
-        "progress": phrase("report", "progress", lang, p=progress, status=status, note=note),
-        "status": status,
-        "due": progress.due if progress.state != STATE_CANCELLED else None,
+        "status": phrase("report", "status", lang, p=progress),
+        "progress": phrase("report", "progress", lang, p=progress),
+        "history": phrase("report", "history", lang, p=progress),
+        "due": progress.due if dated else None,
         "completed": progress.completed_on,
         "times": (
             f"{progress.times_done}/{progress.times_required}"
-            if task.kind != "deadline"
-            and progress.state not in (STATE_NOT_STARTED, STATE_CANCELLED)
+            if task.kind != "deadline" and dated
             else None
         ),
         "overdue": progress.overdue_days,
         "evidence": progress.evidence,
-        "note": note,
     }
     # an empty phrase is an empty cell, not a cell holding ""
     return tuple(None if cells[key] == "" else cells[key] for key in COLUMNS)
@@ -278,10 +394,12 @@ def ledger_row(record: TaskRecord, progress: Progress, lang: str) -> tuple[Cell,
 
 @dataclass(frozen=True)
 class LedgerSheet:
-    """One schedule's rows; ``states`` lets a writer colour overdue rows."""
+    """One schedule's rows and the lines around them; ``states`` lets a writer tint rows."""
 
     schedule_id: str
     heading: str
+    filled: tuple[str, str, str]  # 填报单位 / 填报人 / 填报日期
+    footnote: str
     rows: tuple[tuple[Cell, ...], ...]
     states: tuple[str, ...]
 
@@ -289,11 +407,14 @@ class LedgerSheet:
 @dataclass(frozen=True)
 class Ledger:
     columns: tuple[str, ...]
+    printed: int  # the first ``printed`` columns are the document; the rest are data
     headers: tuple[str, ...]
     schedule_header: str
     sheets: tuple[LedgerSheet, ...]
     summary_name: str
     summary_heading: str
+    summary_filled: tuple[str, str, str]
+    summary_footnote: str
     summary_headers: tuple[str, ...]
     summary_rows: tuple[tuple[Cell, ...], ...]
 
@@ -302,8 +423,22 @@ class Ledger:
         return sum(len(s.rows) for s in self.sheets)
 
 
-def build_ledger(records: list[ScheduleRecord], *, now: datetime, lang: str) -> Ledger:
-    """Every schedule's sheet and the summary, as cells; no I/O."""
+def _filled(lang: str, unit: str | None, name: str | None, day: date) -> tuple[str, str, str]:
+    """The 填报单位 / 填报人 / 填报日期 line under a title; blanks are lines to write on."""
+    return (
+        phrase("report", "filled_unit", lang, unit=unit),
+        phrase("report", "filled_by", lang, name=name),
+        phrase("report", "filled_on", lang, day=day),
+    )
+
+
+def build_ledger(
+    records: list[ScheduleRecord], *, now: datetime, lang: str, filled_by: str | None = None
+) -> Ledger:
+    """Every schedule's sheet and the summary, as cells; no I/O.
+
+    ``filled_by`` is the 填报人 line; left blank, it is a line to sign by hand.
+    """
     sheets: list[LedgerSheet] = []
     summary: list[tuple[Cell, ...]] = []
     totals: Counter[str] = Counter()
@@ -327,8 +462,16 @@ def build_ledger(records: list[ScheduleRecord], *, now: datetime, lang: str) -> 
             )
         )
         local_now = now.astimezone(record.time.tz)
-        heading = phrase("report", "sheet_heading", lang, title=schedule.title, as_of=local_now)
-        sheets.append(LedgerSheet(schedule.id, heading, tuple(rows), tuple(states)))
+        sheets.append(
+            LedgerSheet(
+                schedule_id=schedule.id,
+                heading=phrase("report", "sheet_heading", lang, title=schedule.title),
+                filled=_filled(lang, schedule.issued_by, filled_by, local_now.date()),
+                footnote=phrase("report", "footnote", lang, as_of=local_now),
+                rows=tuple(rows),
+                states=tuple(states),
+            )
+        )
     if len(records) > 1:
         total_label = phrase("report", "total", lang)
         task_total = sum(len(s.rows) for s in sheets)
@@ -337,13 +480,19 @@ def build_ledger(records: list[ScheduleRecord], *, now: datetime, lang: str) -> 
         )
     tz = records[0].time.tz if records else None
     as_of = now.astimezone(tz) if tz else now
+    # one issuing unit for every list: it is the summary's 填报单位 too
+    units = {r.schedule.issued_by for r in records}
+    unit = units.pop() if len(units) == 1 else None
     return Ledger(
         columns=COLUMNS,
+        printed=len(PRINTED_COLUMNS),
         headers=tuple(phrase("report", "column", lang, key=key) for key in COLUMNS),
         schedule_header=phrase("report", "column", lang, key="schedule"),
         sheets=tuple(sheets),
         summary_name=phrase("report", "summary_sheet", lang),
-        summary_heading=phrase("report", "summary_heading", lang, as_of=as_of),
+        summary_heading=phrase("report", "summary_heading", lang),
+        summary_filled=_filled(lang, unit, filled_by, as_of.date()),
+        summary_footnote=phrase("report", "footnote", lang, as_of=as_of),
         summary_headers=tuple(
             phrase("report", "summary_column", lang, key=key) for key in SUMMARY_COLUMNS
         ),

@@ -24,6 +24,21 @@ DEFAULT_TZ: str = Schedule.model_fields["timezone"].default
 class UnknownSchedule(LookupError):
     """Raised when ``--schedule`` names a schedule that was never imported."""
 
+    def __init__(self, schedule_id: str, known: list[str]) -> None:
+        super().__init__(schedule_id)
+        self.schedule_id = schedule_id
+        self.known = known  # the ids that do exist, to show instead
+
+
+def known_schedules(session: Session) -> list[str]:
+    return list(session.exec(select(Schedule.id).order_by(Schedule.id)))
+
+
+def require_schedule(session: Session, schedule_id: str) -> None:
+    """UnknownSchedule (with the known ids) unless a schedule of this id was imported."""
+    if session.get(Schedule, schedule_id) is None:
+        raise UnknownSchedule(schedule_id, known_schedules(session))
+
 
 @dataclass(frozen=True)
 class ReplyRecord:
@@ -36,6 +51,7 @@ class ReplyRecord:
     percent: int | None
     requested_date: date | None
     decision: str | None
+    decided_by: str | None  # who approved or denied an extension
     person: str
     created_at: datetime
     evidence: int
@@ -66,10 +82,9 @@ def _schedules(session: Session, schedule_id: str | None) -> list[Schedule]:
     query = select(Schedule).order_by(Schedule.id)
     if schedule_id:
         query = query.where(Schedule.id == schedule_id)
-    found = list(session.exec(query))
-    if schedule_id and not found:
-        raise UnknownSchedule(schedule_id)
-    return found
+    if schedule_id:
+        require_schedule(session, schedule_id)
+    return list(session.exec(query))
 
 
 def partner_names(roster: Roster, task_id: int) -> list[str]:
@@ -130,6 +145,11 @@ def load_schedule_record(session: Session, schedule: Schedule) -> ScheduleRecord
                 percent=reply.percent,
                 requested_date=reply.requested_date,
                 decision=reply.decision,
+                decided_by=(
+                    people.get(reply.decided_by_id, str(reply.decided_by_id))
+                    if reply.decided_by_id is not None
+                    else None
+                ),
                 person=people.get(reply.person_id, str(reply.person_id)),
                 created_at=reply.created_at,
                 evidence=evidence.get(reply.id, 0),
