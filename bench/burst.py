@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -52,10 +53,8 @@ class OffsetClock:
     async def sleep_until(self, instant: datetime, wake: asyncio.Event) -> None:
         seconds = (instant - self.now()).total_seconds()
         if seconds > 0:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=seconds)
-            except TimeoutError:
-                pass
 
 
 def schedule_yaml(n: int) -> str:

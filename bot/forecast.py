@@ -78,8 +78,7 @@ def forecast(db: DbEngine, schedule_id: str, now: datetime) -> Forecast:
 
 def _count(session: Session, schedule_id: str, at: datetime) -> list[Recipient]:
     people = {
-        p.id: p
-        for p in session.exec(select(Person).where(Person.schedule_id == schedule_id)).all()
+        p.id: p for p in session.exec(select(Person).where(Person.schedule_id == schedule_id)).all()
     }
     by_person: dict[int, Recipient] = {}
     rows = session.exec(

@@ -131,9 +131,9 @@ def bulk_insert(
     json_columns = {n for n in names if isinstance(table.c[n].type, type(JSONType))}
     instants = {n for n in names if isinstance(table.c[n].type, UTCDateTime)}
     sql = (
-        f'INSERT INTO {table.name} ({", ".join(names)}) '
-        f'VALUES ({", ".join(f"%({n})s" for n in names)}) '
-        f'ON CONFLICT ({", ".join(on_conflict)}) DO NOTHING'
+        f"INSERT INTO {table.name} ({', '.join(names)}) "
+        f"VALUES ({', '.join(f'%({n})s' for n in names)}) "
+        f"ON CONFLICT ({', '.join(on_conflict)}) DO NOTHING"
     )
     params = []
     for row in rows:
