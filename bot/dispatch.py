@@ -43,6 +43,7 @@ from bot.adapters.base import ChatAdapter, DeliveryError, OutboundMessage
 from bot.adapters.base import Delivery as Receipt
 from bot.clock import Clock
 from bot.identities import mark_unreachable
+from bot.logs import log_event
 from bot.materialise import schedule_time
 from bot.messages import compose_bundle
 from bot.occurrences import ScheduleTime
@@ -157,6 +158,23 @@ def _per_second(rate: float) -> Limit:
 
 def default_worker_name() -> str:
     return socket.gethostname()
+
+
+def _outcome_name(job: _Job) -> str:
+    outcome = job.outcome
+    if isinstance(outcome, Receipt):
+        return "sent"
+    if job.skip:
+        return job.skip
+    if isinstance(outcome, DeliveryError):
+        if outcome.retry_after:
+            return "throttled"
+        if outcome.recipient_gone:
+            return "gone"
+        if outcome.permanent:
+            return "refused"
+        return "timeout" if outcome.timed_out else "retry"
+    return "postponed"
 
 
 def _ref(job: _Job) -> str:
@@ -648,6 +666,19 @@ class Dispatcher:
                 log.info("recording outcomes met a lock conflict; again")
                 continue
             stats.add(trial)
+            for job in ordered:
+                when = job.postpone or job.retry_at
+                log_event(
+                    log,
+                    "send_outcome",
+                    delivery=job.delivery_id,
+                    platform=job.platform,
+                    kind=job.kind,
+                    items=len(job.member_ids),
+                    outcome=_outcome_name(job),
+                    attempt=job.attempts,
+                    retry_at=when.isoformat() if when else None,
+                )
             return
 
     def _record_sent(

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -31,6 +32,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.logs import log_event
 from bot.worker import Worker
 
 log = logging.getLogger("dutybot.runtime")
@@ -91,8 +93,22 @@ class Runtime:
     async def _tick(self) -> None:
         try:
             now = self.worker.clock.now()
-            _, _, gathered = await asyncio.to_thread(self.worker.plan_pass, now)
+            started = time.perf_counter()
+            planned, digests, gathered = await asyncio.to_thread(self.worker.plan_pass, now)
             self.health.ticks += 1
+            if planned or digests or gathered.bundled or gathered.dead:
+                log_event(
+                    log,
+                    "tick",
+                    planned=planned,
+                    digests=digests,
+                    bundled=gathered.bundled,
+                    messages=gathered.bundles,
+                    deliveries=gathered.deliveries,
+                    waiting=gathered.waiting,
+                    dead=gathered.dead,
+                    ms=round((time.perf_counter() - started) * 1000, 1),
+                )
             self._ok("planning")
             if gathered.deliveries:
                 self.wake.set()

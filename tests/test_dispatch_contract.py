@@ -399,3 +399,26 @@ def test_a_restarted_worker_takes_back_what_its_previous_run_held(
     clock.advance(timedelta(seconds=5))  # well inside the 2-minute lease
     again = sender(engine, harness, clock)  # same name, new incarnation
     assert asyncio.run(again.drain()).sent == 1  # at once, not after the lease
+
+
+def test_every_outcome_is_one_log_line(
+    engine: Engine, harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    people = seeded(engine, harness)
+    chat = chat_of(engine, people["熊伟"], harness.platform)
+    queue(engine, people["熊伟"], "klog")
+    gather(engine, NOW, [harness.platform])
+    harness.fail(TRANSIENT, chat)
+    clock = SimulatedClock(NOW)
+    with caplog.at_level("INFO", logger="dutybot.dispatch"):
+
+        async def scenario() -> None:
+            d = sender(engine, harness, clock, circuit_failures=100)
+            await d.drain()
+            clock.advance(timedelta(seconds=31))
+            await d.drain()
+
+        asyncio.run(scenario())
+    lines = [r for r in caplog.records if r.getMessage() == "send_outcome"]
+    outcomes = [r.__dict__["dutybot_fields"]["outcome"] for r in lines]
+    assert outcomes == ["retry", "sent"]
