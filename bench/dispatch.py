@@ -40,9 +40,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy import func, insert, select
 
-from bot.adapters.base import Delivery, OutboundMessage
+from bot.adapters.base import Delivery
 from bot.adapters.telegram import TelegramAdapter
 from bot.clock import SimulatedClock
+from bot.messages import OutboundMessage
 from bot.outbox import Dispatcher, enqueue, notification_row
 from bot.store.db import open_store, session_scope
 from bot.store.models import ChatBinding, Notification, Person, Schedule

@@ -24,10 +24,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from bot.adapters.base import ChatAdapter, Delivery, DeliveryError, OutboundMessage
+from bot.adapters.base import ChatAdapter, Delivery, DeliveryError
 from bot.clock import Clock
 from bot.materialise import schedule_time
-from bot.messages import compose
+from bot.messages import OutboundMessage, compose, row_payload
 from bot.occurrences import ScheduleTime
 from bot.store.db import session_scope
 from bot.store.models import (
@@ -274,8 +274,10 @@ class Dispatcher:
                 if chat is None:
                     job.skip = UNBOUND
                     continue
-                text, buttons = compose(row, person, person.lang or self.lang)
-                job.message = OutboundMessage(chat, text, buttons)
+                message = compose(
+                    row.kind, [row_payload(row)], person=person.name, lang=person.lang or self.lang
+                )
+                job.message = OutboundMessage(chat, message)
         return jobs
 
     async def _send_all(self, jobs: list[_Job], stats: DispatchStats) -> None:

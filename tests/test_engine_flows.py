@@ -12,9 +12,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from bot import replies
-from bot.adapters.base import Delivery, OutboundMessage, RateLimits, RecordingAdapter
+from bot.adapters.base import Delivery, RateLimits, RecordingAdapter
 from bot.clock import SimulatedClock
 from bot.materialise import schedule_time
+from bot.messages import Message, OutboundMessage, plain_text
 from bot.schedule.importer import import_schedule
 from bot.schedule.validate import load_schedule
 from bot.simulation import Timeline, run
@@ -132,8 +133,11 @@ def test_one_of_two_completions_still_chases(engine: Engine) -> None:
             1,
             2,
         )
-    later = [m for m in adapter.sent if "13.1." in m.text and "本期已完成 1/2" in m.text]
-    assert {m.chat_id for m in later} >= {"熊伟"}  # the -1 and 0 reminders say 1/2 and keep chasing
+    texts = [(m.chat_id, plain_text(m.message)) for m in adapter.sent]
+    later = [(chat, t) for chat, t in texts if "13.1." in t and "本期进度：已完成 1/2 次" in t]
+    assert {chat for chat, _ in later} >= {
+        "熊伟"
+    }  # the -1 and 0 reminders say 1/2 and keep chasing
 
 
 def test_per_chat_pacing_is_honoured() -> None:
@@ -151,7 +155,7 @@ def test_per_chat_pacing_is_honoured() -> None:
     async def burst() -> None:
         for _ in range(6):
             await dispatcher._pace("one-chat")
-            await adapter.send(OutboundMessage("one-chat", "x"))
+            await adapter.send(OutboundMessage("one-chat", Message("test", "zh-CN", body=("x",))))
 
     started = time.monotonic()
     asyncio.run(burst())
