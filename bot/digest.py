@@ -14,7 +14,7 @@ from natsort import natsort_keygen
 from bot.calendar import WorkCalendar
 
 DUE_SOON_WORKDAYS = 3
-SCREEN_ITEMS = 7  # with the header, 4 summary lines, 2 blank lines and 另有 N 项: 15 lines
+SCREEN_ITEMS = 6  # + header, 4 summary lines, 3 blank lines, 另有 N 项: at most 15 lines
 SCREEN_UNITS = 3  # units named on the summary line; the others are counted together
 LEVELS = ("red", "yellow", "blue")  # most severe first
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from bot import digest as digests
 from bot.store.models import Notification
-from bot.texts import LANGS, MessageTemplate, field, message_template, phrase
+from bot.texts import MessageTemplate, field, language, message_template, phrase
 
 __all__ = [
     "ANSWERABLE",
@@ -178,7 +178,7 @@ def compose(kind: str, payloads: Sequence[Mapping[str, Any]], *, person: str, la
     """
     if not payloads:
         raise ValueError("compose needs at least one payload")
-    lang = lang if lang in LANGS else LANGS[0]
+    lang = language(lang)
     if kind == "digest" and len(payloads) == 1:
         return _digest(payloads[0], person=person, lang=lang)
     if len(payloads) == 1:
@@ -239,7 +239,7 @@ def reply(
     """
     if "payloads" in context:
         return compose(kind, context["payloads"], person=context["person"], lang=lang)
-    lang = lang if lang in LANGS else LANGS[0]
+    lang = language(lang)
     message = _card(kind, lang, dict(context), actions=actions)
     template = message_template(kind, lang)
     if "items" in context and template.has("item_title"):

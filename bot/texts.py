@@ -44,14 +44,13 @@ def templates_dir() -> Path:
     raise FileNotFoundError("message_templates/ not found next to the bot package")
 
 
-@lru_cache(maxsize=1)
-def _env() -> Environment:
-    """CLI outputs and phrase catalogues (plain text)."""
+def _environment(*, trim_blocks: bool) -> Environment:
+    """Plain text (nothing escaped: that is each adapter's), strict about missing names."""
     env = Environment(
         loader=FileSystemLoader(str(templates_dir())),
         undefined=StrictUndefined,
         keep_trailing_newline=False,
-        trim_blocks=True,
+        trim_blocks=trim_blocks,
         lstrip_blocks=True,
         autoescape=False,
     )
@@ -60,17 +59,15 @@ def _env() -> Environment:
 
 
 @lru_cache(maxsize=1)
+def _env() -> Environment:
+    """CLI outputs and phrase catalogues, written for ``trim_blocks``."""
+    return _environment(trim_blocks=True)
+
+
+@lru_cache(maxsize=1)
 def _message_env() -> Environment:
-    """Message kinds: plain text parts, no escaping, newlines kept as written."""
-    env = Environment(
-        loader=FileSystemLoader(str(templates_dir())),
-        undefined=StrictUndefined,
-        keep_trailing_newline=False,
-        trim_blocks=False,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
-    env.filters["clip"] = clip
+    """Message kinds: newlines kept as written (see the module docstring)."""
+    env = _environment(trim_blocks=False)
     env.globals["phrase"] = phrase
     return env
 
@@ -81,13 +78,14 @@ def clip(text: object, limit: int = 500) -> str:
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
-def _lang(lang: str | None) -> str:
+def language(lang: str | None) -> str:
+    """A language the templates have: the one asked for, else zh-CN."""
     return lang if lang in LANGS else DEFAULT_LANG
 
 
 def render(kind: str, lang: str | None = None, /, **context: Any) -> str:
     """Render ``message_templates/<lang>/<kind>.j2`` (zh-CN when the language lacks it)."""
-    names = [f"{_lang(lang)}/{kind}.j2", f"{DEFAULT_LANG}/{kind}.j2"]
+    names = [f"{language(lang)}/{kind}.j2", f"{DEFAULT_LANG}/{kind}.j2"]
     return _env().select_template(names).render(**context).strip("\n")
 
 
@@ -102,7 +100,7 @@ def _catalogue(lang: str, catalogue: str) -> Any:
 
 def phrase(catalogue: str, key: str, lang: str | None = None, /, **context: Any) -> str:
     """Call macro ``key`` of ``message_templates/<lang>/<catalogue>.j2`` (zh-CN fallback)."""
-    for candidate in (_lang(lang), DEFAULT_LANG):
+    for candidate in (language(lang), DEFAULT_LANG):
         module = _catalogue(candidate, catalogue)
         macro = getattr(module, key, None) if module is not None else None
         if macro is not None:
@@ -141,7 +139,7 @@ class MessageTemplate:
 @lru_cache(maxsize=512)
 def message_template(kind: str, lang: str | None = None) -> MessageTemplate:
     """``message_templates/<lang>/<kind>.msg.j2`` (zh-CN when the language lacks it)."""
-    chosen = _lang(lang)
+    chosen = language(lang)
     names = [f"{chosen}/{kind}{MESSAGE_SUFFIX}", f"{DEFAULT_LANG}/{kind}{MESSAGE_SUFFIX}"]
     template = _message_env().select_template(names)
     return MessageTemplate(template, chosen)
@@ -162,10 +160,10 @@ def _fields(lang: str) -> Any:
 
 def field(name: str, lang: str | None, values: dict[str, Any]) -> tuple[str, str]:
     """(label, value) of field ``name`` from ``<lang>/fields.j2``; value "" means leave it out."""
-    module = _fields(_lang(lang))
+    module = _fields(language(lang))
     value_of = getattr(module, name, None)
     label_of = getattr(module, f"{name}_label", None)
     if value_of is None or label_of is None:
-        raise KeyError(f"no field {name} in message_templates/{_lang(lang)}/fields.j2")
+        raise KeyError(f"no field {name} in message_templates/{language(lang)}/fields.j2")
     value = " ".join(str(value_of(values)).split("\n")).strip()
     return str(label_of(values)).strip(), value

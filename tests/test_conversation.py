@@ -439,8 +439,11 @@ def test_digest_and_nudge(chat: Chat) -> None:
     # an assignee cannot nudge
     refused = chat.press(ZHANG, "nudge", nudge.ref)
     assert refused.alert and outbox(chat.engine, "nudge")[-1].payload["by"] == "熊伟"  # type: ignore[index]
-    # the chief sees the whole schedule
+    # the chief sees the whole schedule; "/digest 全部" lists every overdue item, not one screen
     assert "全部事项" in text(chat.command(DENG, "digest"))
+    for args, full in (("", False), ("全部", True), ("all", True)):
+        said = chat.command(DENG, "digest", args).says[0]
+        assert said.kind == "digest" and said.context["payloads"][0]["full"] is full
 
 
 # ---- language, invite, report ---------------------------------------------------------------------

@@ -149,7 +149,7 @@ def test_rendered_digest_for_a_seeded_scenario(engine: Engine) -> None:
     chief = sent["邓清华"]
     assert "（全部事项）" in chief and "上次汇总以来已完成 1 项" in chief
     assert "按单位：能源科 10 · 办公室 2 · 各监管企业 2" in chief.splitlines()
-    assert chief.splitlines()[-1] == "另有 7 项逾期未列出，发送 /digest 全部 查看。"
+    assert chief.splitlines()[-1] == "另有 8 项逾期未列出，发送 /digest 全部 查看。"
     # 李道波 co-leads the daily 7.1 nobody did in this scenario: one line, with the count of days missed
     li = [line for line in sent["李道波"].splitlines() if line.startswith("🔵 7.1. ")]
     assert li == ["🔵 7.1. 监管人员检查工作日开展执法（逾期 11 个工作日，共 11 期未完成）"]
@@ -164,9 +164,26 @@ def test_a_digest_fits_one_phone_screen(engine: Engine) -> None:
     assert chief[3].startswith("按单位：能源科 12 · ") and "其余 2 个单位" in chief[3]
     assert chief[4].startswith("上周完成率 ")
     listed = [line.split(". ")[0].removeprefix("🔵 ") for line in chief if line.startswith("🔵")]
-    assert listed == ["35", "7.1", "7.2", "50.1", "4", "5.1", "6"]  # most overdue; 7.2 < 50.1
-    assert chief[-1] == "另有 14 项逾期未列出，发送 /digest 全部 查看。"
+    assert listed == ["35", "7.1", "7.2", "50.1", "4", "5.1"]  # most overdue; 7.2 < 50.1
+    assert chief[-1] == "另有 15 项逾期未列出，发送 /digest 全部 查看。"
     assert all(len(line) <= 60 for line in chief[1:])  # no item line wraps past two phone lines
+
+
+def test_every_section_at_once_still_fits() -> None:
+    """The worst case: every summary line, more units and items than fit, the 另有 N 项 line."""
+    today = date(2022, 6, 13)  # a Monday: last week's rate too
+    overdue = [item(str(n), date(2022, 5, 20), unit=f"科室{n % 5}") for n in range(1, 40)]
+    soon = [item(f"{n}.1", date(2022, 6, 14)) for n in range(1, 5)]
+    done = [item("50", date(2022, 6, 9), status="done", done=date(2022, 6, 10))]
+    week = [item("60", date(2022, 6, 8), unit="甲"), item("61", date(2022, 6, 8), unit="乙",
+            status="done", done=date(2022, 6, 8))]  # fmt: skip
+    built = digests.build(overdue + soon + done, today=today, since=date(2022, 6, 10), cal=CAL,
+                          weekly=week)  # fmt: skip
+    payload = {"schedule": "清单" * 10, "date": today.isoformat(), "whole": True}
+    for lang in ("zh-CN", "en"):
+        message = compose("digest", [{**payload, **built.as_payload()}], person="邓清华", lang=lang)
+        lines = plain_text(message).splitlines()
+        assert len(lines) <= 15 and len(message.body) == 4 and message.footer, lines
 
 
 def test_screen_counts_levels_and_units_and_sorts_task_numbers() -> None:
@@ -185,7 +202,10 @@ def test_screen_counts_levels_and_units_and_sorts_task_numbers() -> None:
     assert [r["ref"] for r in everything["shown"]][2:] == ["2", "3", "7.2", "50.1"]
     assert everything["rest"] == 0
     assert sorted(["50.1", "7.2", "13.10", "13.2"], key=digests.ref_key) == [
-        "7.2", "13.2", "13.10", "50.1"
+        "7.2",
+        "13.2",
+        "13.10",
+        "50.1",
     ]
 
 
@@ -197,7 +217,7 @@ def test_the_rest_is_a_link_when_the_payload_carries_one() -> None:
         "link": "https://duty.example/overdue",
         **digests.build(items, today=today, since=today, cal=CAL).as_payload(),
     }  # fmt: skip
-    for lang, words in (("zh-CN", "另有 4 项逾期未列出，查看全部："), ("en", "4 more overdue")):
+    for lang, words in (("zh-CN", "另有 5 项逾期未列出，查看全部："), ("en", "5 more overdue")):
         message = compose("digest", [payload], person="邓清华", lang=lang)
         text = plain_text(message)
         assert words in text and text.endswith("https://duty.example/overdue")
