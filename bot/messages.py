@@ -301,7 +301,6 @@ def _generic_bundle(
             fields=card.fields,
             body=card.body,
             actions=_flat(_actions(kind, p, person, lang, compact=True)),
-            hint=None,
         )
         for card, p in zip(cards, payloads, strict=True)
     )
