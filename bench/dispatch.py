@@ -41,11 +41,11 @@ from sqlalchemy import Engine as DbEngine
 from sqlalchemy import func, insert, select
 
 from bot.adapters.base import Delivery as Receipt
-from bot.adapters.base import OutboundMessage
 from bot.adapters.telegram import TelegramAdapter
 from bot.clock import SimulatedClock
 from bot.dispatch import Dispatcher
 from bot.identities import ensure_identities
+from bot.messages import OutboundMessage
 from bot.store.db import open_store, session_scope
 from bot.store.models import ChatBinding, Delivery, Person, Schedule
 from tests.fakes.databases import scratch_database

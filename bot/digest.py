@@ -1,15 +1,26 @@
-"""督办汇总: what a leader sees at a glance.  Pure: items in, one digest (or none) out."""
+"""督办汇总: what a leader sees at a glance.  Pure: items in, one digest (or none) out;
+and :func:`screen`, what of a digest fits on one phone screen."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
+from natsort import natsort_keygen
+
 from bot.calendar import WorkCalendar
 
 DUE_SOON_WORKDAYS = 3
+SCREEN_ITEMS = 6  # + header, 4 summary lines, 3 blank lines, 另有 N 项: at most 15 lines
+SCREEN_UNITS = 3  # units named on the summary line; the others are counted together
+LEVELS = ("red", "yellow", "blue")  # most severe first
+
+ref_key = natsort_keygen()
+"""Sort key for task numbers as people read them: 7.2 before 50.1, 13.2 before 13.10.
+The one used wherever refs are sorted (digests, bundles, listings)."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +90,7 @@ def build(
         elif item.status == "done" and item.completed_on and item.completed_on >= since:
             digest.completed.append(_row(item))
     for unit in sorted(grouped, key=lambda u: -max(r["overdue_days"] for r in grouped[u])):
-        rows = sorted(grouped[unit], key=lambda r: (-r["overdue_days"], r["ref"]))
+        rows = sorted(grouped[unit], key=lambda r: (-r["overdue_days"], ref_key(r["ref"])))
         per_task: dict[int, dict[str, Any]] = {}
         for row in rows:  # a duty missed period after period shows once, oldest first, with a count
             if row["task_id"] in per_task:
@@ -87,12 +98,12 @@ def build(
             else:
                 per_task[row["task_id"]] = {**row, "periods": 1}
         digest.overdue[unit] = list(per_task.values())
-    digest.due_soon.sort(key=lambda r: (r["due_date"], r["ref"]))
+    digest.due_soon.sort(key=lambda r: (r["due_date"], ref_key(r["ref"])))
     seen: set[int] = set()  # a daily duty shows once, with its nearest due day
     digest.due_soon = [
         r for r in digest.due_soon if not (r["task_id"] in seen or seen.add(r["task_id"]))
     ]
-    digest.completed.sort(key=lambda r: (r["completed_on"], r["ref"]))
+    digest.completed.sort(key=lambda r: (r["completed_on"], ref_key(r["ref"])))
     if weekly:
         per_unit: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for item in weekly:
@@ -103,3 +114,45 @@ def build(
             for unit, (done, total) in sorted(per_unit.items())
         ]
     return digest
+
+
+def screen(payload: Mapping[str, Any], *, limit: int = SCREEN_ITEMS) -> dict[str, Any]:
+    """What a digest payload shows on one phone screen (issue 12.4): counts per level and
+    per unit, the most overdue items first (then what is due soon, while there is room),
+    and how many overdue items are left out.  ``payload["full"]`` lists every item."""
+    overdue = [row for rows in payload.get("overdue", {}).values() for row in rows]
+    overdue.sort(key=lambda r: (-r["overdue_days"], -_severity(r), ref_key(r["ref"])))
+    due_soon = list(payload.get("due_soon", []))
+    room = len(overdue) + len(due_soon) if payload.get("full") else limit
+    shown = overdue[:room]
+    listed = {row["task_id"] for row in shown}  # a weekly duty late and due again: once
+    fresh = [row for row in due_soon if row["task_id"] not in listed]
+    shown += fresh[: max(room - len(shown), 0)]
+    levels = Counter(row.get("level") or "blue" for row in overdue)
+    units = Counter(row.get("unit") or "" for row in overdue)
+    named = sorted(units.items(), key=lambda kv: (-kv[1], kv[0]))[:SCREEN_UNITS]
+    weekly = list(payload.get("weekly", []))
+    done, total = sum(w["done"] for w in weekly), sum(w["total"] for w in weekly)
+    rate = round(100 * done / total) if total else 0
+    lowest = min(weekly, key=lambda w: (w["rate"], w["unit"])) if weekly else None
+    if lowest is not None and lowest["rate"] >= rate:  # worth naming only when below the rest
+        lowest = None
+    return {
+        "overdue_count": len(overdue),
+        "levels": [(level, levels[level]) for level in LEVELS if levels[level]],
+        "units": named,
+        "other_units": len(units) - len(named),
+        "other_items": sum(units.values()) - sum(n for _, n in named),
+        "due_soon_count": len(due_soon),
+        "completed_count": len(payload.get("completed", [])),
+        "weekly": {"done": done, "total": total, "rate": rate, "lowest": lowest}
+        if weekly
+        else None,
+        "shown": shown,
+        "rest": max(len(overdue) - room, 0),
+    }
+
+
+def _severity(row: Mapping[str, Any]) -> int:
+    level = row.get("level") or "blue"
+    return len(LEVELS) - LEVELS.index(level) if level in LEVELS else 0

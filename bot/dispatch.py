@@ -39,13 +39,13 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from bot import metrics
-from bot.adapters.base import ChatAdapter, DeliveryError, OutboundMessage
+from bot.adapters.base import ChatAdapter, DeliveryError
 from bot.adapters.base import Delivery as Receipt
 from bot.clock import Clock
 from bot.identities import mark_unreachable
 from bot.logs import log_event
 from bot.materialise import schedule_time
-from bot.messages import compose_bundle
+from bot.messages import OutboundMessage, compose, row_payload
 from bot.occurrences import ScheduleTime
 from bot.outbox import (
     BUNDLED,
@@ -507,9 +507,9 @@ class Dispatcher:
                 lang = person.lang or self.lang
                 key = (bundle.id, lang)
                 if key not in composed:
-                    composed[key] = compose_bundle(rows, person, lang)
-                text, buttons = composed[key]
-                job.message = OutboundMessage(binding.chat_id, text, buttons)
+                    payloads = [row_payload(r) for r in rows]
+                    composed[key] = compose(bundle.kind, payloads, person=person.name, lang=lang)
+                job.message = OutboundMessage(binding.chat_id, composed[key])
 
     # -- send ----------------------------------------------------------------------------
     async def _send_all(self, jobs: list[_Job], recorder: _Recorder) -> None:

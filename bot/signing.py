@@ -18,7 +18,7 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.adapters.base import Button
+from bot.messages import Button
 
 CALLBACK_DATA_LIMIT = 64  # bytes, Telegram's limit
 MAC_BYTES = 12  # 96 bits: forging one button takes ~2^95 tries on average

@@ -37,7 +37,9 @@ def test_an_overdue_import_shows_one_message_per_person_before_it_happens(engine
     # a rehearsal: nothing stays
     assert counts(engine) == before
     with Session(engine) as session:
-        assert [(o.id, o.next_action_at) for o in session.exec(select(Occurrence)).all()] == progress
+        assert [
+            (o.id, o.next_action_at) for o in session.exec(select(Occurrence)).all()
+        ] == progress
 
 
 def test_after_hours_the_forecast_is_for_the_next_morning(engine: Engine) -> None:

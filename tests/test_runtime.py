@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 from bot.adapters.base import Delivery as Receipt
 from bot.adapters.base import OutboundMessage, RecordingAdapter
 from bot.clock import SimulatedClock
+from bot.messages import plain_text
 from bot.runtime import MATERIALISE_JOB, TICK_JOB, JobPolicy, Runtime, serve
 from bot.schedule.importer import import_schedule
 from bot.schedule.validate import load_schedule
@@ -72,9 +73,9 @@ def test_scheduler_ticks_the_worker_and_shuts_down_cleanly(engine: Engine) -> No
         clock.set(local(2022, 5, 26, 8, 30))  # move business time: task 4's reminder is due
         for _ in range(200):
             await asyncio.sleep(0.02)
-            if any("党组专题研究" in m.text for m in adapter.sent):
+            if any("党组专题研究" in plain_text(m.message) for m in adapter.sent):
                 break
-        assert any("党组专题研究" in m.text for m in adapter.sent[before:])
+        assert any("党组专题研究" in plain_text(m.message) for m in adapter.sent[before:])
         stop.set()
         await server
 
@@ -82,7 +83,7 @@ def test_scheduler_ticks_the_worker_and_shuts_down_cleanly(engine: Engine) -> No
     assert not runtime.scheduler.running
     with Session(engine) as session:
         assert not session.exec(select(Delivery).where(Delivery.state == "claimed")).all()
-    texts = [(m.chat_id, m.text) for m in adapter.sent]
+    texts = [(m.chat_id, plain_text(m.message)) for m in adapter.sent]
     assert len(texts) == len(set(texts))  # nothing sent twice by the many ticks
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.adapters.base import Button
+from bot.messages import Button
 from bot.signing import ACTIONS, CALLBACK_DATA_LIMIT, BadSignature, Signed, Signer, derive_secret
 
 SIGNER = Signer(b"k" * 32)

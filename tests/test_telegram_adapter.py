@@ -7,19 +7,20 @@ import logging
 import socket
 import time
 from collections.abc import Coroutine, Iterator
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import pytest
 
-from bot.adapters.base import (
-    Button,
-    ChatAdapter,
-    Delivery,
-    DeliveryError,
-    OutboundMessage,
-    RateLimits,
+from bot.adapters.base import ChatAdapter, Delivery, DeliveryError, RateLimits
+from bot.adapters.telegram import (
+    MAX_BUTTONS,
+    TEXT_LIMIT,
+    TelegramAdapter,
+    render_html,
+    split_message,
 )
-from bot.adapters.telegram import TEXT_LIMIT, TelegramAdapter, split_message
+from bot.messages import Button, Document, Field, Item, Message, OutboundMessage, compose
 from tests.fakes.botapi import FakeBotApi, Fault, parse_html, utf16_len
 
 T = TypeVar("T")
@@ -62,21 +63,24 @@ def failure(api: FakeBotApi, message: OutboundMessage, **options: Any) -> Delive
     return info.value
 
 
-def plain(chat_id: str = "42", text: str = "请于<b>6月底前</b>报送") -> OutboundMessage:
-    return OutboundMessage(chat_id=chat_id, text=text)
+def note(*body: str, **parts: Any) -> Message:
+    return Message(kind="test", lang="zh-CN", body=body, **parts)
+
+
+def plain(chat_id: str = "42", text: str = "请于6月底前报送") -> OutboundMessage:
+    return OutboundMessage(chat_id, note(*text.split("\n")))
 
 
 # ---- what is sent ---------------------------------------------------------------------------
 
 
 def test_sends_html_without_previews_and_with_buttons(api: FakeBotApi) -> None:
-    delivery = send(
-        api, OutboundMessage(chat_id="42", text="请于<b>6月底前</b>报送", buttons=BUTTONS)
-    )
+    message = note("请于6月底前报送", header="🔵 提醒｜清单", title="4. 专题研究")
+    delivery = send(api, OutboundMessage("42", replace(message, actions=BUTTONS)))
 
     call = api.calls_to("sendMessage")[0]
     assert call.chat_id == "42"
-    assert call.params["text"] == "请于<b>6月底前</b>报送"
+    assert call.params["text"] == "<b>🔵 提醒｜清单</b>\n<b>4. 专题研究</b>\n\n请于6月底前报送"
     assert call.params["parse_mode"] == "HTML"
     assert call.params["link_preview_options"] == {"is_disabled": True}
     assert call.params["reply_markup"] == {
@@ -101,7 +105,11 @@ def test_callback_data_comes_from_the_injected_encoder(api: FakeBotApi) -> None:
     def signed(button: Button) -> str:
         return f"{button.action}|{button.ref}|sig"
 
-    send(api, OutboundMessage("42", "x", ((Button("完成", "done", 9),),)), encode=signed)
+    send(
+        api,
+        OutboundMessage("42", note("x", actions=((Button("完成", "done", 9),),))),
+        encode=signed,
+    )
 
     keyboard = api.calls_to("sendMessage")[0].params["reply_markup"]["inline_keyboard"]
     assert keyboard[0][0]["callback_data"] == "done|9|sig"
@@ -109,7 +117,9 @@ def test_callback_data_comes_from_the_injected_encoder(api: FakeBotApi) -> None:
 
 def test_callback_data_over_64_bytes_is_refused_before_sending(api: FakeBotApi) -> None:
     error = failure(
-        api, OutboundMessage("42", "x", ((Button("完成", "done", 9),),)), encode=lambda b: "签" * 22
+        api,
+        OutboundMessage("42", note("x", actions=((Button("完成", "done", 9),),))),
+        encode=lambda b: "签" * 22,
     )
 
     assert error.permanent is True and error.recipient_gone is False
@@ -122,7 +132,7 @@ def test_a_long_message_goes_in_parts_with_buttons_on_the_last(api: FakeBotApi) 
     text = "\n".join(lines)
     assert utf16_len(text) > 2 * TEXT_LIMIT
 
-    delivery = send(api, OutboundMessage("42", text, BUTTONS))
+    delivery = send(api, OutboundMessage("42", note(*lines, actions=BUTTONS)))
 
     calls = api.calls_to("sendMessage")
     assert len(calls) == 3
@@ -134,15 +144,19 @@ def test_a_long_message_goes_in_parts_with_buttons_on_the_last(api: FakeBotApi) 
 
 
 def test_a_tag_open_across_a_cut_is_closed_and_reopened(api: FakeBotApi) -> None:
-    text = "<b>" + "\n".join(["逾期事项：" + "责" * 1000] * 6) + "</b>"
+    title = "逾期事项：" + "责" * 6000  # a bold title longer than a whole part
 
-    send(api, plain(text=text))  # the fake rejects unbalanced HTML, as Telegram does
+    send(api, OutboundMessage("42", note(title=title)))  # the fake rejects unbalanced HTML
 
     texts = [c.params["text"] for c in api.calls_to("sendMessage")]
     assert len(texts) == 2
     assert texts[0].startswith("<b>") and texts[0].endswith("</b>")
     assert texts[1].startswith("<b>") and texts[1].endswith("</b>")
-    assert "\n".join(parse_html(t) for t in texts) == parse_html(text)
+    assert "".join(parse_html(t) for t in texts) == title
+    html = "<b>" + "\n".join(["逾期事项：" + "责" * 1000] * 6) + "</b>"  # across line cuts
+    parts = split_message(html)
+    assert len(parts) == 2 and all(p.startswith("<b>") and p.endswith("</b>") for p in parts)
+    assert "\n".join(parse_html(p) for p in parts) == parse_html(html)
 
 
 def test_split_message_edge_cases() -> None:
@@ -264,7 +278,8 @@ def test_a_migrated_group_carries_its_new_chat_id(api: FakeBotApi) -> None:
 
 
 def test_a_malformed_message_is_permanent_with_telegrams_reason(api: FakeBotApi) -> None:
-    error = failure(api, plain(text="<b>未闭合"))  # the fake parses HTML like Telegram
+    api.inject("sendMessage", Fault.bad_request("Bad Request: can't parse entities: at byte 3"))
+    error = failure(api, plain())
 
     assert error.permanent is True and error.recipient_gone is False  # our bug, not theirs
     assert "parse entities" in error.reason
@@ -337,3 +352,57 @@ def test_a_rejected_token_fails_start_without_quoting_it(
     assert "rejected-secret" not in info.value.reason
     assert info.value.__cause__ is None
     assert not [r for r in caplog.records if "rejected-secret" in r.getMessage()]
+
+
+# ---- rendering: the one place that escapes ---------------------------------------------------
+
+
+def test_markup_in_user_data_reaches_telegram_as_text(api: FakeBotApi) -> None:
+    title = '4. 研究<落实> & “硬措施” "十五条" </b>'
+    message = note(
+        "张敏 & 李强 <i>请办理</i>",
+        title=title,
+        fields=(Field("责任人", "<张敏>"),),
+        items=(Item(title="5. a<b", level="red"),),
+    )
+
+    send(api, OutboundMessage("42", message))
+
+    sent = api.calls_to("sendMessage")[0].params["text"]
+    visible = parse_html(sent)  # the fake refuses bad markup, as Telegram does
+    assert title in visible and "<张敏>" in visible and "张敏 & 李强 <i>请办理</i>" in visible
+    assert "&amp;amp;" not in sent and "&amp;lt;" not in sent  # escaped exactly once
+    assert sent.count("<b>") == 1  # only the title is bold: no markup came from the data
+
+
+def test_a_document_goes_with_its_caption_and_buttons() -> None:
+    with FakeBotApi() as api:
+        message = note("台账（3 项任务）", document=Document("台账.xlsx", b"PK\x03\x04"))
+        send(api, OutboundMessage("42", replace(message, actions=BUTTONS)))
+        call = api.calls_to("sendDocument")[0]
+        assert call.params["caption"] == "台账（3 项任务）"
+        assert "reply_markup" in call.params and not api.calls_to("sendMessage")
+    with FakeBotApi() as api:  # a caption too long for Telegram's 1,024: the text follows
+        send(api, OutboundMessage("42", note("台" * 1500, document=Document("a.xlsx", b"PK"))))
+        assert "caption" not in api.calls_to("sendDocument")[0].params
+        assert parse_html(api.calls_to("sendMessage")[0].params["text"]) == "台" * 1500
+
+
+def test_a_bundle_keeps_within_the_keyboard_limit_and_says_how_to_answer_the_rest() -> None:
+    payload = {
+        "schedule": "清单", "title": "任务", "occurrence_kind": "deadline",
+        "due_date": "2022-06-10", "original_due": None, "times_done": 0, "times_required": 1,
+        "overdue_days": 2, "assignees": ["张敏"], "lead": [], "units": [], "evidence": "optional",
+        "level": "blue", "offset": 2,
+    }  # fmt: skip
+    payloads = [{**payload, "ref": str(n), "occurrence_id": 100 + n} for n in range(1, 31)]
+    message = compose("reminder", payloads, person="张敏", lang="zh-CN")
+
+    text, rows = render_html(message)
+
+    assert sum(len(row) for row in rows) <= MAX_BUTTONS and len(rows) == MAX_BUTTONS // 4
+    assert [b.label for b in rows[0]] == ["✅ 1", "📝 1", "⏳ 1", "🙅 1"]
+    assert {b.ref for b in rows[0]} == {101}
+    visible = parse_html(text)
+    assert "答复：/done 130 说明" in visible and "/done 125 " not in visible
+    assert all(f"答复：/done {100 + n} 说明" in visible for n in range(26, 31))

@@ -1,6 +1,8 @@
-"""The adapter boundary: send a rendered message to a person's chat; report how it failed.
+"""The adapter boundary: deliver a message to a person's chat; report how it failed.
 
-Conversation and engine code never import a chat library; they speak these types.
+Adapters depend on the message model (:mod:`bot.messages`), never the reverse: the engine,
+the conversation and the domain speak :class:`~bot.messages.OutboundMessage` and never
+import this package.  Each adapter renders the neutral message its own way and escapes it.
 Transports raise exactly one error type, :class:`DeliveryError`, which says whether
 the failure is permanent (blocked, chat gone: stop trying, tell the admins) or
 transient (retry later, no sooner than ``retry_after`` when the platform said so).
@@ -11,21 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-
-@dataclass(frozen=True)
-class Button:
-    """One inline button; ``action`` and ``ref`` are signed by the adapter when it encodes them."""
-
-    label: str
-    action: str  # done | progress | extend | not_mine | nudge | approve | deny
-    ref: int  # the occurrence (or reply, for approvals) the button acts on
-
-
-@dataclass(frozen=True)
-class OutboundMessage:
-    chat_id: str
-    text: str  # Telegram-flavoured HTML, already rendered and clipped
-    buttons: tuple[tuple[Button, ...], ...] = ()
+from bot.messages import OutboundMessage
 
 
 @dataclass(frozen=True)

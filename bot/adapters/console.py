@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-import html
-import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from bot.adapters.base import Delivery, OutboundMessage, RateLimits
+from bot.adapters.base import Delivery, RateLimits
 from bot.clock import Clock
+from bot.messages import Message, OutboundMessage, fit_actions, plain_text
 from bot.texts import phrase
 
-_TAG = re.compile(r"</?(b|i|u|s|code|pre|a)(\s[^>]*)?>")
+MAX_BUTTONS = 100  # a terminal has no limit; the same as Telegram's keeps the demo honest
 
 
-def plain(text: str) -> str:
-    """Telegram HTML as a terminal shows it."""
-    return html.unescape(_TAG.sub("", text))
+def render_console(message: Message) -> tuple[list[str], list[str]]:
+    """The message's text lines (no blank ones) and its buttons, one ``[label]`` row each."""
+    rows, no_room = fit_actions(message, max_buttons=MAX_BUTTONS, max_per_row=MAX_BUTTONS)
+    text = [line for line in plain_text(message, no_room=no_room).splitlines() if line.strip()]
+    if message.document is not None:
+        text.append(phrase("demo", "attachment", message.lang, name=message.document.file_name))
+    buttons = ["  ".join(f"[{b.label}]" for b in row) for row in rows]
+    return text, buttons
 
 
 @dataclass
@@ -36,8 +40,7 @@ class ConsoleAdapter:
         self.count += 1
         when = self.clock.now().astimezone(self.tz).strftime("%Y-%m-%d %a %H:%M")
         header = phrase("demo", "message_header", self.lang, to=message.chat_id, when=when)
-        text = [line for line in plain(message.text).splitlines() if line.strip()]
-        buttons = ["  ".join(f"[{b.label}]" for b in row) for row in message.buttons]
+        text, buttons = render_console(message.message)
         if self.brief:
             text, buttons = text[:2], ["  ".join(buttons)] if buttons else []
         lines = [header] + ["  │ " + line for line in text + buttons]

@@ -1,4 +1,10 @@
-"""Telegram, send side: deliver a rendered message with python-telegram-bot, or say why not.
+"""Telegram, send side: render a neutral message as Telegram HTML and deliver it with
+python-telegram-bot, or say why not.
+
+:func:`render_html` is the one place where message text is escaped for Telegram: bold header
+and title, fields as ``label：value`` lines, a blank line, the body, the items; an inline
+keyboard from the message's and its items' buttons within Telegram's limits (an item whose
+buttons do not fit says how to answer by command instead).
 
 Every failure leaves as :class:`DeliveryError`, following healthchecks' Telegram transport:
 a blocked bot, a deactivated user, a missing chat or a malformed message is permanent; flood
@@ -15,15 +21,17 @@ the httpx and PTB log lines that would otherwise carry it inside request URLs.
 from __future__ import annotations
 
 import datetime as dtm
+import html
 import logging
 import re
 import warnings
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
+from typing import Any
 from urllib.parse import quote
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, LinkPreviewOptions
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -38,14 +46,18 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.adapters.base import Button, Delivery, DeliveryError, OutboundMessage, RateLimits
+from bot.adapters.base import Delivery, DeliveryError, RateLimits
+from bot.messages import Button, Message, OutboundMessage, fit_actions, layout
 
 __all__ = [
     "CALLBACK_DATA_LIMIT",
+    "CAPTION_LIMIT",
     "DEFAULT_BASE_URL",
+    "MAX_BUTTONS",
     "TEXT_LIMIT",
     "TelegramAdapter",
     "default_encode",
+    "render_html",
     "split_message",
 ]
 
@@ -54,6 +66,10 @@ _LOG = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 TEXT_LIMIT = 4096  # Telegram counts UTF-16 code units of the parsed text; we count the raw HTML
 CALLBACK_DATA_LIMIT = 64  # bytes
+CAPTION_LIMIT = 1024  # a document's caption; we count the raw HTML, which is never shorter
+MAX_BUTTONS = 100  # an inline keyboard's buttons
+MAX_ROW = 8  # buttons in one row of an inline keyboard
+_BOLD = ("header", "title")
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 # Loggers whose records can contain the token: httpx logs each request URL at INFO, PTB its
 # base URL at DEBUG and a rejected token verbatim.
@@ -70,6 +86,19 @@ _TOKEN_LOGGERS = (
 def default_encode(button: Button) -> str:
     """Unsigned placeholder until the signed encoder is injected."""
     return f"{button.action}:{button.ref}"
+
+
+def render_html(message: Message) -> tuple[str, tuple[tuple[Button, ...], ...]]:
+    """The message as Telegram HTML and its keyboard rows.  Every piece of text is escaped
+    here and nowhere else; a header, a title and the items of a card-like bundle are bold."""
+    rows, no_room = fit_actions(message, max_buttons=MAX_BUTTONS, max_per_row=MAX_ROW)
+    cards = any(item.fields or item.body for item in message.items)
+    out = []
+    for line in layout(message, no_room=no_room):
+        text = html.escape(line.text, quote=False)
+        bold = line.role in _BOLD or (cards and line.role == "item")
+        out.append(f"<b>{text}</b>" if bold and text else text)
+    return "\n".join(out), rows
 
 
 class TelegramAdapter:
@@ -153,33 +182,54 @@ class TelegramAdapter:
         await self.stop()
 
     async def send(self, message: OutboundMessage) -> Delivery:
-        """Send as HTML without link previews; long text goes in parts, buttons on the last."""
-        markup = self._keyboard(message.buttons)
-        parts = split_message(message.text)
-        await self.start()
-        message_id = 0
-        for index, part in enumerate(parts):
-            last = index == len(parts) - 1
-            try:
-                sent = await self._bot.send_message(
+        """Send as HTML without link previews; long text goes in parts, buttons on the last.
+        A document goes first, with the text as its caption when that fits."""
+        text, rows = render_html(message.message)
+        markup = self._keyboard(rows)
+        document = message.message.document
+        caption = text if document and text and len(text) <= CAPTION_LIMIT else None
+        separate = document is None or (caption is None and bool(text))  # text of its own
+        parts = split_message(text) if separate else []
+        calls: list[Callable[[InlineKeyboardMarkup | None], Awaitable[Any]]] = []
+        if document is not None:
+            upload = InputFile(document.content, filename=document.file_name)
+            calls.append(
+                lambda keys: self._bot.send_document(
+                    chat_id=message.chat_id,
+                    document=upload,
+                    caption=caption,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=keys,
+                )
+            )
+        for part in parts:
+            calls.append(
+                lambda keys, part=part: self._bot.send_message(  # type: ignore[misc]
                     chat_id=message.chat_id,
                     text=part,
                     parse_mode=ParseMode.HTML,
                     link_preview_options=_NO_PREVIEW,
-                    reply_markup=markup if last else None,
+                    reply_markup=keys,
                 )
+            )
+        await self.start()
+        message_id = 0
+        for index, call in enumerate(calls):
+            last = index == len(calls) - 1
+            try:
+                sent = await call(markup if last else None)
             except Exception as exc:  # every failure leaves as DeliveryError
                 error = self._delivery_error(exc)
                 if index:  # a retry will repeat the parts already delivered
                     error = DeliveryError(
-                        f"{error.reason} (after {index} of {len(parts)} parts were delivered)",
+                        f"{error.reason} (after {index} of {len(calls)} parts were delivered)",
                         permanent=error.permanent,
                         retry_after=error.retry_after,
                         new_chat_id=error.new_chat_id,
                     )
                 raise error from exc
             message_id = sent.message_id
-        _LOG.debug("sent %d part(s) to chat %s", len(parts), message.chat_id)
+        _LOG.debug("sent %d part(s) to chat %s", len(calls), message.chat_id)
         return Delivery(message_ref=str(message_id))
 
     def _keyboard(self, rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:

@@ -1,10 +1,11 @@
 """Telegram, receive side: a python-telegram-bot Application feeding bot.conversation.
 
 Updates become :class:`~bot.conversation.events.Inbound` events; the conversation decides;
-its replies go out through the send-side :class:`~bot.adapters.telegram.TelegramAdapter`
-(HTML, split at 4,096, signed buttons).  Long polling by default; in webhook mode a small
-HTTP endpoint checks Telegram's ``X-Telegram-Bot-Api-Secret-Token`` in constant time
-before reading a byte of the body, and queues the update for the same Application.
+its replies go out through the send-side :class:`~bot.adapters.telegram.TelegramAdapter`,
+which renders each neutral message (HTML, split at 4,096, signed buttons, documents).
+Long polling by default; in webhook mode a small HTTP endpoint checks Telegram's
+``X-Telegram-Bot-Api-Secret-Token`` in constant time before reading a byte of the body,
+and queues the update for the same Application.
 (PTB's own webhook server needs tornado, which this project does not otherwise use.)
 
 Updates are handled one at a time (``concurrent_updates`` off): multi-step flows keep
@@ -26,8 +27,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine as DbEngine
-from telegram import BotCommand, InputFile, Message, Update
-from telegram.constants import ChatType, MessageEntityType, ParseMode
+from telegram import BotCommand, Message, Update
+from telegram.constants import ChatType, MessageEntityType
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
@@ -39,15 +40,16 @@ from telegram.ext import (
     filters,
 )
 
-from bot.adapters.base import DeliveryError, OutboundMessage
+from bot.adapters.base import DeliveryError
 from bot.adapters.telegram import TelegramAdapter, _file_url_for, _redact_in_logs
 from bot.clock import Clock
 from bot.conversation.events import Attachment, Inbound, Outcome
 from bot.conversation.invites import telegram_link
 from bot.conversation.service import ChatConfig, Conversation
+from bot.messages import OutboundMessage
 from bot.settings import Settings
 from bot.signing import Signer, derive_secret
-from bot.texts import LANGS, phrase, render
+from bot.texts import LANGS, phrase
 
 log = logging.getLogger("dutybot.telegram")
 
@@ -66,7 +68,6 @@ COMMANDS = (
     "report",
 )
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
-CAPTION_LIMIT = 1024
 TOAST_LIMIT = 200
 SECRET_HEADER = b"x-telegram-bot-api-secret-token"
 MAX_UPDATE_BYTES = 1024 * 1024
@@ -420,9 +421,7 @@ class TelegramFrontend:
         except Exception:
             log.exception("conversation failed on an update from chat %s", event.chat_id)
             lang = self.settings.lang if self.settings.lang in LANGS else "zh-CN"
-            outcome = Outcome(toast=phrase("chat_toasts", "failed", lang)).say(
-                render("chat_error.html", lang)
-            )
+            outcome = Outcome(toast=phrase("chat_toasts", "failed", lang)).say("chat_error", lang)
         await self._deliver(update, event, outcome)
 
     async def _deliver(self, update: Update, event: Inbound, outcome: Outcome) -> None:
@@ -437,20 +436,9 @@ class TelegramFrontend:
                 await bot.edit_message_reply_markup(
                     chat_id=event.chat_id, message_id=int(ref), reply_markup=None
                 )
-        for say in outcome.says:
+        for say in outcome.says:  # rendered, split and signed by the send-side adapter
             try:
-                if say.document is not None:
-                    caption = say.text if len(say.text) <= CAPTION_LIMIT else None
-                    await bot.send_document(
-                        chat_id=event.chat_id,
-                        document=InputFile(say.document.content, filename=say.document.file_name),
-                        caption=caption,
-                        parse_mode=ParseMode.HTML,
-                    )
-                    if caption is None:
-                        await self._reply(OutboundMessage(event.chat_id, say.text))
-                else:
-                    await self._reply(OutboundMessage(event.chat_id, say.text, say.buttons))
+                await self._reply(OutboundMessage(event.chat_id, say.message))
             except (DeliveryError, TelegramError) as exc:
                 log.warning("reply to chat %s failed: %s", event.chat_id, _reason(exc))
 

@@ -7,7 +7,6 @@ validation changes nothing.
 
 from __future__ import annotations
 
-import html
 import tempfile
 from pathlib import Path
 
@@ -16,7 +15,8 @@ from sqlmodel import Session
 from bot.conversation import invites, queries
 from bot.conversation import state as flows
 from bot.conversation.base import IMPORT, ConversationBase, safe_name
-from bot.conversation.events import Attachment, Document, Inbound, Outcome, Say
+from bot.conversation.events import Attachment, Inbound, Outcome, Say
+from bot.messages import Document, button
 from bot.replies import ReplyRefused
 from bot.store.db import session_scope
 from bot.store.models import Person, Schedule
@@ -40,10 +40,10 @@ class AdminActions(ConversationBase):
     def _invite_command(self, session: Session, admin: Person, name: str) -> Outcome:
         lang = self._lang(admin)
         if not name:
-            return Outcome().say(render("chat_invite_usage.html", lang))
+            return Outcome().say("chat_invite_usage", lang)
         invited = queries.person_by_name(session, admin.schedule_id, name)
         if invited is None:
-            return Outcome().say(render("chat_invite_unknown.html", lang, name=name))
+            return Outcome().say("chat_invite_unknown", lang, name=name)
         if self.invite_link is None:
             return self._refused("no_invite_link", lang, button=False)
         token, invite = invites.create_invite(
@@ -55,13 +55,11 @@ class AdminActions(ConversationBase):
         )
         _, st = queries.schedule_clock(session, admin.schedule_id)
         return Outcome().say(
-            render(
-                "chat_invite_link.html",
-                lang,
-                name=invited.name,
-                link=self.invite_link(token),
-                expires=invite.expires_at.astimezone(st.tz).strftime("%Y-%m-%d %H:%M"),
-            )
+            "chat_invite_link",
+            lang,
+            name=invited.name,
+            link=self.invite_link(token),
+            expires=invite.expires_at.astimezone(st.tz).strftime("%Y-%m-%d %H:%M"),
         )
 
     def _report(self, session: Session, admin: Person) -> Outcome:
@@ -86,8 +84,13 @@ class AdminActions(ConversationBase):
             path = Path(folder) / "ledger.xlsx"
             write_ledger_xlsx(ledger, path)
             content = path.read_bytes()
-        caption = render("chat_report_caption.html", lang, tasks=ledger.task_count)
-        return Outcome(says=[Say(caption, document=Document(name, content))])
+        caption = Say(
+            "chat_report_caption",
+            lang,
+            {"tasks": ledger.task_count},
+            document=Document(name, content),
+        )
+        return Outcome(says=[caption])
 
     # ---- schedule import ---------------------------------------------------------------------
 
@@ -107,7 +110,7 @@ class AdminActions(ConversationBase):
         name = safe_name(document.file_name or "schedule.yaml")
         content = fetched.get(document.file_id)
         if content is None:
-            return Outcome().say(render("chat_import_unreadable.html", lang, name=name))
+            return Outcome().say("chat_import_unreadable", lang, name=name)
         try:
             text = content.decode("utf-8-sig")
         except UnicodeDecodeError:
@@ -142,34 +145,35 @@ class AdminActions(ConversationBase):
             assert person is not None
             if diff.unchanged:
                 flows.clear(session, self.platform, event.chat_id)
-                return Outcome().say(html.escape(render("import_diff", lang, diff=diff)))
+                return Outcome().say(
+                    "chat_import_unchanged", lang, diff_text=render("import_diff", lang, diff=diff)
+                )
             self._begin(session, event, person, IMPORT, "await_confirm", text=text, name=name)
             keys = (
-                self._button_of("import_ok", person_id, lang),
-                self._button_of("import_no", person_id, lang),
+                button("import_ok", person_id, lang),
+                button("import_no", person_id, lang),
             )
-            preview = render(
-                "chat_import_preview.html",
+            return Outcome().say(
+                "chat_import_preview",
                 lang,
+                actions=(keys,),
                 diff_text=render("import_diff", lang, diff=diff),
                 warnings=[str(p) for p in loaded.warnings][:MAX_PROBLEMS_SHOWN],
             )
-            return Outcome().say(preview, (keys,))
 
     def _import_failed(
         self, event: Inbound, lang: str, name: str, problems: list[str], errors: int
     ) -> Outcome:
         with session_scope(self.db) as session:
             flows.clear(session, self.platform, event.chat_id)
-        text = render(
-            "chat_import_errors.html",
+        return Outcome().say(
+            "chat_import_errors",
             lang,
             name=name,
             count=errors,
             problems=problems[:MAX_PROBLEMS_SHOWN],
             more=max(len(problems) - MAX_PROBLEMS_SHOWN, 0),
         )
-        return Outcome().say(text)
 
     def _import_decision(
         self, session: Session, person: Person, event: Inbound, *, confirm: bool
@@ -188,7 +192,7 @@ class AdminActions(ConversationBase):
         flows.clear(session, self.platform, event.chat_id)
         if not confirm:
             outcome = Outcome(toast=phrase("chat_toasts", "cancelled", lang), clear_buttons=here)
-            return outcome.say(render("chat_import_cancelled.html", lang))
+            return outcome.say("chat_import_cancelled", lang)
         loaded = load_schedule(str(data.get("name")), lang=lang, text=str(data.get("text")))
         if loaded.spec is None:  # validated a moment ago; only a code change could get here
             return self._refused("no_import", lang, button=True)
@@ -200,7 +204,6 @@ class AdminActions(ConversationBase):
             actor=f"person:{person.id}",
             source_file=str(data.get("name")),
         )
-        text = render(
-            "chat_import_applied.html", lang, diff_text=render("import_diff", lang, diff=diff)
+        return Outcome(toast=phrase("chat_toasts", "saved", lang), clear_buttons=here).say(
+            "chat_import_applied", lang, diff_text=render("import_diff", lang, diff=diff)
         )
-        return Outcome(toast=phrase("chat_toasts", "saved", lang), clear_buttons=here).say(text)

@@ -6,7 +6,6 @@ actions of :mod:`bot.conversation.admin`, so each file stays about one thing.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,12 +17,11 @@ from sqlalchemy import Engine as DbEngine
 from sqlmodel import Session
 
 from bot import replies as actions
-from bot.adapters.base import Button
 from bot.clock import Clock
 from bot.conversation import queries
 from bot.conversation import state as flows
-from bot.conversation.events import FileSource, Inbound, Outcome
-from bot.messages import ASSIGNEE_ACTIONS
+from bot.conversation.events import FileSource, Inbound, Outcome, Rows
+from bot.messages import ASSIGNEE_ACTIONS, button
 from bot.signing import Signer
 from bot.store.models import ChatState, Person
 from bot.texts import DEFAULT_LANG, LANGS, phrase
@@ -88,20 +86,13 @@ class ConversationBase:
         return phrase("chat_refusals", code, lang)
 
     def _refused(self, code: str, lang: str, *, button: bool) -> Outcome:
-        text = self._refusal(code, lang)
         if button:
-            return Outcome(toast=text, alert=True)
-        return Outcome().say(html.escape(text))
+            return Outcome(toast=self._refusal(code, lang), alert=True)
+        return Outcome().say("chat_refusal", lang, code=code)
 
-    def _button_of(self, action: str, ref: int, lang: str, **context: Any) -> Button:
-        catalogue = "buttons" if action in ("done", "progress", "extend", "not_mine") else None
-        label = phrase(catalogue or "chat_buttons", action, lang, **context)
-        return Button(label, action, ref)
-
-    def _answer_buttons(self, occurrence_id: int, lang: str) -> tuple[tuple[Button, ...], ...]:
+    def _answer_buttons(self, occurrence_id: int, lang: str) -> Rows:
         return tuple(
-            tuple(self._button_of(a, occurrence_id, lang) for a in line)
-            for line in ASSIGNEE_ACTIONS
+            tuple(button(a, occurrence_id, lang) for a in line) for line in ASSIGNEE_ACTIONS
         )
 
     def _check(self, session: Session, occurrence_id: int, person: Person) -> None:

@@ -1,15 +1,18 @@
 """What a chat platform hands the conversation, and what the conversation hands back.
 
 Platform adapters translate their own updates into :class:`Inbound` and deliver each
-:class:`Say`; nothing here knows which platform it is talking to.
+:class:`Say` (as its :class:`~bot.messages.Message`, rendered their own way); nothing here
+knows which platform it is talking to.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from bot.adapters.base import Button
+from bot.messages import Button, Document, Message, reply
+
+Rows = tuple[tuple[Button, ...], ...]
 
 
 @dataclass(frozen=True)
@@ -44,21 +47,22 @@ class Inbound:
 
 
 @dataclass(frozen=True)
-class Document:
-    """A file to send (the /report ledger)."""
-
-    file_name: str
-    content: bytes
-    caption: str | None = None
-
-
-@dataclass(frozen=True)
 class Say:
-    """One message back to the chat the event came from (Telegram HTML, rendered)."""
+    """One message back to the chat the event came from: a template kind and the data it
+    shows (plain values, no store objects), in the person's language; the adapter renders
+    :attr:`message`.  Tests read ``kind`` and ``context`` rather than the wording."""
 
-    text: str
-    buttons: tuple[tuple[Button, ...], ...] = ()
+    kind: str  # chat_done, chat_refusal, digest ...
+    lang: str
+    context: dict[str, Any] = field(default_factory=dict)
+    actions: Rows = ()
     document: Document | None = None
+
+    @property
+    def message(self) -> Message:
+        return reply(
+            self.kind, self.context, lang=self.lang, actions=self.actions, document=self.document
+        )
 
 
 @dataclass
@@ -71,8 +75,8 @@ class Outcome:
     alert: bool = False  # the toast must be acknowledged (a refusal), not just flashed
     clear_buttons: list[str] = field(default_factory=list)  # message refs
 
-    def say(self, text: str, buttons: tuple[tuple[Button, ...], ...] = ()) -> Outcome:
-        self.says.append(Say(text, buttons))
+    def say(self, kind: str, lang: str, /, actions: Rows = (), **context: Any) -> Outcome:
+        self.says.append(Say(kind, lang, context, actions))
         return self
 
 

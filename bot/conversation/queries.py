@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from bot import digest as digests
 from bot.engine import digest_item, effective_due
 from bot.materialise import schedule_time
+from bot.messages import ANSWERABLE
 from bot.occurrences import ScheduleTime
 from bot.roster import Roster
 from bot.store.models import (
@@ -28,8 +29,6 @@ from bot.store.models import (
 
 OFFICIAL, LEADER, ADMIN = "official", "leader", "admin"
 LEADING_ROLES = ("lead", "responsible")
-# outbox kinds whose message is "about" one occurrence and can be answered by quoting it
-ANSWERABLE = ("reminder", "escalation", "progress", "nudge")
 
 
 def roles(session: Session, person: Person) -> set[str]:
@@ -97,7 +96,8 @@ class Listing:
 def my_items(
     session: Session, person: Person, today: date, *, overdue_only: bool, limit: int
 ) -> Listing:
-    """Open occurrences this person is reminded of, whose period has begun, soonest first."""
+    """Open occurrences this person is reminded of, whose period has begun, soonest first
+    (then by task number: 7.2 before 50.1)."""
     roster = Roster.load(session, person.schedule_id)
     _, st = schedule_clock(session, person.schedule_id)
     mine = [tid for tid in roster.members if person.id in roster.assignees(tid)]
@@ -114,11 +114,10 @@ def my_items(
         )
     ).all()
     keyed = sorted(
-        (effective_due(occ), task.position, occ.id or 0, occ, task)
-        for occ, task in pairs
-        if not overdue_only or effective_due(occ) < today
+        ((occ, task) for occ, task in pairs if not overdue_only or effective_due(occ) < today),
+        key=lambda pair: (effective_due(pair[0]), digests.ref_key(pair[1].ref), pair[0].id or 0),
     )
-    rows = [view(occ, task, st, today) for *_, occ, task in keyed[:limit]]
+    rows = [view(occ, task, st, today) for occ, task in keyed[:limit]]
     return Listing(rows, max(len(keyed) - limit, 0))
 
 

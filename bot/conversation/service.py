@@ -29,7 +29,8 @@ from bot.conversation.base import DONE, EXTEND, IMPORT, PROGRESS, ChatConfig, sa
 from bot.conversation.dates import find_date, normalise
 from bot.conversation.events import Attachment, Inbound, Outcome
 from bot.engine import effective_due
-from bot.messages import buttons as notification_buttons
+from bot.escalation import BLUE, RED
+from bot.messages import button
 from bot.replies import EvidenceIn, ReplyRefused
 from bot.signing import BadSignature
 from bot.store.db import session_scope
@@ -37,12 +38,11 @@ from bot.store.models import (
     AuditEvent,
     ChatState,
     Evidence,
-    Notification,
     Occurrence,
     Person,
     Schedule,
 )
-from bot.texts import LANGS, phrase, render
+from bot.texts import LANGS, phrase
 
 log = logging.getLogger("dutybot.conversation")
 
@@ -66,6 +66,7 @@ _INTENTS: list[tuple[str, re.Pattern[str]]] = [
 ]
 _PERCENT = re.compile(r"(\d{1,3})\s*[%％]|百分之\s*(\d{1,3})")
 _CANCEL_WORDS = ("取消", "算了", "cancel", "/cancel")
+_ALL = ("全部", "所有", "all")  # /digest 全部: every overdue item, not one screen
 # plain words that mean a command, for people who do not type slashes
 _ALIASES = {
     "任务": "tasks",
@@ -191,7 +192,7 @@ class Conversation(AdminActions):
         lang = self._lang(None, event)
         if event.callback is not None:
             return Outcome(toast=self._refusal("unknown_chat", lang), alert=True)
-        return Outcome().say(render("chat_unknown.html", lang))
+        return Outcome().say("chat_unknown", lang)
 
     def _start(self, event: Inbound) -> Outcome:
         token = event.args.strip().split()[0]
@@ -206,17 +207,17 @@ class Conversation(AdminActions):
                 )
             except invites.InviteRefused as refused:
                 lang = self._lang(None, event)
-                return Outcome().say(render("chat_invite_refused.html", lang, code=refused.code))
+                return Outcome().say("chat_invite_refused", lang, code=refused.code)
             flows.clear(session, self.platform, event.chat_id)
-            return Outcome().say(self._welcome(session, person))
+            return self._welcome(session, person)
 
-    def _welcome(self, session: Session, person: Person) -> str:
+    def _welcome(self, session: Session, person: Person) -> Outcome:
         schedule = session.get(Schedule, person.schedule_id)
         today = self._today(session, person)
         listing = queries.my_items(session, person, today, overdue_only=False, limit=1)
         mine = len(listing.rows) + listing.more
-        return render(
-            "chat_welcome.html",
+        return Outcome().say(
+            "chat_welcome",
             self._lang(person),
             person=person.name,
             title=person.title,
@@ -232,57 +233,56 @@ class Conversation(AdminActions):
         roles = queries.roles(session, person)
         name = event.command or ""
         if name == "start":
-            return Outcome().say(self._welcome(session, person))
+            return self._welcome(session, person)
         if name == "help":
-            return Outcome().say(render("chat_help.html", lang, roles=sorted(roles)))
+            return Outcome().say("chat_help", lang, roles=sorted(roles))
         if name in ("tasks", "overdue"):
             return self._list(session, person, overdue=name == "overdue")
         if name == "done":
             return self._done_command(session, person, event)
         if name == "cancel":
             flows.clear(session, self.platform, event.chat_id)
-            return Outcome().say(render("chat_cancelled.html", lang))
+            return Outcome().say("chat_cancelled", lang)
         if name == "lang":
             return self._lang_command(session, person, event.args.strip())
         if name == "digest":
             if not roles & {queries.LEADER, queries.ADMIN}:
                 return self._refused("not_leader", lang, button=False)
-            return self._digest(session, person)
+            return self._digest(session, person, full=event.args.strip().lower() in _ALL)
         if name in ("import", "invite", "report"):
             if queries.ADMIN not in roles:
                 return self._refused("not_admin", lang, button=False)
             if name == "import":
                 self._begin(session, event, person, IMPORT, "await_file")
                 return Outcome().say(
-                    render("chat_import_ask.html", lang),
-                    ((self._button_of("cancel", 0, lang),),),
+                    "chat_import_ask", lang, actions=((button("cancel", 0, lang),),)
                 )
             if name == "invite":
                 return self._invite_command(session, person, event.args.strip())
             return self._report(session, person)
-        return Outcome().say(render("chat_not_understood.html", lang, roles=sorted(roles)))
+        return Outcome().say("chat_not_understood", lang, roles=sorted(roles))
 
     def _list(self, session: Session, person: Person, *, overdue: bool) -> Outcome:
         today = self._today(session, person)
         listing = queries.my_items(
             session, person, today, overdue_only=overdue, limit=self.config.list_limit
         )
-        text = render(
-            "chat_tasks.html",
+        rows = [{**row, "level": RED if row["overdue_days"] else BLUE} for row in listing.rows]
+        return Outcome().say(
+            "chat_tasks",
             self._lang(person),
-            rows=listing.rows,
+            items=rows,
             more=listing.more,
             overdue=overdue,
             today=today.isoformat(),
         )
-        return Outcome().say(text)
 
     def _done_command(self, session: Session, person: Person, event: Inbound) -> Outcome:
         lang = self._lang(person)
         first, _, rest = event.args.strip().partition(" ")
         first = first.lstrip("#＃")
         if not first.isdigit():
-            return Outcome().say(render("chat_done_usage.html", lang))
+            return Outcome().say("chat_done_usage", lang)
         return self._complete(
             session, person, event, int(first), note=rest.strip() or None, evidence=[]
         )
@@ -292,27 +292,23 @@ class Conversation(AdminActions):
         lang = wanted.get(arg.lower())
         if lang is None:
             current = self._lang(person)
-            choices = tuple(
-                self._button_of("lang", i, current, code=code) for i, code in enumerate(LANGS)
-            )
-            return Outcome().say(render("chat_lang.html", current, lang=current), (choices,))
+            choices = tuple(button("lang", i, current, code=code) for i, code in enumerate(LANGS))
+            return Outcome().say("chat_lang", current, actions=(choices,))
         return self._set_lang(session, person, lang)
 
     def _set_lang(self, session: Session, person: Person, lang: str) -> Outcome:
         person.lang = lang
         session.add(person)
-        return Outcome(toast=phrase("chat_toasts", "saved", lang)).say(
-            render("chat_lang_set.html", lang, lang=lang)
-        )
+        return Outcome(toast=phrase("chat_toasts", "saved", lang)).say("chat_lang_set", lang)
 
-    def _digest(self, session: Session, person: Person) -> Outcome:
+    def _digest(self, session: Session, person: Person, *, full: bool) -> Outcome:
+        """The digest on demand, as the morning one; ``full``: every overdue item listed."""
         lang = self._lang(person)
         payload = queries.leader_digest(session, person, self._today(session, person))
         if not payload["overdue"]:
-            return Outcome().say(render("chat_digest_empty.html", lang, p=payload))
-        row = Notification(kind="digest", payload=payload, person_id=person.id)
-        text = render("digest.html", lang, p=payload, person=person.name, level=None)
-        return Outcome().say(text, notification_buttons(row, person, lang))
+            return Outcome().say("chat_digest_empty", lang, p=payload)
+        payload["full"] = full
+        return Outcome().say("digest", lang, payloads=[payload], person=person.name)
 
     # ---- buttons -----------------------------------------------------------------------------
 
@@ -348,10 +344,11 @@ class Conversation(AdminActions):
                 session, event, person, DONE, "await_evidence", ref, message=event.message_ref
             )
             required = p["evidence"] == "required"
-            keys = [] if required else [self._button_of("done_now", ref, lang)]
-            keys.append(self._button_of("cancel", 0, lang))
-            text = render("chat_ask_evidence.html", lang, p=p, required=required)
-            return Outcome(toast=phrase("chat_toasts", "go_on", lang)).say(text, (tuple(keys),))
+            keys = [] if required else [button("done_now", ref, lang)]
+            keys.append(button("cancel", 0, lang))
+            return Outcome(toast=phrase("chat_toasts", "go_on", lang)).say(
+                "chat_ask_evidence", lang, actions=(tuple(keys),), p=p, required=required
+            )
         if action == "done_now":
             state = flows.current(session, self.platform, event.chat_id, now)
             previous = (
@@ -365,49 +362,51 @@ class Conversation(AdminActions):
             self._begin(
                 session, event, person, PROGRESS, "await_note", ref, message=event.message_ref
             )
-            text = render("chat_ask_progress.html", lang, p=self._view(session, ref, person))
             return Outcome(toast=phrase("chat_toasts", "go_on", lang)).say(
-                text, ((self._button_of("cancel", 0, lang),),)
+                "chat_ask_progress",
+                lang,
+                actions=((button("cancel", 0, lang),),),
+                p=self._view(session, ref, person),
             )
         if action == EXTEND:
             self._check(session, ref, person)
             self._begin(
                 session, event, person, EXTEND, "await_date", ref, message=event.message_ref
             )
-            text = render(
-                "chat_ask_date.html", lang, p=self._view(session, ref, person), error=None
-            )
             return Outcome(toast=phrase("chat_toasts", "go_on", lang)).say(
-                text, ((self._button_of("cancel", 0, lang),),)
+                "chat_ask_date",
+                lang,
+                actions=((button("cancel", 0, lang),),),
+                p=self._view(session, ref, person),
+                error=None,
             )
         if action == "not_mine":
             actions.not_mine(session, occurrence_id=ref, person_id=person.id, now=now)
-            text = render("chat_not_mine_sent.html", lang, p=self._view(session, ref, person))
             outcome = Outcome(toast=phrase("chat_toasts", "sent", lang), clear_buttons=here)
-            return outcome.say(text)
+            return outcome.say("chat_not_mine_sent", lang, p=self._view(session, ref, person))
         if action == "nudge":
             count = actions.nudge(session, occurrence_id=ref, person_id=person.id, now=now)
-            text = render("chat_nudged.html", lang, p=self._view(session, ref, person), count=count)
-            return Outcome(toast=phrase("chat_toasts", "sent", lang)).say(text)
+            return Outcome(toast=phrase("chat_toasts", "sent", lang)).say(
+                "chat_nudged", lang, p=self._view(session, ref, person), count=count
+            )
         if action in ("approve", "deny"):
             reply = actions.decide_extension(
                 session, reply_id=ref, person_id=person.id, now=now, approve=action == "approve"
             )
             asker = session.get(Person, reply.person_id)
-            text = render(
-                "chat_extension_decided.html",
+            outcome = Outcome(toast=phrase("chat_toasts", "saved", lang), clear_buttons=here)
+            return outcome.say(
+                "chat_extension_decided",
                 lang,
                 p=self._view(session, reply.occurrence_id, person),
                 approved=action == "approve",
                 asker=asker.name if asker else "",
                 requested=reply.requested_date.isoformat() if reply.requested_date else "",
             )
-            outcome = Outcome(toast=phrase("chat_toasts", "saved", lang), clear_buttons=here)
-            return outcome.say(text)
         if action == "cancel":
             flows.clear(session, self.platform, event.chat_id)
             outcome = Outcome(toast=phrase("chat_toasts", "cancelled", lang), clear_buttons=here)
-            return outcome.say(render("chat_cancelled.html", lang))
+            return outcome.say("chat_cancelled", lang)
         if action == "lang":
             if ref >= len(LANGS):
                 raise ReplyRefused("not_found")
@@ -435,7 +434,7 @@ class Conversation(AdminActions):
             state = None
         if state is not None and text.lower() in _CANCEL_WORDS:
             flows.clear(session, self.platform, event.chat_id)
-            return Outcome().say(render("chat_cancelled.html", lang))
+            return Outcome().say("chat_cancelled", lang)
         if state is not None and state.flow != IMPORT:
             try:
                 return self._continue(session, person, event, state, fetched)
@@ -443,7 +442,7 @@ class Conversation(AdminActions):
                 flows.clear(session, self.platform, event.chat_id)
                 return self._refused(refused.code, lang, button=False)
         if state is not None:  # an import waits for a file or a tap on its buttons
-            return Outcome().say(render("chat_import_waiting.html", lang, step=state.step))
+            return Outcome().say("chat_import_waiting", lang, step=state.step)
         quoted = (
             queries.quoted_occurrence(session, person, event.reply_to) if event.reply_to else None
         )
@@ -456,7 +455,7 @@ class Conversation(AdminActions):
         if alias:
             return self._command(session, person, replace(event, command=alias, args=""))
         roles = sorted(queries.roles(session, person))
-        return Outcome().say(render("chat_not_understood.html", lang, roles=roles))
+        return Outcome().say("chat_not_understood", lang, roles=roles)
 
     def _continue(
         self,
@@ -475,12 +474,7 @@ class Conversation(AdminActions):
         if state.flow == DONE:
             if not text and not event.attachments:
                 return Outcome().say(
-                    render(
-                        "chat_ask_evidence.html",
-                        lang,
-                        p=self._view(session, occ_id, person),
-                        required=True,
-                    )
+                    "chat_ask_evidence", lang, p=self._view(session, occ_id, person), required=True
                 )
             evidence = self._evidence(session, event, occ_id, fetched)
             outcome = self._complete(
@@ -491,7 +485,7 @@ class Conversation(AdminActions):
         if state.flow == PROGRESS:
             if not text:
                 return Outcome().say(
-                    render("chat_ask_progress.html", lang, p=self._view(session, occ_id, person))
+                    "chat_ask_progress", lang, p=self._view(session, occ_id, person)
                 )
             return self._progress(session, person, event, occ_id, text, earlier)
         if state.flow == EXTEND and state.step == "await_date":
@@ -499,17 +493,15 @@ class Conversation(AdminActions):
         if state.flow == EXTEND and state.step == "await_reason":
             if not text:
                 return Outcome().say(
-                    render(
-                        "chat_ask_reason.html",
-                        lang,
-                        p=self._view(session, occ_id, person),
-                        new_date=(state.data or {}).get("new_date"),
-                    )
+                    "chat_ask_reason",
+                    lang,
+                    p=self._view(session, occ_id, person),
+                    requested_date=(state.data or {}).get("new_date"),
                 )
             new_date = date.fromisoformat(str((state.data or {})["new_date"]))
             return self._request_extension(session, person, event, occ_id, new_date, text, earlier)
         flows.clear(session, self.platform, event.chat_id)
-        return Outcome().say(render("chat_cancelled.html", lang))
+        return Outcome().say("chat_cancelled", lang)
 
     def _answer(
         self,
@@ -541,9 +533,7 @@ class Conversation(AdminActions):
                 note=rest or None,
             )
             outcome = Outcome(clear_buttons=[event.reply_to or ""])
-            return outcome.say(
-                render("chat_not_mine_sent.html", lang, p=self._view(session, occ_id, person))
-            )
+            return outcome.say("chat_not_mine_sent", lang, p=self._view(session, occ_id, person))
         if intent == "extend":
             self._check(session, occ_id, person)
             state = self._begin(
@@ -551,15 +541,16 @@ class Conversation(AdminActions):
             )
             if rest:
                 return self._extension_date(session, person, event, state, rest)
-            text = render(
-                "chat_ask_date.html", lang, p=self._view(session, occ_id, person), error=None
+            return Outcome().say(
+                "chat_ask_date",
+                lang,
+                actions=((button("cancel", 0, lang),),),
+                p=self._view(session, occ_id, person),
+                error=None,
             )
-            return Outcome().say(text, ((self._button_of("cancel", 0, lang),),))
         self._check(session, occ_id, person)  # nothing recognised: offer the buttons again
         p = self._view(session, occ_id, person)
-        return Outcome().say(
-            render("chat_choose.html", lang, p=p), self._answer_buttons(occ_id, lang)
-        )
+        return Outcome().say("chat_choose", lang, actions=self._answer_buttons(occ_id, lang), p=p)
 
     # ---- the actions -----------------------------------------------------------------------------
 
@@ -655,14 +646,12 @@ class Conversation(AdminActions):
                         Path(item.local_path).unlink()
             if refused.code == "evidence_required":  # ask for it instead of giving up
                 self._begin(session, event, person, DONE, "await_evidence", occ_id)
-                text = render(
-                    "chat_ask_evidence.html",
+                return Outcome(toast=phrase("chat_refusals", "evidence_required", lang)).say(
+                    "chat_ask_evidence",
                     lang,
+                    actions=((button("cancel", 0, lang),),),
                     p=self._view(session, occ_id, person),
                     required=True,
-                )
-                return Outcome(toast=phrase("chat_refusals", "evidence_required", lang)).say(
-                    text, ((self._button_of("cancel", 0, lang),),)
                 )
             raise
         flows.clear(session, self.platform, event.chat_id)
@@ -678,15 +667,14 @@ class Conversation(AdminActions):
                 group=event.group,
             )
         p = self._view(session, occ_id, person)
-        text = render(
-            "chat_done.html",
+        return Outcome(toast=phrase("chat_toasts", "done", lang)).say(
+            "chat_done",
             lang,
             p=p,
             note=note,
             evidence_count=len(evidence),
             finished=p["status"] == "done",
         )
-        return Outcome(toast=phrase("chat_toasts", "done", lang)).say(text)
 
     def _progress(
         self,
@@ -712,9 +700,7 @@ class Conversation(AdminActions):
         outcome = Outcome(toast=phrase("chat_toasts", "saved", self._lang(person)))
         if p["status"] != "open" and earlier:
             outcome.clear_buttons.append(earlier)
-        return outcome.say(
-            render("chat_progress_saved.html", self._lang(person), p=p, percent=percent)
-        )
+        return outcome.say("chat_progress_saved", self._lang(person), p=p, percent=percent)
 
     def _extension_date(
         self, session: Session, person: Person, event: Inbound, state: ChatState, text: str
@@ -725,17 +711,19 @@ class Conversation(AdminActions):
         today = self._today(session, person)
         found = find_date(text, today) if text else None
         p = self._view(session, occ_id, person)
-        cancel = ((self._button_of("cancel", 0, lang),),)
+        cancel = ((button("cancel", 0, lang),),)
         if found is None:
-            return Outcome().say(render("chat_ask_date.html", lang, p=p, error="unparsed"), cancel)
+            return Outcome().say("chat_ask_date", lang, actions=cancel, p=p, error="unparsed")
         occ = session.get(Occurrence, occ_id)
         assert occ is not None
         if found.day <= effective_due(occ):
             return Outcome().say(
-                render(
-                    "chat_ask_date.html", lang, p=p, error="not_later", given=found.day.isoformat()
-                ),
-                cancel,
+                "chat_ask_date",
+                lang,
+                actions=cancel,
+                p=p,
+                error="not_later",
+                given=found.day.isoformat(),
             )
         reason = re.sub("^" + _PUNCT, "", normalise(text)[found.end :]).strip()
         reason = re.sub(r"^(?:因为|由于|原因[是:：]?|because)\s*", "", reason) if reason else ""
@@ -752,8 +740,9 @@ class Conversation(AdminActions):
             ttl=self.config.state_ttl,
             new_date=found.day.isoformat(),
         )
-        text = render("chat_ask_reason.html", lang, p=p, new_date=found.day.isoformat())
-        return Outcome().say(text, cancel)
+        return Outcome().say(
+            "chat_ask_reason", lang, actions=cancel, p=p, requested_date=found.day.isoformat()
+        )
 
     def _request_extension(
         self,
@@ -777,7 +766,6 @@ class Conversation(AdminActions):
         flows.clear(session, self.platform, event.chat_id)
         lang = self._lang(person)
         p = self._view(session, occ_id, person)
-        text = render(
-            "chat_extension_sent.html", lang, p=p, new_date=new_date.isoformat(), reason=reason
+        return Outcome(toast=phrase("chat_toasts", "sent", lang)).say(
+            "chat_extension_sent", lang, p=p, requested_date=new_date.isoformat(), note=reason
         )
-        return Outcome(toast=phrase("chat_toasts", "sent", lang)).say(text)

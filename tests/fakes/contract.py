@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.adapters.base import ChatAdapter, Delivery, DeliveryError, OutboundMessage
+from bot.adapters.base import ChatAdapter, Delivery, DeliveryError
+from bot.messages import OutboundMessage, plain_text
 
 # the failure kinds every platform can produce, in the platform's own words
 RETRY_AFTER, TRANSIENT, TIMEOUT, GONE, REFUSED = (
@@ -76,8 +77,7 @@ class ScriptedAdapter:
 
 
 def _text_of(message: OutboundMessage) -> str:
-    text = getattr(message, "text", None)
-    return str(text if text is not None else getattr(message, "message", ""))
+    return plain_text(message.message)
 
 
 def _error(kind: str, seconds: int) -> DeliveryError:
