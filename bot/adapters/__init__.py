@@ -70,7 +70,7 @@ register(
 register(
     Platform(
         "dingtalk",
-        "bot.adapters.dingtalk",
+        "bot.adapters.dingtalk.frontend",
         lambda s: s.dingtalk_client_id is not None,
     )
 )

@@ -87,6 +87,9 @@ class Sent:
     def buttons(self) -> dict[str, str]:
         """Label → the text a tap sends (the dtmd link's content)."""
         found: dict[str, str] = {}
+        single = self.param.get("singleURL")
+        if isinstance(single, str) and single.startswith(DTMD):
+            found[str(self.param.get("singleTitle"))] = unquote(single[len(DTMD) :])
         for i in range(1, 6):
             label, url = self.param.get(f"actionTitle{i}"), self.param.get(f"actionURL{i}")
             if label and isinstance(url, str) and url.startswith(DTMD):
