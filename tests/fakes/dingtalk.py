@@ -59,8 +59,9 @@ MSG_KEYS: dict[str, tuple[str, ...]] = {
 DTMD = "dtmd://dingtalkclient/sendMessage?content="
 
 # failure kinds of :meth:`FakeDingTalk.fail`
-THROTTLED, SERVER_ERROR, SLOW, GONE, BAD_REQUEST, FLOW_CONTROLLED, QUOTA = (
+THROTTLED, IP_BANNED, SERVER_ERROR, SLOW, GONE, BAD_REQUEST, FLOW_CONTROLLED, QUOTA = (
     "throttled",
+    "ip_banned",
     "server_error",
     "slow",
     "gone",
@@ -155,6 +156,7 @@ class FakeDingTalk:
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ws_port = 0
+        self._port = 0
         self._sockets: set[ServerConnection] = set()
         self._stop: asyncio.Event | None = None
         for mobile, user in (users or {}).items():
@@ -179,13 +181,16 @@ class FakeDingTalk:
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
+        """Idempotent: a test may take the fake down before its fixture does."""
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stop.set)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server = None
         for thread in self._threads:
             thread.join(timeout=5)
+        self._threads = []
 
     def __enter__(self) -> FakeDingTalk:
         return self.start()
@@ -195,8 +200,9 @@ class FakeDingTalk:
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        if self._server is not None:
+            self._port = int(self._server.server_address[1])
+        return f"http://127.0.0.1:{self._port}"
 
     # ---- scripting ------------------------------------------------------------------------
 
@@ -513,6 +519,9 @@ class FakeDingTalk:
                     {"code": "Forbidden.AccessDenied.QpsLimitForApi", "message": "QPS 超限"},
                     0,
                 )
+            if kind == IP_BANNED:  # the IP dimension's answer: no error code, a wait in minutes
+                ban = {"status": 1111, "wait": seconds / 60, "source": "x5", "punish": "deny"}
+                return 403, ban, 0
             if kind == QUOTA:
                 return 403, {"code": "Forbidden.AccessDenied.ApiCountLimitForOrg"}, 0
             if kind == SERVER_ERROR:
