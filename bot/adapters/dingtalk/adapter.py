@@ -16,13 +16,15 @@ Limits (:attr:`DingTalkAdapter.limits`, strict windows in bot.pacing):
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.adapters.base import Delivery, DeliveryError, RateLimits
 from bot.adapters.dingtalk.openapi import OpenApi
-from bot.adapters.dingtalk.render import robot_message
 from bot.clock import Clock
-from bot.messages import Button, OutboundMessage
+
+if TYPE_CHECKING:  # the renderer is imported when a message is sent (the directory needs none)
+    from bot.messages import Button, OutboundMessage
 
 PLATFORM = "dingtalk"
 LIMITS = RateLimits(overall_per_second=20, per_chat_per_second=1, per_chat=((500, 86_400.0),))
@@ -52,9 +54,12 @@ class DingTalkAdapter:
         self.limits: RateLimits | None = LIMITS
 
     async def send(self, message: OutboundMessage) -> Delivery:
+        """Render and send; the processQueryKey is the message's reference."""
         user = message.chat_id
         if not user or len(user) > MAX_USERID:
             raise DeliveryError(f"not a DingTalk userid: {user[:20]!r}", permanent=True)
+        from bot.adapters.dingtalk.render import robot_message
+
         sent_at = self.clock.now().astimezone(self.tz).strftime("%Y-%m-%d %H:%M")
         key, param = robot_message(message.message, encode=self._encode, sent_at=sent_at)
         query_key = await self.api.send_to_user(user, key, param)

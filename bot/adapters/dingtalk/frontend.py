@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import Engine as DbEngine
@@ -32,10 +32,12 @@ from bot.clock import Clock
 from bot.conversation.base import ChatConfig
 from bot.conversation.events import Attachment, Inbound, Outcome
 from bot.conversation.service import Conversation
-from bot.messages import Message, OutboundMessage
 from bot.settings import Settings
 from bot.signing import Signer, derive_secret
 from bot.texts import LANGS, phrase
+
+if TYPE_CHECKING:
+    from bot.messages import OutboundMessage
 
 log = logging.getLogger("dutybot.dingtalk")
 
@@ -153,6 +155,8 @@ class DingTalkFrontend:
         """The replies, as robot messages.  DingTalk has no toast: a toast alone (a refusal,
         a stale button) is said as a short message; beside replies it adds nothing.
         Sent messages cannot lose their buttons; a stale one answers that it is done."""
+        from bot.messages import Message, OutboundMessage
+
         messages = [say.message for say in outcome.says]
         if not messages and outcome.toast:
             lang = self.conversation.config.lang
