@@ -401,6 +401,25 @@ def upcoming(
 
 
 @app.command()
+def bindings(
+    schedule: Annotated[
+        str | None, typer.Option("--schedule", help="schedule id / 清单编号")
+    ] = None,
+    platform: Annotated[
+        str, typer.Option("--platform", help="dingtalk, wecom, telegram / 平台")
+    ] = "dingtalk",
+    resolve: Annotated[
+        bool,
+        typer.Option("--resolve", help="bind whom the directory finds / 按通讯录自动绑定"),
+    ] = False,
+) -> None:
+    """列出每人在某平台的绑定情况；--resolve 按通讯录绑定。Who is bound, resolvable, unresolved."""
+    from bot.bindings import run_bindings
+
+    raise typer.Exit(run_bindings(get_settings(), schedule, platform, resolve=resolve))
+
+
+@app.command()
 def extract(
     doc: Annotated[Path, typer.Argument(help="document: .txt .md .html .docx .xlsx / 清单文件")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="draft YAML / 草稿")] = None,

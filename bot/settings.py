@@ -118,6 +118,17 @@ def env_name(field: str) -> str:
         return str(alias.choices[0])
     return f"DUTYBOT_{field.upper()}"
 
+    # ---- DingTalk (bot.adapters.dingtalk): an enterprise internal app with a robot, Stream mode.
+    # Every host is configuration: private deployments (专有钉钉, 浙政钉, 渝快政) use their own.
+    dingtalk_client_id: str | None = None  # the app's Client ID (AppKey)
+    dingtalk_client_secret: SecretStr | None = None  # the app's Client Secret (AppSecret)
+    dingtalk_robot_code: str | None = None  # the robot's code; the Client ID when unset
+    dingtalk_api_base: str = "https://api.dingtalk.com"  # new-style OpenAPI (v1.0/...)
+    dingtalk_oapi_base: str = "https://oapi.dingtalk.com"  # old-style OpenAPI (topapi/...)
+    # the Stream gateway's "open connection" endpoint (the SDK's OPEN_CONNECTION_API)
+    dingtalk_stream_base: str = "https://api.dingtalk.com"
+    dingtalk_timeout: float = Field(default=10.0, gt=0)  # seconds per OpenAPI request
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

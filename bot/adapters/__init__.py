@@ -67,3 +67,10 @@ register(
         lambda s: s.telegram_token is not None,
     )
 )
+register(
+    Platform(
+        "dingtalk",
+        "bot.adapters.dingtalk.frontend",
+        lambda s: s.dingtalk_client_id is not None,
+    )
+)

@@ -41,6 +41,18 @@ class ChatConfig:
     horizon_days: int = 62
     list_limit: int = 20
 
+    @classmethod
+    def from_settings(cls, settings: Any) -> ChatConfig:
+        """The conversation's part of :class:`bot.settings.Settings` (any platform)."""
+        return cls(
+            lang=settings.lang,
+            invite_ttl=timedelta(hours=settings.invite_ttl_hours),
+            state_ttl=timedelta(hours=settings.conversation_ttl_hours),
+            evidence_dir=Path(settings.evidence_dir) if settings.evidence_dir else None,
+            evidence_max_bytes=settings.evidence_max_bytes,
+            horizon_days=settings.horizon_days,
+        )
+
 
 def safe_name(name: str) -> str:
     """A file name that is safe on any disk: no folders, no odd characters."""
