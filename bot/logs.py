@@ -33,15 +33,10 @@ def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **f
 
 def secrets_of(settings: Settings) -> list[str]:
     """The configured values that must never be written to a log."""
-    found = [
-        s.get_secret_value()
-        for s in (
-            settings.telegram_token,
-            settings.telegram_webhook_secret,
-            settings.callback_secret,
-        )
-        if s is not None and s.get_secret_value()
-    ]
+    from bot.settings import SECRET_FIELDS
+
+    values = [getattr(settings, name, None) for name in SECRET_FIELDS]
+    found = [s.get_secret_value() for s in values if s is not None and s.get_secret_value()]
     from sqlalchemy.engine import make_url
 
     password = make_url(settings.database_url).password

@@ -64,6 +64,17 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"  # auto: JSON unless stderr is a terminal
 
+    # ---- DingTalk (bot.adapters.dingtalk): an enterprise internal app with a robot, Stream mode.
+    # Every host is configuration: private deployments (专有钉钉, 浙政钉, 渝快政) use their own.
+    dingtalk_client_id: str | None = None  # the app's Client ID (AppKey)
+    dingtalk_client_secret: SecretStr | None = None  # the app's Client Secret (AppSecret)
+    dingtalk_robot_code: str | None = None  # the robot's code; the Client ID when unset
+    dingtalk_api_base: str = "https://api.dingtalk.com"  # new-style OpenAPI (v1.0/...)
+    dingtalk_oapi_base: str = "https://oapi.dingtalk.com"  # old-style OpenAPI (topapi/...)
+    # the Stream gateway's "open connection" endpoint (the SDK's OPEN_CONNECTION_API)
+    dingtalk_stream_base: str = "https://api.dingtalk.com"
+    dingtalk_timeout: float = Field(default=10.0, gt=0)  # seconds per OpenAPI request
+
     @field_validator("lang")
     @classmethod
     def _known_lang(cls, value: str) -> str:
@@ -107,7 +118,12 @@ class Settings(BaseSettings):
         return self
 
 
-SECRET_FIELDS = ("telegram_token", "telegram_webhook_secret", "callback_secret")
+SECRET_FIELDS = (
+    "telegram_token",
+    "telegram_webhook_secret",
+    "callback_secret",
+    "dingtalk_client_secret",
+)
 
 
 def env_name(field: str) -> str:
@@ -117,17 +133,6 @@ def env_name(field: str) -> str:
     if isinstance(alias, AliasChoices) and alias.choices:
         return str(alias.choices[0])
     return f"DUTYBOT_{field.upper()}"
-
-    # ---- DingTalk (bot.adapters.dingtalk): an enterprise internal app with a robot, Stream mode.
-    # Every host is configuration: private deployments (专有钉钉, 浙政钉, 渝快政) use their own.
-    dingtalk_client_id: str | None = None  # the app's Client ID (AppKey)
-    dingtalk_client_secret: SecretStr | None = None  # the app's Client Secret (AppSecret)
-    dingtalk_robot_code: str | None = None  # the robot's code; the Client ID when unset
-    dingtalk_api_base: str = "https://api.dingtalk.com"  # new-style OpenAPI (v1.0/...)
-    dingtalk_oapi_base: str = "https://oapi.dingtalk.com"  # old-style OpenAPI (topapi/...)
-    # the Stream gateway's "open connection" endpoint (the SDK's OPEN_CONNECTION_API)
-    dingtalk_stream_base: str = "https://api.dingtalk.com"
-    dingtalk_timeout: float = Field(default=10.0, gt=0)  # seconds per OpenAPI request
 
 
 @lru_cache(maxsize=1)

@@ -89,7 +89,7 @@ def test_bad_input_is_refused_clearly(configured: Engine, fake: FakeDingTalk) ->
     said = run("bindings", "--platform", "icq", code=2)
     assert "未知平台「icq」" in said
     said = run("bindings", "--schedule", "nope", code=1)
-    assert "找不到清单「nope」" in said
+    assert "没有找到清单“nope”" in said
     fake.stop()  # the directory is down: said once, nothing bound
     said = run("bindings", "--platform", "dingtalk", "--resolve", code=1)
     assert "通讯录失败" in said and "Traceback" not in said
