@@ -21,7 +21,6 @@ import warnings
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
-from urllib.parse import quote
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.constants import ParseMode
@@ -39,6 +38,7 @@ from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.adapters.base import Button, Delivery, DeliveryError, OutboundMessage, RateLimits
+from bot.adapters.redaction import redact_in_logs
 
 __all__ = [
     "CALLBACK_DATA_LIMIT",
@@ -368,33 +368,5 @@ def split_message(text: str, limit: int = TEXT_LIMIT) -> list[str]:
 # ---- keeping the token out of logs ----------------------------------------------------------
 
 
-class _RedactTokens(logging.Filter):
-    """Rewrites a record whose message contains a known token."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tokens: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record is not ours to fix
-            return True
-        redacted = message
-        for token in self.tokens:
-            redacted = redacted.replace(token, "<token>")
-        if redacted != message:
-            record.msg, record.args = redacted, ()
-        return True
-
-
-_REDACT = _RedactTokens()
-
-
 def _redact_in_logs(token: str) -> None:
-    _REDACT.tokens.add(token)
-    _REDACT.tokens.add(quote(token, safe=""))  # file downloads quote it: 123%3AABC
-    for name in _TOKEN_LOGGERS:
-        logger = logging.getLogger(name)
-        if _REDACT not in logger.filters:
-            logger.addFilter(_REDACT)
+    redact_in_logs(token, _TOKEN_LOGGERS)
