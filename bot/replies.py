@@ -77,9 +77,7 @@ class _Case:
         return {**base, "by": self.person.name, **extra}
 
 
-def _case(
-    session: Session, occurrence_id: int, person_id: int, via: Via | None = None
-) -> _Case:
+def _case(session: Session, occurrence_id: int, person_id: int, via: Via | None = None) -> _Case:
     occ = session.get(Occurrence, occurrence_id)
     person = session.get(Person, person_id)
     if occ is None or person is None:

@@ -67,3 +67,10 @@ register(
         lambda s: s.telegram_token is not None,
     )
 )
+register(
+    Platform(
+        "wecom",
+        "bot.adapters.wecom.app",
+        lambda s: bool(s.wecom_corp_id) and s.wecom_secret is not None,
+    )
+)
