@@ -314,6 +314,12 @@ def test_invite_code_binds_a_member_not_declared_in_the_schedule(
             assert "绑定成功" in rig.texts("stranger")[-1]
             await rig.client.text("stranger", "/tasks")
             assert len(rig.texts("stranger")) == 2
+            # an admin's /report: the ledger uploaded as a file, then its caption
+            await rig.client.text("stranger", "/report")
+            [(content, name)] = rig.fake.uploads.values()
+            assert name.endswith(".xlsx") and content.startswith(b"PK")
+            kinds = [s.body["msgtype"] for s in rig.fake.received("stranger")]
+            assert kinds[-2:] == ["file", "markdown"]
 
     asyncio.run(scenario())
     with Session(engine) as session:

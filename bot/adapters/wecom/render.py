@@ -25,7 +25,7 @@ import html
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.adapters.base import Button
@@ -130,7 +130,11 @@ def card_from_html(text: str) -> Card:
             continue
         pieces = [p.strip() for p in line.split("｜")]
         matched = [_FIELD.match(p) for p in pieces]
-        if all(matched) and len(fields) + len(pieces) <= FIELDS_LIMIT:
+        short = all(
+            m and len(m.group(1)) <= KEYNAME_LIMIT and len(m.group(2)) <= VALUE_LIMIT
+            for m in matched
+        )
+        if short and len(fields) + len(pieces) <= FIELDS_LIMIT:
             fields += [(m.group(1), m.group(2)) for m in matched if m]
         else:
             body.append(line)
@@ -170,13 +174,18 @@ def split_bytes(text: str, limit: int = CONTENT_BYTES) -> list[str]:
     return parts or [text[:1] or " "]
 
 
+def fitted(card: Card) -> Card:
+    """A title too long for the card's title line is repeated whole in its text."""
+    if len(card.title) <= TITLE_LIMIT:
+        return card
+    return replace(card, body=(card.title, *card.body))
+
+
 def fits(card: Card, buttons: list[Button]) -> bool:
-    """Does the whole message fit one card (nothing clipped, at most six buttons)?"""
-    body = "\n".join(card.body)
+    """Does the whole message fit one card (at most six buttons; nothing lost but the end of
+    the header line -- the list's name -- which the card shows clipped)?"""
     return (
-        len(card.title) <= TITLE_LIMIT
-        and len(card.header) <= TITLE_DESC_LIMIT
-        and len(body) <= SUB_TITLE_LIMIT
+        len("\n".join(card.body)) <= SUB_TITLE_LIMIT
         and all(len(k) <= KEYNAME_LIMIT and len(v) <= VALUE_LIMIT for k, v in card.fields)
         and len(buttons) <= BUTTONS_LIMIT
     )
@@ -236,7 +245,8 @@ def render(
     """A card when the message fits one; else markdown (in parts) and cards for the buttons."""
     buttons = [b for row in rows for b in row]
     out = Rendered()
-    if buttons and fits(card, buttons):
+    if buttons and fits(fitted(card), buttons):
+        card = fitted(card)
         tid = task_id()
         out.bodies.append(_card_body(card, buttons, encode, tid))
         out.task_ids.append(tid)
