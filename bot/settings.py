@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     # 政务微信 and private deployments serve the same API from their own host
     wecom_api_base: str = "https://qyapi.weixin.qq.com"
     wecom_callback_path: str = "/wecom/callback"
+    # host:port where dutybot run serves the callback URL itself (behind a reverse proxy);
+    # unset when the web app (bot.web) mounts it
+    wecom_listen: str | None = None
     # the corp's 账号上限数: the app may send to at most 200 × this many people a day
     wecom_account_limit: int = Field(default=200, gt=0)
     wecom_timeout: float = Field(default=10.0, gt=0)  # seconds per API request

@@ -325,3 +325,18 @@ def test_invite_code_binds_a_member_not_declared_in_the_schedule(
     with Session(engine) as session:
         binding = session.exec(select(ChatBinding).where(ChatBinding.chat_id == "stranger")).one()
     assert binding.platform == "wecom" and binding.via == "invite"
+
+
+def test_dutybot_run_can_serve_the_callback_url_itself(engine: Engine, tmp_path: Path) -> None:
+    seed(engine)
+
+    async def scenario() -> None:
+        async with running(engine, tmp_path, wecom_listen="127.0.0.1:0") as rig:
+            host, port = rig.frontend.listening
+            own = CallbackClient(f"http://{host}:{port}/wecom/callback", now=rig.clock.now)
+            answer = await own.verify_url("echo-42")
+            assert (answer.status_code, answer.text) == (200, "echo-42")
+            await own.text("stranger", "帮助")
+            assert "尚未绑定任何人员" in rig.texts("stranger")[-1]
+
+    asyncio.run(scenario())

@@ -159,6 +159,8 @@ class WeComFrontend:
                 window=settings.wecom_replay_window_seconds,
             )
         self._lock = asyncio.Lock()
+        self._server: Any = None
+        self._serving: asyncio.Task[None] | None = None
 
     def routes(self) -> list[Any]:
         """The callback URL; none (send only) without DUTYBOT_WECOM_TOKEN and _AES_KEY."""
@@ -181,8 +183,37 @@ class WeComFrontend:
 
         with contextlib.suppress(Exception):
             await bind_declared(db=self.db, api=self.api, now=self.clock.now())
+        if self.settings.wecom_listen and self.callback is not None:
+            await self._listen(self.settings.wecom_listen)
+
+    async def _listen(self, where: str) -> None:
+        """Serve the callback URL from this process (DUTYBOT_WECOM_LISTEN=host:port)."""
+        import uvicorn
+        from starlette.applications import Starlette
+
+        host, _, port = where.rpartition(":")
+        config = uvicorn.Config(
+            Starlette(routes=self.routes()),
+            host=host or "127.0.0.1",
+            port=int(port),
+            log_level="warning",
+            lifespan="off",
+        )
+        self._server = uvicorn.Server(config)
+        self._serving = asyncio.create_task(self._server.serve())
+        while not self._server.started and not self._serving.done():
+            await asyncio.sleep(0.01)
+        if self._serving.done():  # the port is taken, say: the error is the task's
+            await self._serving
+        sockets = self._server.servers[0].sockets
+        self.listening = sockets[0].getsockname()[:2]
+        log.info("WeCom callback URL served on %s:%d", *self.listening)
 
     async def stop(self) -> None:
+        if self._server is not None and self._serving is not None:
+            self._server.should_exit = True
+            with contextlib.suppress(Exception):
+                await self._serving
         await self.adapter.stop()
 
     # ---- events -------------------------------------------------------------------------
