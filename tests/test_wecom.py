@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 
 import pytest
 from sqlalchemy import Engine
@@ -234,8 +235,12 @@ def test_pacing_follows_the_documented_per_member_and_per_app_limits() -> None:
     assert limits.overall == ((100_000, 86_400.0),)  # 500 accounts × 200 a day
 
 
-def test_concurrent_sends_after_an_expiry_fetch_one_token_and_lose_nothing() -> None:
+def test_concurrent_sends_after_an_expiry_fetch_one_token_and_lose_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
     members = {f"m{n}": "" for n in range(20)}
+    tokens: list[str] = []
 
     async def scenario(fake: FakeWeCom) -> None:
         api = WeComApi(corp_id=CORP_ID, secret=SECRET, base_url=fake.url)
@@ -246,9 +251,13 @@ def test_concurrent_sends_after_an_expiry_fetch_one_token_and_lose_nothing() -> 
         await adapter.stop()
         assert len(fake.calls_to("/cgi-bin/gettoken")) == 2  # one refresh for twenty sends
         assert sorted(s.userid for s in fake.sent) == sorted(members)
+        tokens.extend(c.params["access_token"] for c in fake.calls_to("/cgi-bin/message/send"))
 
     with FakeWeCom(members=members) as fake:
         asyncio.run(scenario(fake))
+    assert "cgi-bin/gettoken" in caplog.text  # httpx did log the requests...
+    assert SECRET not in caplog.text  # ...without the secret or any token
+    assert tokens and not any(token in caplog.text for token in set(tokens))
 
 
 def test_a_member_listed_invalid_and_a_wrong_secret() -> None:

@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 
 from bot.adapters.base import Button, Delivery, DeliveryError, OutboundMessage, RateLimits
-from bot.adapters.wecom.api import MediaTooLarge, WeComApi, WeComApiError
+from bot.adapters.wecom.api import WeComApi, WeComApiError
 from bot.adapters.wecom.render import Card, card_from_html, new_task_id, render
 from bot.clock import Clock
 from bot.texts import DEFAULT_LANG
@@ -232,10 +232,3 @@ class WeComAdapter:
             log.warning("updating card %s failed: %s", task_id, type(exc).__name__)
             return False
         return True
-
-    async def fetch_media(self, media_id: str, *, max_bytes: int) -> tuple[bytes, str | None]:
-        try:
-            media = await self.api.download(media_id, max_bytes=max_bytes)
-        except MediaTooLarge:
-            raise
-        return media.content, media.file_name

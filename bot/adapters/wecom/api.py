@@ -32,6 +32,7 @@ log = logging.getLogger("dutybot.wecom")
 
 DEFAULT_API_BASE = "https://qyapi.weixin.qq.com"
 TOKEN_ERRORS = frozenset({42001, 40014, 41001})  # expired / invalid / missing access_token
+KEPT_REDACTED = 4  # tokens kept out of the logs after they were replaced (late answers)
 REFRESH_MARGIN = 300.0  # seconds before expires_in runs out that a token is fetched again
 # httpx logs request URLs (with access_token and corpsecret in the query); so could we
 SECRET_LOGGERS = ("httpx", "httpcore", "dutybot.wecom")
@@ -79,6 +80,7 @@ class WeComApi:
         self._client: httpx.AsyncClient | None = None
         self._token: str | None = None
         self._token_until = 0.0
+        self._redacted: list[str] = []
         self._lock = asyncio.Lock()
         self.token_fetches = 0
 
@@ -121,8 +123,9 @@ class WeComApi:
             if not token:
                 raise WeComApiError(-1, "gettoken answered without a token", path="gettoken")
             redact_in_logs(token, SECRET_LOGGERS)
-            if self._token:
-                forget(self._token)
+            self._redacted.append(token)
+            if len(self._redacted) > KEPT_REDACTED:  # long dead: no request carries it now
+                forget(self._redacted.pop(0))
             expires = float(data.get("expires_in") or 7200)
             self._token = token
             self._token_until = self._monotonic() + max(expires - REFRESH_MARGIN, expires / 2)
