@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine
 from sqlmodel import Session, select
 from starlette.applications import Starlette
 
@@ -29,7 +29,7 @@ from bot.schedule.importer import import_schedule
 from bot.schedule.validate import load_schedule
 from bot.settings import Settings
 from bot.store.db import session_scope
-from bot.store.models import AuditEvent, ChatBinding, Evidence, Occurrence, Person, Reply, Task
+from bot.store.models import AuditEvent, ChatBinding, Evidence, Person, Reply
 from bot.worker import Worker
 from tests.fakes.botapi import FakeBotApi
 from tests.fakes.chat import IMPORTED, REMIND_DAY, SCHEDULE_YAML
@@ -43,6 +43,7 @@ from tests.fakes.wecom import (
     FakeWeCom,
     Sent,
 )
+from tests.test_telegram_e2e import count, occurrence
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
@@ -126,21 +127,6 @@ async def running(engine: Engine, tmp_path: Path, **options: Any) -> AsyncIterat
             await telegram.stop()
             server.should_exit = True
             await serving
-
-
-def occurrence(engine: Engine, ref: str) -> Occurrence:
-    with Session(engine) as session:
-        return session.exec(
-            select(Occurrence)
-            .join(Task, Task.id == Occurrence.task_id)  # type: ignore[arg-type]
-            .where(Task.ref == ref)
-            .order_by(Occurrence.due_date)  # type: ignore[arg-type]
-        ).first()  # type: ignore[return-value]
-
-
-def count(engine: Engine, model: Any) -> int:
-    with Session(engine) as session:
-        return int(session.exec(select(func.count()).select_from(model)).one())
 
 
 def test_reminder_card_click_photo_lead_told_card_updated_through_a_token_expiry(

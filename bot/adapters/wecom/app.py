@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import Engine as DbEngine
 
-from bot.adapters.base import DeliveryError, OutboundMessage
+from bot.adapters.base import OutboundMessage, send_reply
 from bot.adapters.wecom.adapter import WeComAdapter
 from bot.adapters.wecom.api import WeComApi
 from bot.adapters.wecom.callback import Callback
@@ -42,8 +42,6 @@ log = logging.getLogger("dutybot.wecom")
 
 PLATFORM = "wecom"
 DEFAULT_EVIDENCE_DIR = Path("evidence")
-RETRY_WAIT = 0.5  # seconds before the one retry of a reply after a transient failure
-MAX_REPLY_WAIT = 10.0
 _BIND = re.compile(r"^\s*(?:绑定|bind|/start)\s+(\S{8,64})\s*$", re.IGNORECASE)
 
 
@@ -252,15 +250,7 @@ class WeComFrontend:
                 log.warning("reply to %s failed: %s", event.chat_id, type(exc).__name__)
 
     async def _reply(self, message: OutboundMessage) -> None:
-        """Send a reply, once more after a short wait: the person is waiting for it."""
-        try:
-            await self.adapter.send(message)
-        except DeliveryError as exc:
-            wait = exc.retry_after if exc.retry_after is not None else RETRY_WAIT
-            if exc.permanent or wait > MAX_REPLY_WAIT:
-                raise
-            await asyncio.sleep(wait)
-            await self.adapter.send(message)
+        await send_reply(self.adapter, message)
 
 
 def frontend(*, settings: Settings, db: DbEngine, clock: Clock) -> WeComFrontend:
