@@ -179,8 +179,10 @@ class WeComFrontend:
             log.error("WeCom token request failed at start: %s", type(exc).__name__)
         from bot.adapters.wecom.directory import bind_declared
 
-        with contextlib.suppress(Exception):
+        try:
             await bind_declared(db=self.db, api=self.api, now=self.clock.now())
+        except Exception as exc:  # invites still work; the next start tries again
+            log.warning("WeCom: binding declared accounts failed: %s", type(exc).__name__)
         if self.settings.wecom_listen and self.callback is not None:
             await self._listen(self.settings.wecom_listen)
 
