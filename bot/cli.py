@@ -10,6 +10,7 @@ the exceptions' own fields (parameter, pydantic error type, input) instead.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -439,11 +440,28 @@ def demo(
     full: Annotated[
         bool, typer.Option("--full", help="print every message in full / 打印完整消息")
     ] = False,
+    platform: Annotated[
+        str,
+        typer.Option("--platform", help="show messages as: console, wecom / 消息显示方式"),
+    ] = "console",
 ) -> None:
     """演示：用模拟时钟在内置 SQLite 上运行真实清单数月。Run the demo (no chat token)."""
     from bot.demo import run_demo
 
-    run_demo(_lang(), until=until.date() if until else None, full=full)
+    if platform != "console" and not _has_preview(platform):
+        _say("unknown_platform", err=True, platform=platform)
+        raise typer.Exit(2)
+    run_demo(_lang(), until=until.date() if until else None, full=full, platform=platform)
+
+
+def _has_preview(platform: str) -> bool:
+    """Does ``bot.adapters.<platform>.preview`` exist (the demo's view of that platform)?"""
+    if not platform.isidentifier():
+        return False
+    try:
+        return importlib.util.find_spec(f"bot.adapters.{platform}.preview") is not None
+    except ModuleNotFoundError:
+        return False
 
 
 @app.command("run")

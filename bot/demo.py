@@ -8,6 +8,7 @@ answers late, one asks for an extension that the lead approves, one never answer
 from __future__ import annotations
 
 import asyncio
+import importlib
 import sys
 import tempfile
 import time as wallclock
@@ -184,8 +185,22 @@ class Script:
         return event
 
 
+def _chat(platform: str, clock: SimulatedClock, out: TextIO, tz: ZoneInfo, lang: str, brief: bool):  # type: ignore[no-untyped-def]
+    """The demo's chat: the console, or a platform's preview (``bot.adapters.<name>.preview``)
+    printing each message as that platform shows it."""
+    if platform == "console":
+        return ConsoleAdapter(clock, out=out, tz=tz, lang=lang, brief=brief)
+    module = importlib.import_module(f"bot.adapters.{platform}.preview")
+    return module.preview(clock=clock, out=out, tz=tz, lang=lang, brief=brief)
+
+
 def run_demo(
-    lang: str, *, until: date | None = None, full: bool = False, out: TextIO | None = None
+    lang: str,
+    *,
+    until: date | None = None,
+    full: bool = False,
+    out: TextIO | None = None,
+    platform: str = "console",
 ) -> None:
     out = out or sys.stdout
     loaded = load_schedule(SEED, lang=lang)
@@ -209,9 +224,9 @@ def run_demo(
             schedule = session.get(Schedule, spec.schedule)
             assert schedule is not None
             st = schedule_time(schedule)
-            bind_everyone(session, platform=ConsoleAdapter.platform, now=clock.now())
+            bind_everyone(session, platform=platform, now=clock.now())
         out.write(render("import_diff", lang, diff=diff) + "\n\n")
-        console = ConsoleAdapter(clock, out=out, tz=st.tz, lang=lang, brief=not full)
+        console = _chat(platform, clock, out, st.tz, lang, not full)
         worker = Worker(db, console, clock, lang=lang)
         timeline = Timeline()
         script = Script(db, st, spec.schedule, timeline)

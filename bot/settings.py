@@ -75,6 +75,24 @@ class Settings(BaseSettings):
     dingtalk_stream_base: str = "https://api.dingtalk.com"
     dingtalk_timeout: float = Field(default=10.0, gt=0)  # seconds per OpenAPI request
 
+    # ---- WeCom / 企业微信 self-built app (bot.adapters.wecom); secrets are never logged ----
+    wecom_corp_id: str | None = None  # 企业ID (我的企业 → 企业信息)
+    wecom_agent_id: int | None = None  # the app's AgentId
+    wecom_secret: SecretStr | None = None  # the app's Secret
+    wecom_token: SecretStr | None = None  # 接收消息 → 设置API接收: Token
+    wecom_aes_key: SecretStr | None = None  # 接收消息 → 设置API接收: EncodingAESKey (43 chars)
+    # 政务微信 and private deployments serve the same API from their own host
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    wecom_callback_path: str = "/wecom/callback"
+    # host:port where dutybot run serves the callback URL itself (behind a reverse proxy);
+    # unset when the web app (bot.web) mounts it
+    wecom_listen: str | None = None
+    # the corp's 账号上限数: the app may send to at most 200 × this many people a day
+    wecom_account_limit: int = Field(default=200, gt=0)
+    wecom_timeout: float = Field(default=10.0, gt=0)  # seconds per API request
+    # callbacks whose timestamp is further than this from now are refused (replays)
+    wecom_replay_window_seconds: int = Field(default=300, ge=30)
+
     @field_validator("lang")
     @classmethod
     def _known_lang(cls, value: str) -> str:
@@ -123,6 +141,9 @@ SECRET_FIELDS = (
     "telegram_webhook_secret",
     "callback_secret",
     "dingtalk_client_secret",
+    "wecom_secret",
+    "wecom_token",
+    "wecom_aes_key",
 )
 
 

@@ -74,3 +74,10 @@ register(
         lambda s: s.dingtalk_client_id is not None,
     )
 )
+register(
+    Platform(
+        "wecom",
+        "bot.adapters.wecom.app",
+        lambda s: bool(s.wecom_corp_id) and s.wecom_secret is not None,
+    )
+)

@@ -10,6 +10,7 @@ transient (retry later, no sooner than ``retry_after`` when the platform said so
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -62,6 +63,24 @@ class ChatAdapter(Protocol):
     async def send(self, message: OutboundMessage) -> Delivery:
         """Deliver one message or raise DeliveryError."""
         ...
+
+
+REPLY_RETRY_WAIT = 0.5  # seconds before the one retry of a reply after a transient failure
+MAX_REPLY_WAIT = 10.0  # a longer flood wait is not worth holding up the next update
+
+
+async def send_reply(adapter: ChatAdapter, message: OutboundMessage) -> Delivery:
+    """A conversation's reply (not an outbox delivery): sent once more after a short
+    flood-control wait or a server hiccup -- the person is waiting for it, and what they did
+    is already recorded either way."""
+    try:
+        return await adapter.send(message)
+    except DeliveryError as exc:
+        wait = exc.retry_after if exc.retry_after is not None else REPLY_RETRY_WAIT
+        if exc.permanent or wait > MAX_REPLY_WAIT:
+            raise
+        await asyncio.sleep(wait)
+        return await adapter.send(message)
 
 
 @dataclass

@@ -29,7 +29,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, LinkPreviewOptions
 from telegram.constants import ParseMode
@@ -47,6 +46,7 @@ from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.adapters.base import Delivery, DeliveryError, RateLimits
+from bot.adapters.redaction import redact_in_logs
 from bot.messages import Button, Message, OutboundMessage, fit_actions, layout
 
 __all__ = [
@@ -418,33 +418,5 @@ def split_message(text: str, limit: int = TEXT_LIMIT) -> list[str]:
 # ---- keeping the token out of logs ----------------------------------------------------------
 
 
-class _RedactTokens(logging.Filter):
-    """Rewrites a record whose message contains a known token."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tokens: set[str] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record is not ours to fix
-            return True
-        redacted = message
-        for token in self.tokens:
-            redacted = redacted.replace(token, "<token>")
-        if redacted != message:
-            record.msg, record.args = redacted, ()
-        return True
-
-
-_REDACT = _RedactTokens()
-
-
 def _redact_in_logs(token: str) -> None:
-    _REDACT.tokens.add(token)
-    _REDACT.tokens.add(quote(token, safe=""))  # file downloads quote it: 123%3AABC
-    for name in _TOKEN_LOGGERS:
-        logger = logging.getLogger(name)
-        if _REDACT not in logger.filters:
-            logger.addFilter(_REDACT)
+    redact_in_logs(token, _TOKEN_LOGGERS)

@@ -40,7 +40,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.adapters.base import DeliveryError
+from bot.adapters.base import DeliveryError, send_reply
 from bot.adapters.telegram import TelegramAdapter, _file_url_for, _redact_in_logs
 from bot.clock import Clock
 from bot.conversation.events import Attachment, Inbound, Outcome
@@ -71,8 +71,6 @@ ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 TOAST_LIMIT = 200
 SECRET_HEADER = b"x-telegram-bot-api-secret-token"
 MAX_UPDATE_BYTES = 1024 * 1024
-RETRY_WAIT = 0.5  # seconds before the one retry of a reply after a transient failure
-MAX_REPLY_WAIT = 10.0  # a longer flood wait is not worth holding up the next update
 
 
 def inbound(update: Update) -> Inbound | None:
@@ -443,16 +441,8 @@ class TelegramFrontend:
                 log.warning("reply to chat %s failed: %s", event.chat_id, _reason(exc))
 
     async def _reply(self, message: OutboundMessage) -> None:
-        """Send a reply, once more after a short flood-control wait or a server hiccup: the
-        person is waiting for it, and what they did is already recorded either way."""
-        try:
-            await self.adapter.send(message)
-        except DeliveryError as exc:
-            wait = exc.retry_after if exc.retry_after is not None else RETRY_WAIT
-            if exc.permanent or wait > MAX_REPLY_WAIT:
-                raise
-            await asyncio.sleep(wait)
-            await self.adapter.send(message)
+        """Send a reply, once more after a short wait (bot.adapters.base.send_reply)."""
+        await send_reply(self.adapter, message)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("error while handling an update: %s", _reason(context.error))

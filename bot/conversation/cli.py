@@ -65,7 +65,9 @@ def register(app: typer.Typer) -> None:
 
         settings = get_settings()
         username = bot_username(settings)
-        if not username:
+        # the same one-time code binds a WeCom member who sends it to the app (绑定 <code>)
+        wecom = bool(settings.wecom_corp_id) and settings.wecom_secret is not None
+        if not username and not wecom:
             typer.echo(phrase("chat_cli", "no_username", lang), err=True)
             raise typer.Exit(2)
         now = SystemClock().now()  # the command line is the edge where the clock is read
@@ -104,7 +106,14 @@ def register(app: typer.Typer) -> None:
                         lang,
                         name=person.name,
                         schedule=person.schedule_id,
-                        link=telegram_link(username, token),
+                        link="\n".join(
+                            ([telegram_link(username, token)] if username else [])
+                            + (
+                                [phrase("wecom", "bind_instruction", lang, token=token)]
+                                if wecom
+                                else []
+                            )
+                        ),
                         expires=expires.strftime("%Y-%m-%d %H:%M"),
                     )
                 )

@@ -10,7 +10,6 @@ knows, and what the platform received.  Add a platform by adding a harness to HA
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -217,6 +216,67 @@ class DingTalkHarness:
         return len(self.fake.sends(chat))
 
 
+class WeComHarness:
+    """The real WeComAdapter (httpx) against the fake WeCom server over HTTP; each failure
+    kind is an answer in WeCom's own terms: an errcode, or an answer slower than the
+    adapter's read timeout.
+
+    WeCom states no wait with its throttling errcode (45009), so the adapter waits a fixed
+    :attr:`~bot.adapters.wecom.adapter.WeComAdapter.throttle_seconds` (60 s by default, the
+    shortest block 访问频率限制 documents); scripting a throttle of ``seconds`` sets that wait
+    too, so the suite checks that the adapter's wait is honoured, whatever it is."""
+
+    platform = "wecom"
+
+    def __init__(self, fake: object) -> None:
+        from bot.adapters.wecom.adapter import WeComAdapter
+        from bot.adapters.wecom.api import WeComApi
+        from bot.clock import SystemClock
+        from bot.signing import Signer
+        from tests.fakes.wecom import FakeWeCom
+
+        assert isinstance(fake, FakeWeCom)
+        self.fake = fake
+        api = WeComApi(corp_id=fake.corp_id, secret=fake.secret, base_url=fake.url, timeout=0.5)
+        self.adapter = WeComAdapter(
+            api,
+            agent_id=fake.agent_id,
+            clock=SystemClock(),
+            encode=Signer(b"contract-secret").encode,
+        )
+        self.adapter.limits = None  # pacing has tests of its own
+
+    def chat(self, n: int) -> str:
+        return f"member{n}"
+
+    def _fault(self, kind: str, seconds: int):  # type: ignore[no-untyped-def]
+        from tests.fakes.wecom import Fault
+
+        if kind == RETRY_AFTER:
+            self.adapter.throttle_seconds = float(seconds)
+        return {
+            RETRY_AFTER: Fault.error(45009, "api freq out of limit"),
+            TRANSIENT: Fault.error(-1, "system busy"),
+            TIMEOUT: Fault.slow(1.5),
+            GONE: Fault.error(81013, "user & party & tag all invalid"),
+            REFUSED: Fault.error(45002, "content size out of limit"),
+        }[kind]
+
+    def fail(self, kind: str, chat: str, *, times: int = 1, seconds: int = 5) -> None:
+        faults = [self._fault(kind, seconds) for _ in range(times)]
+        self.fake.inject("/cgi-bin/message/send", *faults, userid=chat)
+
+    def fail_all(self, kind: str, *, times: int) -> None:
+        faults = [self._fault(kind, 5) for _ in range(times)]
+        self.fake.inject("/cgi-bin/message/send", *faults)
+
+    def received(self, chat: str) -> list[str]:
+        return [sent.text for sent in self.fake.received(chat)]
+
+    def attempts(self, chat: str) -> int:
+        return len(self.fake.calls_to("/cgi-bin/message/send", chat))
+
+
 HarnessFactory = Callable[[], contextlib.AbstractContextManager[Harness]]
 
 
@@ -241,8 +301,17 @@ def dingtalk() -> Iterator[Harness]:
         yield DingTalkHarness(fake)
 
 
-HARNESSES: dict[str, HarnessFactory] = {"scripted": scripted, "telegram": telegram}
-# The DingTalk renderer draws the neutral message model (bot.messages.Message, issue 9 §1);
-# until that model is on this branch the DingTalk adapter cannot render, so it joins then.
-if hasattr(importlib.import_module("bot.messages"), "Message"):
-    HARNESSES["dingtalk"] = dingtalk
+@contextlib.contextmanager
+def wecom() -> Iterator[Harness]:
+    from tests.fakes.wecom import FakeWeCom
+
+    with FakeWeCom(members={f"member{n}": "" for n in range(10)}) as fake:
+        yield WeComHarness(fake)
+
+
+HARNESSES: dict[str, HarnessFactory] = {
+    "scripted": scripted,
+    "telegram": telegram,
+    "dingtalk": dingtalk,
+    "wecom": wecom,
+}
