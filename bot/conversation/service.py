@@ -12,6 +12,7 @@ would stall the worker sharing the event loop.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -112,17 +113,26 @@ class Conversation(AdminActions):
     # ---- entry ---------------------------------------------------------------------------
 
     async def handle(self, event: Inbound) -> Outcome:
-        """Everything one event leads to.  Never raises for what a person does."""
+        """Everything one event leads to.  Never raises for what a person does.
+
+        Store work runs in a thread (``asyncio.to_thread``), never on the event loop: a store
+        that is slow or locked by another process must not freeze the chat, the sender and
+        every other platform sharing the loop.  Fetching a file from the platform happens
+        between those steps, on the loop."""
         if not event.private:
             return Outcome()  # groups are not bound to anyone: stay silent there
         if event.callback is not None:
-            return self._button(event)
+            return await asyncio.to_thread(self._button, event)
         if event.command == "start" and event.args.strip():
-            return self._start(event)
-        seen = self._look(event)
+            return await asyncio.to_thread(self._start, event)
+        seen = await asyncio.to_thread(self._look, event)
         if seen.person_id is None:
             return self._stranger(event)
         fetched = await self._fetch(event, seen)
+        return await asyncio.to_thread(self._act, event, seen, fetched)
+
+    def _act(self, event: Inbound, seen: _Seen, fetched: dict[str, bytes]) -> Outcome:
+        assert seen.person_id is not None
         uploading = seen.flow == IMPORT and seen.step == "await_file"
         unasked = seen.admin and seen.flow is None and seen.quoted is None
         if uploading or (
