@@ -42,7 +42,7 @@ from bot import metrics
 from bot.adapters.base import ChatAdapter, DeliveryError
 from bot.adapters.base import Delivery as Receipt
 from bot.clock import Clock
-from bot.identities import mark_unreachable
+from bot.identities import mark_unreachable, not_same_person
 from bot.logs import log_event
 from bot.materialise import schedule_time
 from bot.messages import OutboundMessage, compose, row_payload
@@ -916,7 +916,7 @@ class Dispatcher:
                     Person.schedule_id == person.schedule_id,
                     col(Person.admin).is_(True),
                     col(Person.active).is_(True),
-                    col(Person.identity_id) != binding.identity_id,
+                    not_same_person(binding.identity_id),
                 )
             ).all()
             rows += [

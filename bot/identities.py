@@ -15,13 +15,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from bot.store.models import AuditEvent, ChatBinding, Identity, Notification, Person
 
 WAITING, PENDING = "waiting", "pending"
+
+
+def not_same_person(identity_id: int) -> Any:
+    """A WHERE clause: people who are not this human (a person with no identity yet -- never
+    bound -- is somebody else)."""
+    return or_(col(Person.identity_id).is_(None), col(Person.identity_id) != identity_id)
 
 
 def ensure_identities(session: Session, people: list[Person], now: datetime) -> None:
@@ -266,3 +273,96 @@ def bind_everyone(session: Session, *, platform: str, now: datetime) -> int:
         taken.add(chat)
     session.flush()
     return added
+
+
+def announce(session: Session, *, person: Person, binding: ChatBinding, now: datetime) -> None:
+    """A new binding is told to the list's admins and to the person's other chats, each with
+    a one-tap unbind: a leaked invite link then costs one message, not a stranger reading
+    every reminder."""
+    from bot.outbox import enqueue, notification_row
+
+    assert binding.id is not None
+    local = now.astimezone(_tz(session, person)).strftime("%Y-%m-%d %H:%M")
+    payload = {
+        "person": person.name,
+        "platform": binding.platform,
+        "binding_id": binding.id,
+        "bound_at": local,
+    }
+    admins = session.exec(
+        select(Person).where(
+            Person.schedule_id == person.schedule_id,
+            col(Person.admin).is_(True),
+            col(Person.active).is_(True),
+            not_same_person(binding.identity_id),
+        )
+    ).all()
+    rows = [
+        notification_row(
+            key=f"bound:{binding.id}:{admin.id}:{local}",
+            kind="binding_added",
+            person_id=admin.id,
+            not_before=now,
+            now=now,
+            schedule_id=person.schedule_id,
+            payload=payload,
+        )
+        for admin in admins
+        if admin.id is not None
+    ]
+    others = [b for b in bindings_of(session, binding.identity_id) if b.id != binding.id]
+    if others and person.id is not None:
+        rows.append(
+            notification_row(
+                key=f"bound:{binding.id}:self:{local}",
+                kind="binding_notice",
+                person_id=person.id,
+                not_before=now,
+                now=now,
+                schedule_id=person.schedule_id,
+                payload={**payload, "except_binding": binding.id},
+            )
+        )
+    enqueue(session, rows)
+
+
+def _tz(session: Session, person: Person) -> Any:
+    from zoneinfo import ZoneInfo
+
+    from bot.store.models import Schedule
+
+    schedule = session.get(Schedule, person.schedule_id)
+    return ZoneInfo(schedule.timezone if schedule else "Asia/Shanghai")
+
+
+def announce_removed(
+    session: Session, *, person: Person, binding: ChatBinding, now: datetime
+) -> None:
+    """The person said "not me" about a binding: the list's admins are told."""
+    from bot.outbox import enqueue, notification_row
+
+    local = now.astimezone(_tz(session, person)).strftime("%Y-%m-%d %H:%M")
+    admins = session.exec(
+        select(Person).where(
+            Person.schedule_id == person.schedule_id,
+            col(Person.admin).is_(True),
+            col(Person.active).is_(True),
+            not_same_person(binding.identity_id),
+        )
+    ).all()
+    enqueue(
+        session,
+        [
+            notification_row(
+                key=f"unbound:{binding.id}:{admin.id}:{local}",
+                kind="binding_removed",
+                person_id=admin.id,
+                not_before=now,
+                now=now,
+                schedule_id=person.schedule_id,
+                payload={"person": person.name, "platform": binding.platform, "at": local},
+            )
+            for admin in admins
+            if admin.id is not None
+        ],
+    )

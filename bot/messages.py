@@ -349,6 +349,9 @@ def _actions(kind: str, p: Mapping[str, Any], person: str, lang: str, *, compact
         target = int(occurrence)
     elif kind == "extension_request" and p.get("reply_id"):
         names, target = (("approve", "deny"),), int(p["reply_id"])
+    elif kind in ("binding_notice", "binding_added") and p.get("binding_id"):
+        label = "unbind" if kind == "binding_notice" else "unbind_admin"  # 这不是我 / 解除绑定
+        return ((Button(phrase("buttons", label, lang), "unbind", int(p["binding_id"])),),)
     else:
         return ()
     ref = str(p.get("ref", ""))

@@ -60,6 +60,7 @@ GONE = "gone"  # the chat is unreachable: its notifications wait for another or 
 FINISHED = (SENT, FAILED, DEAD, CANCELLED, GONE)
 
 GATHER_BATCH = 2000
+EXCEPT_KINDS = ("binding_notice",)  # kinds whose payload names a binding not to deliver to
 # what gathering reads of a notification
 _GATHERED = (
     Notification.id,
@@ -238,6 +239,15 @@ def gather(
         )
     ):
         reachable[binding.identity_id].append(binding)
+    # a notice about a new binding goes to the person's other chats, not to the new one
+    notices = [r.id for r in rows if r.kind in EXCEPT_KINDS]
+    excluded: dict[int, int] = {}
+    if notices:
+        for nid, payload in session.exec(
+            select(Notification.id, Notification.payload).where(col(Notification.id).in_(notices))
+        ).all():
+            if payload and payload.get("except_binding"):
+                excluded[nid] = int(payload["except_binding"])
     times = _Times(session)
     placing: list[_Placing] = []
     for row in rows:
@@ -269,6 +279,8 @@ def gather(
         stats.by_identity[item.identity_id] += 1
         for binding in reachable[item.identity_id]:
             assert binding.id is not None
+            if excluded.get(item.row.id or 0) == binding.id:
+                continue
             known = deliveries.get((bundle.id, binding.id))
             deliveries[(bundle.id, binding.id)] = {
                 "bundle_id": bundle.id,

@@ -38,6 +38,7 @@ ACTIONS: dict[str, str] = {
     "import_ok": "i",
     "import_no": "j",
     "lang": "l",  # ref: index into bot.texts.LANGS
+    "unbind": "b",  # ref: a chat binding ("这不是我")
 }
 _BY_CODE = {code: action for action, code in ACTIONS.items()}
 

@@ -24,6 +24,7 @@ from bot.outbox import notification_row
 from bot.signing import Signer
 from bot.store.db import session_scope
 from bot.store.models import (
+    AuditEvent,
     ChatBinding,
     ChatState,
     Evidence,
@@ -237,6 +238,9 @@ def test_done_button_then_note(chat: Chat) -> None:
     assert (reply.kind, reply.note) == ("done", "已召开党组会议专题研究")
     assert occurrence(chat.engine).status == "done"
     assert {n.payload["by"] for n in outbox(chat.engine, "completed")} == {"张敏"}  # type: ignore[index]
+    with Session(chat.engine) as session:  # the audit trail says how it came
+        event = session.exec(select(AuditEvent).where(AuditEvent.action == "reply_done")).one()
+    assert (event.channel, event.platform) == ("chat", "telegram")
 
 
 def test_done_with_evidence_required_asks_for_it(chat: Chat, tmp_path: Path) -> None:

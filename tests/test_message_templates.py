@@ -18,6 +18,10 @@ from tests.fakes.botapi import parse_html
 
 TITLE = '党组专题研究<落实>“十五条硬措施” & "督办"'  # markup in user data must survive as text
 FULL: dict[str, Any] = {  # every optional value present
+    "platform": "dingtalk",
+    "binding_id": 7,
+    "bound_at": "2022-06-07 09:00",
+    "at": "2022-06-07 09:05",
     "schedule": "测试县<安全>清单",
     "ref": "4",
     "title": TITLE,
@@ -49,6 +53,11 @@ FULL: dict[str, Any] = {  # every optional value present
     "reason": "Forbidden: bot was blocked by the user",
 }
 SPARSE: dict[str, Any] = {  # every optional value absent
+    "person": "王五",
+    "platform": "telegram",
+    "binding_id": 8,
+    "bound_at": "2022-06-07 09:00",
+    "at": "2022-06-07 09:05",
     **FULL,
     "occurrence_kind": "period",
     "original_due": None,
@@ -71,8 +80,10 @@ SPARSE: dict[str, Any] = {  # every optional value absent
 }
 NOTIFICATIONS = (
     "reminder", "progress", "escalation", "nudge", "extension_request", "extension_decision",
-    "not_mine", "partner_info", "completed", "admin_alert",
+    "not_mine", "partner_info", "completed", "admin_alert", "binding_added", "binding_notice",
+    "binding_removed",
 )  # fmt: skip
+ABOUT_PEOPLE = ("admin_alert", "binding_added", "binding_notice", "binding_removed")
 # fields a kind shows even when every optional value is absent
 ALWAYS = {"due", "requested"}
 ALWAYS_FOR = {"extension_request": {"note"}}  # "（未填写）": the lead must see it was left out
@@ -90,7 +101,9 @@ CHATS: dict[str, list[dict[str, Any]]] = {
     "chat_done_usage": [{}],
     "chat_invite_usage": [{}],
     "chat_refusal": [{"code": "not_assigned"}, {"code": "evidence_required"}],
-    "chat_invite_refused": [{"code": c} for c in ("invalid", "expired", "used", "inactive")],
+    "chat_invite_refused": [
+        {"code": c} for c in ("invalid", "expired", "used", "inactive", "throttled")
+    ],
     "chat_welcome": [
         {"person": "张敏", "title": t, "schedule": "清单<一>", "roles": r, "open_count": n}
         for t, r, n in (("", ["official"], 0), ("科长", ["admin", "leader", "official"], 3))
@@ -138,6 +151,7 @@ CHATS: dict[str, list[dict[str, Any]]] = {
     ],
     "chat_not_mine_sent": [{"p": VIEW}],
     "chat_nudged": [{"p": VIEW, "count": 2}],
+    "chat_unbound": [{"person": "王<五>", "platform": p} for p in ("dingtalk", "other")],
     "chat_choose": [{"p": VIEW}, {"p": BARE}],
     "chat_done": [
         {"p": {**VIEW, "status": s}, "note": n, "evidence_count": e, "finished": s == "done"}
@@ -226,8 +240,8 @@ def test_notification_with_every_field_present_and_absent(kind: str, lang: str) 
         check_structure(message, lang)
         check_renderers(message)
         assert len(message.fields) == expected, (values is FULL, message.fields)
-        assert message.header and (message.title or kind == "admin_alert")
-        if kind != "admin_alert":
+        assert message.header and (message.title or kind in ABOUT_PEOPLE)
+        if kind not in ABOUT_PEOPLE:
             assert TITLE in message.title  # user data as typed: no escaping in the model
     person = "张敏"  # an assignee: the buttons to answer
     assert compose("reminder", [FULL], person=person, lang=lang).actions
@@ -241,7 +255,7 @@ def test_bundles_of_every_kind(kind: str, lang: str) -> None:
     check_structure(message, lang)
     check_renderers(message)
     assert message.header and len(message.items) == 2
-    if kind != "admin_alert":  # its items are people, not tasks
+    if kind not in ABOUT_PEOPLE:  # their items are people, not tasks
         assert [item.title.split(". ")[0] for item in message.items] == ["4", "50.1"]
     names = ITEM_FIELDS.get(kind)
     if names is not None:

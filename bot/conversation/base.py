@@ -83,6 +83,10 @@ class ConversationBase:
 
     # ---- helpers -------------------------------------------------------------------------
 
+    def _via(self, event: Inbound) -> actions.Via:
+        """Audit: this came through chat, on this platform, answering this message."""
+        return actions.Via("chat", self.platform, event.message_ref or event.reply_to)
+
     def _lang(self, person: Person | None, event: Inbound | None = None) -> str:
         if person is not None and person.lang in LANGS:
             return person.lang

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from bot.identities import bind, people_of
+from bot.identities import announce, bind, people_of
 from bot.store.models import AuditEvent, Invite, Person
 
 TOKEN_BYTES = 24  # 32 URL-safe characters; Telegram's start parameter allows 64 of [A-Za-z0-9_-]
@@ -133,6 +133,8 @@ def redeem(session: Session, *, token: str, platform: str, chat_id: str, now: da
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise fail("used")
     bound = bind(session, person=person, platform=platform, chat_id=chat_id, now=now)
+    if bound.new:
+        announce(session, person=person, binding=bound.binding, now=now)
     session.add(
         AuditEvent(
             at=now,

@@ -22,6 +22,7 @@ from bot.store.models import (
     Notification,
     Occurrence,
     Person,
+    Reply,
     Schedule,
     Task,
     TaskMember,
@@ -190,3 +191,30 @@ def person_by_name(session: Session, schedule_id: str, name: str) -> Person | No
             Person.schedule_id == schedule_id, Person.name == name, col(Person.active).is_(True)
         )
     ).first()
+
+
+OCCURRENCE_ACTIONS = ("done", "done_now", "progress", "extend", "not_mine", "nudge")
+REPLY_ACTIONS = ("approve", "deny")
+
+
+def acting_person(session: Session, person: Person, action: str, ref: int) -> Person:
+    """The Person row a button acts as: a human on several lists answers an item of one list
+    as that list names them (its roles and rights), whichever list the chat was bound from."""
+    schedule_id: str | None = None
+    if action in OCCURRENCE_ACTIONS:
+        occ = session.get(Occurrence, ref)
+        schedule_id = occ.schedule_id if occ else None
+    elif action in REPLY_ACTIONS:
+        reply = session.get(Reply, ref)
+        occ = session.get(Occurrence, reply.occurrence_id) if reply else None
+        schedule_id = occ.schedule_id if occ else None
+    if schedule_id is None or schedule_id == person.schedule_id or person.identity_id is None:
+        return person
+    other = session.exec(
+        select(Person).where(
+            Person.identity_id == person.identity_id,
+            Person.schedule_id == schedule_id,
+            col(Person.active).is_(True),
+        )
+    ).first()
+    return other or person

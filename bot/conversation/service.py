@@ -19,8 +19,9 @@ import re
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot import replies as actions
 from bot.conversation import invites, queries
@@ -29,14 +30,17 @@ from bot.conversation.admin import MAX_SCHEDULE_BYTES, AdminActions, is_schedule
 from bot.conversation.base import DONE, EXTEND, IMPORT, PROGRESS, ChatConfig, safe_name
 from bot.conversation.dates import find_date, normalise
 from bot.conversation.events import Attachment, Inbound, Outcome
+from bot.digest import ref_key
 from bot.engine import effective_due
 from bot.escalation import BLUE, RED
+from bot.identities import announce_removed, unbind
 from bot.messages import button
 from bot.replies import EvidenceIn, ReplyRefused
 from bot.signing import BadSignature
 from bot.store.db import session_scope
 from bot.store.models import (
     AuditEvent,
+    ChatBinding,
     ChatState,
     Evidence,
     Occurrence,
@@ -247,7 +251,7 @@ class Conversation(AdminActions):
         if name == "help":
             return Outcome().say("chat_help", lang, roles=sorted(roles))
         if name in ("tasks", "overdue"):
-            return self._list(session, person, overdue=name == "overdue")
+            return self._list(session, person, event, overdue=name == "overdue")
         if name == "done":
             return self._done_command(session, person, event)
         if name == "cancel":
@@ -272,11 +276,25 @@ class Conversation(AdminActions):
             return self._report(session, person)
         return Outcome().say("chat_not_understood", lang, roles=sorted(roles))
 
-    def _list(self, session: Session, person: Person, *, overdue: bool) -> Outcome:
+    def _list(self, session: Session, person: Person, event: Inbound, *, overdue: bool) -> Outcome:
+        """My items on every list this chat answers for (one human, several lists)."""
         today = self._today(session, person)
-        listing = queries.my_items(
-            session, person, today, overdue_only=overdue, limit=self.config.list_limit
-        )
+        rows: list[dict[str, Any]] = []
+        more = 0
+        for member in invites.bound_people(session, self.platform, event.chat_id) or [person]:
+            listing = queries.my_items(
+                session,
+                member,
+                self._today(session, member),
+                overdue_only=overdue,
+                limit=self.config.list_limit,
+            )
+            rows += listing.rows
+            more += listing.more
+        rows.sort(key=lambda r: (r["due_date"], ref_key(r["ref"])))
+        more += max(len(rows) - self.config.list_limit, 0)
+        rows = rows[: self.config.list_limit]
+        listing = queries.Listing(rows, more)
         rows = [{**row, "level": RED if row["overdue_days"] else BLUE} for row in listing.rows]
         return Outcome().say(
             "chat_tasks",
@@ -335,6 +353,7 @@ class Conversation(AdminActions):
             person = invites.bound_person(session, self.platform, event.chat_id)
             if person is None:
                 return self._stranger(event)
+            person = queries.acting_person(session, person, signed.action, signed.ref)
             lang = self._lang(person)
             try:
                 return self._press(session, person, event, signed.action, signed.ref, lang)
@@ -359,6 +378,8 @@ class Conversation(AdminActions):
             return Outcome(toast=phrase("chat_toasts", "go_on", lang)).say(
                 "chat_ask_evidence", lang, actions=(tuple(keys),), p=p, required=required
             )
+        if action == "unbind":
+            return self._unbind(session, person, event, ref, lang)
         if action == "done_now":
             state = flows.current(session, self.platform, event.chat_id, now)
             previous = (
@@ -391,17 +412,30 @@ class Conversation(AdminActions):
                 error=None,
             )
         if action == "not_mine":
-            actions.not_mine(session, occurrence_id=ref, person_id=person.id, now=now)
+            actions.not_mine(
+                session,
+                occurrence_id=ref,
+                person_id=person.id,
+                now=now,
+                via=self._via(event),
+            )
             outcome = Outcome(toast=phrase("chat_toasts", "sent", lang), clear_buttons=here)
             return outcome.say("chat_not_mine_sent", lang, p=self._view(session, ref, person))
         if action == "nudge":
-            count = actions.nudge(session, occurrence_id=ref, person_id=person.id, now=now)
+            count = actions.nudge(
+                session, occurrence_id=ref, person_id=person.id, now=now, via=self._via(event)
+            )
             return Outcome(toast=phrase("chat_toasts", "sent", lang)).say(
                 "chat_nudged", lang, p=self._view(session, ref, person), count=count
             )
         if action in ("approve", "deny"):
             reply = actions.decide_extension(
-                session, reply_id=ref, person_id=person.id, now=now, approve=action == "approve"
+                session,
+                via=self._via(event),
+                reply_id=ref,
+                person_id=person.id,
+                now=now,
+                approve=action == "approve",
             )
             asker = session.get(Person, reply.person_id)
             outcome = Outcome(toast=phrase("chat_toasts", "saved", lang), clear_buttons=here)
@@ -426,6 +460,36 @@ class Conversation(AdminActions):
         if action in ("import_ok", "import_no"):
             return self._import_decision(session, person, event, confirm=action == "import_ok")
         raise ReplyRefused("not_found")
+
+    def _unbind(
+        self, session: Session, person: Person, event: Inbound, binding_id: int, lang: str
+    ) -> Outcome:
+        """这不是我: the person (from another of their chats) or an admin of one of their lists
+        takes a binding off; admins are told."""
+        binding = session.get(ChatBinding, binding_id)
+        if binding is None:
+            raise ReplyRefused("not_found")
+        owners = session.exec(select(Person).where(Person.identity_id == binding.identity_id)).all()
+        admin_of = {
+            p.schedule_id
+            for p in invites.bound_people(session, self.platform, event.chat_id)
+            if p.admin
+        }
+        mine = person.identity_id == binding.identity_id
+        if not mine and not any(o.schedule_id in admin_of for o in owners):
+            raise ReplyRefused("not_allowed")
+        if not binding.active:
+            raise ReplyRefused("already_unbound")
+        now = self.clock.now()
+        who = owners[0].name if owners else ""
+        unbind(session, binding, now=now, actor=f"person:{person.id}", why="not_me")
+        if mine:  # the admins hear that the person said "not me"
+            for owner in owners:
+                announce_removed(session, person=owner, binding=binding, now=now)
+        here = [event.message_ref] if event.message_ref else []
+        return Outcome(toast=phrase("chat_toasts", "saved", lang), clear_buttons=here).say(
+            "chat_unbound", lang, person=who, platform=binding.platform
+        )
 
     # ---- messages ------------------------------------------------------------------------------
 
@@ -458,7 +522,8 @@ class Conversation(AdminActions):
         )
         if quoted is not None:
             try:
-                return self._answer(session, person, event, quoted, fetched)
+                acting = queries.acting_person(session, person, "done", quoted)
+                return self._answer(session, acting, event, quoted, fetched)
             except ReplyRefused as refused:
                 return self._refused(refused.code, lang, button=False)
         alias = _ALIASES.get(text.lower())
@@ -537,6 +602,7 @@ class Conversation(AdminActions):
             assert person.id is not None
             actions.not_mine(
                 session,
+                via=self._via(event),
                 occurrence_id=occ_id,
                 person_id=person.id,
                 now=self.clock.now(),
@@ -643,6 +709,7 @@ class Conversation(AdminActions):
         try:
             reply = actions.complete(
                 session,
+                via=self._via(event),
                 occurrence_id=occ_id,
                 person_id=person.id,
                 now=self.clock.now(),
@@ -699,6 +766,7 @@ class Conversation(AdminActions):
         percent = _percent(text)
         actions.report_progress(
             session,
+            via=self._via(event),
             occurrence_id=occ_id,
             person_id=person.id,
             now=self.clock.now(),
@@ -767,6 +835,7 @@ class Conversation(AdminActions):
         assert person.id is not None
         actions.request_extension(
             session,
+            via=self._via(event),
             occurrence_id=occ_id,
             person_id=person.id,
             now=self.clock.now(),
