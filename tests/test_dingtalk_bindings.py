@@ -95,3 +95,19 @@ def test_bad_input_is_refused_clearly(configured: Engine, fake: FakeDingTalk) ->
     assert "通讯录失败" in said and "Traceback" not in said
     with Session(configured) as session:
         assert session.exec(select(ChatBinding)).all() == []
+
+
+def test_the_demo_prints_messages_as_dingtalk_shows_them() -> None:
+    import io
+    from datetime import date
+
+    from bot.demo import run_demo
+
+    out = io.StringIO()
+    run_demo("zh-CN", until=date(2022, 5, 24), full=True, out=out, platform="dingtalk")
+    shown = out.getvalue()
+    assert '"msgKey": "sampleActionCard' in shown and "dtmd://dingtalkclient/sendMessage" in shown
+    assert "[✅ 已完成]" in shown
+    brief = io.StringIO()
+    run_demo("zh-CN", until=date(2022, 5, 24), out=brief, platform="dingtalk")
+    assert "msgParam" not in brief.getvalue() and "[✅ 已完成]" in brief.getvalue()
