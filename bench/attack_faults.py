@@ -22,6 +22,7 @@ import statistics
 import time
 from collections import Counter, defaultdict
 from datetime import timedelta
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import func, select
@@ -134,9 +135,7 @@ def judge(
                 if not arrived[marker]:
                     per_chat[chat].append(int(marker.split("-")[1]))
                 arrived[marker] += 1
-    order = sum(
-        1 for seq in per_chat.values() for a, b in zip(seq, seq[1:], strict=False) if b < a
-    )
+    order = sum(1 for seq in per_chat.values() for a, b in pairwise(seq) if b < a)
     return {
         "seconds": round(elapsed, 1),
         "http calls": len(calls),
