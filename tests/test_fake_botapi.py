@@ -16,6 +16,7 @@ from telegram.error import (
     EndPointNotFound,
     Forbidden,
     InvalidToken,
+    NetworkError,
     RetryAfter,
     TimedOut,
 )
@@ -213,6 +214,22 @@ def test_a_slow_answer_times_the_client_out_but_is_still_served(api: FakeBotApi)
     # the ambiguous case of the real API: the client gave up, the message went out anyway
     assert api.wait_for_calls("sendMessage", timeout=2)[0].status == 200
     assert len(api.sent_messages(42)) == 1
+
+
+def test_a_connection_reset_fails_the_send_and_sends_nothing(api: FakeBotApi) -> None:
+    api.inject("sendMessage", Fault.connection_reset())
+
+    async def scenario() -> str:
+        async with make_bot(api) as bot:
+            try:
+                await bot.send_message(42, "x")
+            except NetworkError as exc:
+                return type(exc).__name__
+            return "ok"
+
+    assert run(scenario()) != "ok"
+    assert api.calls_to("sendMessage")[0].status == 0
+    assert api.sent_messages(42) == []
 
 
 def test_html_length_and_button_data_are_checked_like_telegram(api: FakeBotApi) -> None:

@@ -149,6 +149,7 @@ class Fault:
     parameters: dict[str, Any] | None = None
     delay: float = 0.0
     body: bytes | None = None  # a raw, non-JSON body (e.g. an nginx error page)
+    reset: bool = False  # drop the connection without an answer (nothing is sent)
 
     @classmethod
     def error(
@@ -169,6 +170,11 @@ class Fault:
     def bad_gateway_html(cls) -> Fault:
         """What a real 502 from Telegram's front end looks like: HTML, not JSON."""
         return cls(status=502, body=_NGINX_502)
+
+    @classmethod
+    def connection_reset(cls) -> Fault:
+        """The connection dies before an answer; the message is not sent."""
+        return cls(reset=True)
 
     @classmethod
     def slow(cls, seconds: float) -> Fault:
@@ -751,6 +757,14 @@ class FakeBotApi:
         fault = self._take_fault(method, call.chat_id) if token == self.token else None
         if fault is not None and fault.delay and self._stopping.wait(fault.delay):
             handler.close_connection = True
+            return
+        if fault is not None and fault.reset:
+            with self._cond:
+                call.status, call.fault = 0, fault
+                self._cond.notify_all()
+            handler.close_connection = True
+            with contextlib.suppress(OSError):
+                handler.connection.shutdown(2)  # SHUT_RDWR: the client sees the connection die
             return
         if token != self.token:
             status, payload = 401, ApiError(401, "Unauthorized").payload()

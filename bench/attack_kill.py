@@ -1,0 +1,144 @@
+"""Attack: a sending worker process killed with SIGKILL 20 times at random moments.
+
+Prints figures; it is not a test (tests/test_processes.py kills once).  The outbox is filled
+as bench/dispatch.py does (3,000 admin alerts to 200 chats); then `python -m
+tests.fakes.worker_process` (the real Worker, Dispatcher and TelegramAdapter, limits off, on a
+clock fixed at a working morning -- not `dutybot run`, whose system clock would put the
+messages outside working hours at night) is started, killed with SIGKILL a
+random 0-1.5 s after its first round of sends, and started again under the same worker name,
+20 times; then it runs to the end.
+Counted from the fake Bot API's log (its own process): lost, duplicates, the most duplicates
+to one chat, and duplicates per kill (goal: at most the sends in flight, one per chat).
+
+    .venv/bin/python bench/attack_kill.py [--backends sqlite,postgresql] [--kills 20] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bench.dispatch import MARKER, NOW, PG_URL, FakeServer, Scenario, fill
+from bot.store.db import open_store
+from bot.store.models import Delivery
+from tests.fakes.databases import scratch_database
+
+
+def worker(url: str, server: FakeServer) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.fakes.worker_process",
+            "--db",
+            url,
+            "--api",
+            server.base_url,
+            "--token",
+            server.token,
+            "--now",
+            NOW.isoformat(),
+            "--name",
+            "victim",
+            "--batch",
+            "200",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def attack(url: str, server: FakeServer, rows: int, kills: int, seed: int) -> dict[str, Any]:
+    rng = random.Random(seed)
+    db = open_store(url)
+    expected = fill(db, Scenario("kill", rows, 200, limits=False))
+    started = time.monotonic()
+    done_early = 0
+    for _ in range(kills):
+        proc = worker(url, server)
+        assert proc.stdout is not None
+        if not proc.stdout.readline():  # its first round is sent: now it is mid-batch
+            done_early += 1
+        time.sleep(rng.uniform(0.0, 1.5))
+        if proc.poll() is not None:
+            done_early += 1
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    last = worker(url, server)
+    out, _ = last.communicate(timeout=600)
+    final = json.loads(out.strip().splitlines()[-1])
+    elapsed = time.monotonic() - started
+    with db.connect() as conn:
+        states = dict(
+            conn.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all()  # type: ignore[arg-type]
+        )
+    db.dispose()
+    arrived: Counter[str] = Counter()
+    dup_chat: Counter[str] = Counter()
+    for chat, body, status, _at in server.ask("sent"):
+        if status != 200:
+            continue
+        for marker in MARKER.findall(body):
+            if marker in expected:
+                if arrived[marker]:
+                    dup_chat[chat] += 1
+                arrived[marker] += 1
+    duplicates = sum(arrived[m] - 1 for m in expected if arrived[m] > 1)
+    return {
+        "seconds": round(elapsed, 1),
+        "kills": kills - done_early,
+        "lost": sum(1 for m in expected if not arrived[m]),
+        "duplicates": duplicates,
+        "most duplicates to one chat": max(dup_chat.values(), default=0),
+        "duplicates per kill": round(duplicates / max(kills - done_early, 1), 2),
+        "sent by the last run": final.get("sent", 0),
+        "not sent": sum(n for state, n in states.items() if state != "sent"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--rows", type=int, default=3000)
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--pg-url", default=PG_URL)
+    args = parser.parse_args()
+    server = FakeServer()
+    rows = []
+    try:
+        for backend in args.backends.split(","):
+            results = []
+            for n in range(args.runs):
+                server.ask("clear")
+                with scratch_database(backend, args.pg_url) as url:
+                    result = attack(url, server, args.rows, args.kills, seed=n)
+                print(f"{backend} run {n + 1}: {result}", flush=True)
+                results.append(result)
+            row: dict[str, Any] = {"backend": backend}
+            for key in results[0]:
+                values = [r[key] for r in results]
+                row[key] = f"{min(values)}/{statistics.median(values)}/{max(values)}"
+            rows.append(row)
+    finally:
+        server.close()
+    keys = list(rows[0])
+    print(f"\n(min/median/max of {args.runs})")
+    print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
+    for row in rows:
+        print("| " + " | ".join(str(v) for v in row.values()) + " |")
+
+
+if __name__ == "__main__":
+    main()
