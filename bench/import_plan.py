@@ -45,8 +45,10 @@ def schedule_text(tasks: int, deadlines: int = 0, *, moved: int = 0) -> str:
         "title: 导入测速清单",
         "issued_on: 2024-06-01",
         "people:",
-        *(f"  {p}: {{title: 科长{', chief: true' if i == 0 else ''}}}" for i, p in
-          enumerate(PEOPLE)),
+        *(
+            f"  {p}: {{title: 科长{', chief: true' if i == 0 else ''}}}"
+            for i, p in enumerate(PEOPLE)
+        ),
         "units:",
         *(f"  {u}: {{contacts: [{PEOPLE[i % len(PEOPLE)]}]}}" for i, u in enumerate(UNITS)),
         f"admins: [{PEOPLE[1]}]",
@@ -128,23 +130,31 @@ def child_import(url: str, file: str) -> dict[str, Any]:
 def naive_jobs(file: str, limit: int) -> list[Any]:
     """The reminders the naive design would schedule: one job per occurrence, at its due
     instant (the same plan as dutybot's, so the data is the same)."""
-    from bench.naive import Job
-    from bot.calendar import WorkCalendar
-    from bot.occurrences import ScheduleTime, Timing, plan
-    from bot.calendar import WorkingHours
     from zoneinfo import ZoneInfo
 
+    from bench.naive import Job
+    from bot.calendar import WorkCalendar, WorkingHours
+    from bot.occurrences import ScheduleTime, Timing, plan
+
     spec, _ = load(Path(file))
-    st = ScheduleTime(WorkCalendar("cn"), WorkingHours.parse(spec.working_hours),
-                      ZoneInfo(spec.timezone))
+    st = ScheduleTime(
+        WorkCalendar("cn"), WorkingHours.parse(spec.working_hours), ZoneInfo(spec.timezone)
+    )
     today = st.local_date(NOW)
     jobs = []
     for task in spec.tasks:
-        timing = Timing(task.kind, task.start or spec.issued_on, task.due_date, task.every,
-                        task.times)
+        timing = Timing(
+            task.kind, task.start or spec.issued_on, task.due_date, task.every, task.times
+        )
         for p in plan(timing, st.calendar, today, today + timedelta(days=HORIZON)):
-            jobs.append(Job(f"{task.ref}:{p.period_start}", st.due_at(p.due_date),
-                            task.lead[0] if task.lead else "x", f"{task.title} {p.due_date}"))
+            jobs.append(
+                Job(
+                    f"{task.ref}:{p.period_start}",
+                    st.due_at(p.due_date),
+                    task.lead[0] if task.lead else "x",
+                    f"{task.title} {p.due_date}",
+                )
+            )
             if len(jobs) >= limit:
                 return jobs
     return jobs
@@ -167,13 +177,20 @@ CHILDREN: dict[str, Callable[..., dict[str, Any]]] = {
 }
 
 
-def in_child(kind: str, *args: Any) -> dict[str, Any]:
+def in_child(kind: str, *args: Any, script: str = __file__) -> dict[str, Any]:
     """One measurement in a fresh interpreter: its time and its own peak RSS."""
     out = subprocess.run(
-        [sys.executable, __file__, "--child", kind, *map(str, args)],
-        capture_output=True, text=True, check=False, cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)},
+        [sys.executable, script, "--child", kind, *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p
+            ),
+        },
     )
     if out.returncode != 0:
         raise SystemExit(f"child {kind} failed:\n{out.stderr[-3000:]}")
@@ -197,8 +214,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", type=int, default=1800)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--naive-jobs", type=int, default=10000,
-                        help="jobs the naive design adds (0: skip); figure scaled to 100k")
+    parser.add_argument(
+        "--naive-jobs",
+        type=int,
+        default=10000,
+        help="jobs the naive design adds (0: skip); figure scaled to 100k",
+    )
     parser.add_argument("--pg-url", default=os.environ.get("DUTYBOT_TEST_PG_URL", PG_URL))
     args = parser.parse_args(argv)
     import contextlib
