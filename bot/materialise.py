@@ -8,14 +8,17 @@ deadline task's single row, which follows its deadline wherever it is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from bot.calendar import WorkCalendar, WorkingHours
 from bot.occurrences import DEADLINE, PlannedOccurrence, ScheduleTime, Timing, plan
+from bot.store.db import bulk_insert
 from bot.store.models import CANCELLED, OPEN, AuditEvent, Occurrence, Schedule, Task
 
 REPLANNED = "replanned"
@@ -55,10 +58,58 @@ def task_timing(task: Task, schedule: Schedule) -> Timing:
     )
 
 
+_ROW_COLUMNS = (
+    "id",
+    "task_id",
+    "period_start",
+    "period_end",
+    "due_date",
+    "extended_to",
+    "due_at",
+    "times_required",
+    "kind",
+    "status",
+    "status_reason",
+    "next_action_at",
+)
+_UPDATED = (
+    "period_end",
+    "due_date",
+    "times_required",
+    "kind",
+    "extended_to",
+    "due_at",
+    "status",
+    "status_reason",
+    "next_action_at",
+)
+
+
+@dataclass
+class _Writes:
+    """What reconciling decided, written afterwards in a few set-based statements."""
+
+    added: list[dict[str, Any]] = field(default_factory=list)
+    updated: list[dict[str, Any]] = field(default_factory=list)
+    cancelled: list[Any] = field(default_factory=list)  # rows (id, task_id, due_date, …)
+
+
 def materialise(
-    session: Session, schedule: Schedule, *, now: datetime, horizon_days: int, actor: str = "system"
+    session: Session,
+    schedule: Schedule,
+    *,
+    now: datetime,
+    horizon_days: int,
+    actor: str = "system",
+    only: set[int] | None = None,
 ) -> Counts:
-    """Bring every active task's occurrences up to ``today + horizon_days``."""
+    """Bring every active task's occurrences up to ``today + horizon_days``.
+
+    ``only`` limits the work to those task ids (a re-import re-plans what moved, not 100k rows
+    that did not); the caller vouches that the others are planned up to the window already.
+    Rows are read as plain tuples and written in bulk: ORM objects for 100k rows cost seconds
+    and hundreds of MiB."""
+    session.flush()
     st = schedule_time(schedule)
     today = st.local_date(now)
     window_end = today + timedelta(days=horizon_days)
@@ -70,83 +121,111 @@ def materialise(
     tasks = session.exec(
         select(Task).where(Task.schedule_id == schedule.id, col(Task.active).is_(True))
     ).all()
-    existing: dict[int, list[Occurrence]] = {}
-    rows = session.exec(  # one query for the whole schedule, not one per task
-        select(Occurrence).where(
-            Occurrence.schedule_id == schedule.id,
-            (Occurrence.due_date >= window_start) | (Occurrence.kind == DEADLINE),
-        )
+    if only is not None and (
+        schedule.materialised_until is None or schedule.materialised_until < window_end
+    ):
+        only = None  # the horizon rolls forward: every task gets its new days
+    if only is not None:
+        tasks = [t for t in tasks if t.id in only]
+    table = Occurrence.__table__  # type: ignore[attr-defined]
+    query = sa.select(*(table.c[n] for n in _ROW_COLUMNS)).where(
+        table.c.schedule_id == schedule.id,
+        (table.c.due_date >= window_start) | (table.c.kind == DEADLINE),
     )
-    for row in rows:
+    if only is not None and len(only) <= 500:
+        query = query.where(table.c.task_id.in_(sorted(only)))
+    existing: dict[int, list[Any]] = {}
+    for row in session.connection().execute(query):  # one query for the schedule
         existing.setdefault(row.task_id, []).append(row)
-    counts = Counts()
+    writes = _Writes()
     for task in tasks:
         assert task.id is not None
         wanted = plan(task_timing(task, schedule), st.calendar, window_start, window_end)
-        mine = existing.get(task.id, [])
-        counts += _reconcile(session, schedule, task, wanted, mine, st, today, now, actor)
+        _reconcile(schedule, task, wanted, existing.get(task.id, []), st, today, now, writes)
+    counts = _write(session, writes, REPLANNED, now=now, actor=actor)
     schedule.materialised_until = max(window_end, schedule.materialised_until or window_end)
     session.add(schedule)
     return counts
 
 
 def _reconcile(
-    session: Session,
     schedule: Schedule,
     task: Task,
     wanted: list[PlannedOccurrence],
-    rows: list[Occurrence],
+    rows: list[Any],
     st: ScheduleTime,
     today: date,
     now: datetime,
-    actor: str,
-) -> Counts:
-    counts = Counts()
+    writes: _Writes,
+) -> None:
     existing = {o.period_start: o for o in rows}
     by_start = {p.period_start: p for p in wanted}
     for start, planned in by_start.items():
         row = existing.get(start)
         if row is None:
-            session.add(_new_row(schedule, task, planned, st, now))
-            counts.added += 1
-        elif _replan(row, planned, st, today, now):
-            session.add(row)
-            counts.updated += 1
+            writes.added.append(_new_row(schedule, task, planned, st, now))
+        elif (values := _replan(row, planned, st, today, now)) is not None:
+            writes.updated.append(values)
     for start, row in existing.items():
         replannable = row.kind == DEADLINE or row.due_date >= today
         if start not in by_start and row.status == OPEN and replannable:
-            cancel(session, row, REPLANNED, now=now, actor=actor)
-            counts.cancelled += 1
-    return counts
+            writes.cancelled.append(row)
+
+
+def _write(session: Session, writes: _Writes, reason: str, *, now: datetime, actor: str) -> Counts:
+    """Inserts by executemany (COPY-like speed without ORM objects), updates by primary key in
+    one executemany, cancellations in one UPDATE … WHERE id IN plus their audit events."""
+    table = Occurrence.__table__  # type: ignore[attr-defined]
+    connection = session.connection()
+    added = bulk_insert(session, Occurrence, writes.added, on_conflict=["task_id", "period_start"])
+    if writes.updated:
+        statement = (
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("_id"))
+            .values({n: sa.bindparam(n) for n in _UPDATED})
+        )
+        connection.execute(statement, writes.updated)
+    cancel_rows(session, writes.cancelled, reason, now=now, actor=actor)
+    if writes.updated or writes.cancelled:
+        for obj in list(session.identity_map.values()):
+            if isinstance(obj, Occurrence):  # ORM copies of these rows must re-read them
+                session.expire(obj)
+    return Counts(added, len(writes.updated), len(writes.cancelled))
 
 
 def _new_row(
     schedule: Schedule, task: Task, planned: PlannedOccurrence, st: ScheduleTime, now: datetime
-) -> Occurrence:
+) -> dict[str, Any]:
     assert task.id is not None
-    return Occurrence(
-        task_id=task.id,
-        schedule_id=schedule.id,
-        kind=planned.kind,
-        period_start=planned.period_start,
-        period_end=planned.period_end,
-        due_date=planned.due_date,
-        due_at=st.due_at(planned.due_date),
-        times_required=planned.times_required,
-        created_at=now,
-        next_action_at=now,  # the engine plans its ladder at the next tick
-    )
+    return {
+        "task_id": task.id,
+        "schedule_id": schedule.id,
+        "kind": planned.kind,
+        "period_start": planned.period_start,
+        "period_end": planned.period_end,
+        "due_date": planned.due_date,
+        "due_at": st.due_at(planned.due_date),
+        "times_required": planned.times_required,
+        "times_done": 0,
+        "status": OPEN,
+        "reminder_step": -1,
+        "escalation_step": -1,
+        "escalation_repeats": 0,
+        "created_at": now,
+        "next_action_at": now,  # the engine plans its ladder at the next tick
+    }
 
 
 def _replan(
-    row: Occurrence, planned: PlannedOccurrence, st: ScheduleTime, today: date, now: datetime
-) -> bool:
-    """Move an open (or re-planned-away) row to the new plan; done rows are history."""
+    row: Any, planned: PlannedOccurrence, st: ScheduleTime, today: date, now: datetime
+) -> dict[str, Any] | None:
+    """Move an open (or re-planned-away) row to the new plan; done rows are history.
+    Returns the row's new values, or None when it stays as it is."""
     reopen = row.status == CANCELLED and row.status_reason in (REPLANNED, TASK_REMOVED)
     if row.status != OPEN and not reopen:
-        return False
+        return None
     if row.kind != DEADLINE and row.due_date < today and not reopen:
-        return False
+        return None
     extended_to = (
         row.extended_to if row.extended_to and row.extended_to > planned.due_date else None
     )
@@ -159,15 +238,51 @@ def _replan(
         due_at,
     )
     if same and not reopen:
-        return False
-    row.period_end, row.due_date = planned.period_end, planned.due_date
-    row.times_required, row.kind = planned.times_required, planned.kind
-    # a new deadline at or after an approved extension makes the extension moot
-    row.extended_to, row.due_at = extended_to, due_at
-    if reopen:
-        row.status, row.status_reason = OPEN, None
-    row.next_action_at = min(row.next_action_at or now, now)  # re-plan the ladder now
-    return True
+        return None
+    return {
+        "_id": row.id,
+        "period_end": planned.period_end,
+        "due_date": planned.due_date,
+        "times_required": planned.times_required,
+        "kind": planned.kind,
+        # a new deadline at or after an approved extension makes the extension moot
+        "extended_to": extended_to,
+        "due_at": due_at,
+        "status": OPEN if reopen else row.status,
+        "status_reason": None if reopen else row.status_reason,
+        "next_action_at": min(row.next_action_at or now, now),  # re-plan the ladder now
+    }
+
+
+def cancel_rows(
+    session: Session, rows: list[Any], reason: str, *, now: datetime, actor: str
+) -> None:
+    """Cancel open rows (anything with id, schedule_id, task_id, due_date) in one UPDATE,
+    with one audit event each."""
+    if not rows:
+        return
+    table = Occurrence.__table__  # type: ignore[attr-defined]
+    connection = session.connection()
+    ids = [r.id for r in rows]
+    for chunk in range(0, len(ids), 500):
+        connection.execute(
+            sa.update(table)
+            .where(table.c.id.in_(ids[chunk : chunk + 500]))
+            .values(status=CANCELLED, status_reason=reason)
+        )
+    events = [
+        {
+            "at": now,
+            "actor": actor,
+            "action": "occurrence_cancelled",
+            "schedule_id": getattr(r, "schedule_id", None),
+            "task_id": r.task_id,
+            "occurrence_id": r.id,
+            "detail": {"reason": reason, "due_date": r.due_date.isoformat()},
+        }
+        for r in rows
+    ]
+    connection.execute(sa.insert(AuditEvent.__table__), events)  # type: ignore[attr-defined]
 
 
 def cancel(session: Session, row: Occurrence, reason: str, *, now: datetime, actor: str) -> None:

@@ -13,9 +13,10 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from bot.materialise import TASK_REMOVED, Counts, cancel, materialise
+from bot.materialise import TASK_REMOVED, Counts, cancel_rows, materialise
 from bot.schedule.format import ScheduleFile, TaskSpec
 from bot.schedule.validate import content_hash
 from bot.store.models import (
@@ -84,6 +85,7 @@ def import_schedule(
             imported_at=now,
             planned_from=_local_today(spec, now),
         )
+    timing_before = _schedule_timing(schedule)
     schedule.title, schedule.issued_by, schedule.issued_on = (
         spec.title,
         spec.issued_by,
@@ -103,10 +105,17 @@ def import_schedule(
 
     people = _sync_people(session, spec, diff)
     units = _sync_units(session, spec, people, diff)
-    _sync_tasks(session, spec, schedule, people, units, diff, now=now, actor=actor)
+    retimed = _sync_tasks(session, spec, schedule, people, units, diff, now=now, actor=actor)
     session.flush()
+    # only what moved is re-planned, unless the schedule's own time changed (every due_at)
+    everything = diff.created or timing_before != _schedule_timing(schedule)
     diff.occurrences += materialise(
-        session, schedule, now=now, horizon_days=horizon_days, actor=actor
+        session,
+        schedule,
+        now=now,
+        horizon_days=horizon_days,
+        actor=actor,
+        only=None if everything else retimed,
     )
     session.add(
         AuditEvent(
@@ -118,6 +127,19 @@ def import_schedule(
         )
     )
     return diff
+
+
+def _schedule_timing(schedule: Schedule) -> tuple[Any, ...]:
+    """What every task's occurrences depend on besides the task itself."""
+    return (
+        schedule.issued_on,
+        schedule.timezone,
+        schedule.calendar,
+        schedule.working_hours,
+        schedule.holidays,
+        schedule.workdays,
+        schedule.planned_from,
+    )
 
 
 def _local_today(spec: ScheduleFile, now: datetime) -> date:
@@ -216,6 +238,9 @@ def _task_values(spec: ScheduleFile, task: TaskSpec, position: int) -> dict[str,
     }
 
 
+_TIMING_FIELDS = {"kind", "due", "every", "times", "by", "start", "until", "policy", "active"}
+
+
 def _sync_tasks(
     session: Session,
     spec: ScheduleFile,
@@ -226,9 +251,13 @@ def _sync_tasks(
     *,
     now: datetime,
     actor: str,
-) -> None:
+) -> set[int]:
+    """Returns the ids of the tasks whose occurrences may have moved (new or re-timed).
+    New tasks are flushed together (one multi-row INSERT), not one flush each."""
     existing = {t.ref: t for t in session.exec(select(Task).where(Task.schedule_id == schedule.id))}
     seen = set()
+    tasks: list[tuple[Task, TaskSpec]] = []
+    retimed: list[Task] = []
     for position, task_spec in enumerate(spec.tasks):
         seen.add(task_spec.ref)
         values = _task_values(spec, task_spec, position)
@@ -236,17 +265,19 @@ def _sync_tasks(
         if task is None:
             task = Task(schedule_id=schedule.id, ref=task_spec.ref, **values)
             session.add(task)
-            session.flush()
             diff.tasks_added.append(task_spec.ref)
+            retimed.append(task)
         else:
             changed = [k for k, v in values.items() if k != "position" and getattr(task, k) != v]
             changed = [k for k in changed if k != "spec"] or (
                 ["members"] if "spec" in changed else []
             )
             for key, value in values.items():
-                setattr(task, key, value)
-            session.add(task)
+                if getattr(task, key) != value:
+                    setattr(task, key, value)
             if changed:
+                if _TIMING_FIELDS.intersection(changed):
+                    retimed.append(task)
                 diff.tasks_changed.append((task_spec.ref, changed))
                 session.add(
                     AuditEvent(
@@ -258,33 +289,44 @@ def _sync_tasks(
                         detail={"ref": task.ref, "fields": changed},
                     )
                 )
-        _sync_members(session, task, task_spec, people, units)
-    for ref, task in existing.items():
-        if ref not in seen and task.active:
-            task.active = False
-            session.add(task)
-            diff.tasks_removed.append(ref)
-            session.add(
-                AuditEvent(
-                    at=now,
-                    actor=actor,
-                    action="task_removed",
-                    schedule_id=schedule.id,
-                    task_id=task.id,
-                    detail={"ref": ref},
-                )
+        tasks.append((task, task_spec))
+    session.flush()
+    _sync_members(session, schedule, tasks, people, units)
+    removed = [t for ref, t in existing.items() if ref not in seen and t.active]
+    for task in removed:
+        task.active = False
+        diff.tasks_removed.append(task.ref)
+        session.add(
+            AuditEvent(
+                at=now,
+                actor=actor,
+                action="task_removed",
+                schedule_id=schedule.id,
+                task_id=task.id,
+                detail={"ref": task.ref},
             )
-            open_rows = session.exec(
-                select(Occurrence).where(Occurrence.task_id == task.id, Occurrence.status == OPEN)
-            ).all()
-            for row in open_rows:
-                cancel(session, row, TASK_REMOVED, now=now, actor=actor)
-                diff.occurrences.cancelled += 1
+        )
+    if removed:
+        session.flush()
+        table = Occurrence.__table__  # type: ignore[attr-defined]
+        ids = [t.id for t in removed]
+        open_rows = [
+            row
+            for chunk in range(0, len(ids), 500)
+            for row in session.connection().execute(
+                sa.select(table.c.id, table.c.schedule_id, table.c.task_id, table.c.due_date)
+                .where(table.c.task_id.in_(ids[chunk : chunk + 500]), table.c.status == OPEN)
+                .order_by(table.c.id)
+            )
+        ]
+        cancel_rows(session, open_rows, TASK_REMOVED, now=now, actor=actor)
+        diff.occurrences.cancelled += len(open_rows)
+    return {t.id for t in retimed if t.id is not None}
 
 
-def _sync_members(
-    session: Session, task: Task, spec: TaskSpec, people: dict[str, Person], units: dict[str, Unit]
-) -> None:
+def _wanted_members(
+    spec: TaskSpec, people: dict[str, Person], units: dict[str, Unit]
+) -> list[tuple[str, int | None, int | None]]:
     wanted: list[tuple[str, int | None, int | None]] = []
     for role, names in (
         ("lead", spec.lead),
@@ -301,17 +343,44 @@ def _sync_members(
                     unit.id if unit and (role == "unit" or person is None) else None,
                 )
             )
-    rows = session.exec(select(TaskMember).where(TaskMember.task_id == task.id)).all()
-    current = [(r.role, r.person_id, r.unit_id) for r in sorted(rows, key=lambda r: r.position)]
-    if current == wanted:
-        return
-    for row in rows:
-        session.delete(row)
-    session.flush()
-    for position, (role, person_id, unit_id) in enumerate(wanted):
+    return wanted
+
+
+def _sync_members(
+    session: Session,
+    schedule: Schedule,
+    tasks: list[tuple[Task, TaskSpec]],
+    people: dict[str, Person],
+    units: dict[str, Unit],
+) -> None:
+    """Members of every task read in one query and compared as lists; a task whose members
+    differ gets its rows replaced, all such tasks in one DELETE and one INSERT."""
+    table = TaskMember.__table__  # type: ignore[attr-defined]
+    tasks_table = Task.__table__  # type: ignore[attr-defined]
+    current: dict[int, list[tuple[str, int | None, int | None]]] = {}
+    query = (
+        sa.select(table.c.task_id, table.c.role, table.c.person_id, table.c.unit_id)
+        .join(tasks_table, tasks_table.c.id == table.c.task_id)
+        .where(tasks_table.c.schedule_id == schedule.id)
+        .order_by(table.c.task_id, table.c.position)
+    )
+    for task_id, role, person_id, unit_id in session.connection().execute(query):
+        current.setdefault(task_id, []).append((role, person_id, unit_id))
+    stale: list[int] = []
+    rows: list[dict[str, Any]] = []
+    for task, task_spec in tasks:
         assert task.id is not None
-        session.add(
-            TaskMember(
-                task_id=task.id, role=role, person_id=person_id, unit_id=unit_id, position=position
-            )
+        wanted = _wanted_members(task_spec, people, units)
+        if current.get(task.id, []) == wanted:
+            continue
+        if task.id in current:
+            stale.append(task.id)
+        rows.extend(
+            {"task_id": task.id, "role": r, "person_id": p, "unit_id": u, "position": i}
+            for i, (r, p, u) in enumerate(wanted)
         )
+    connection = session.connection()
+    for chunk in range(0, len(stale), 500):
+        connection.execute(sa.delete(table).where(table.c.task_id.in_(stale[chunk : chunk + 500])))
+    if rows:
+        connection.execute(sa.insert(table), rows)
