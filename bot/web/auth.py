@@ -19,6 +19,7 @@ import hmac
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlmodel import Session, select
@@ -203,7 +204,7 @@ def require_role(*roles: str):  # type: ignore[no-untyped-def]
     """A dependency for routes with a ``schedule_id`` path parameter: the viewer must hold
     one of ``roles`` in that schedule, else 403 (an unknown schedule looks the same)."""
 
-    def check(schedule_id: str, viewer: Viewer = Depends(current_viewer)) -> Viewer:
+    def check(schedule_id: str, viewer: Annotated[Viewer, Depends(current_viewer)]) -> Viewer:
         if not viewer.has(schedule_id, *roles):
             raise Forbidden(schedule_id)
         return viewer
