@@ -93,6 +93,17 @@ class Settings(BaseSettings):
     # callbacks whose timestamp is further than this from now are refused (replays)
     wecom_replay_window_seconds: int = Field(default=300, ge=30)
 
+    # ---- web console and HTTP endpoints (bot.web) ----
+    web_host: str = "127.0.0.1"  # usually behind a reverse proxy
+    web_port: int = Field(default=8080, ge=0, le=65535)
+    # the public base URL people open (links in chat, sign-in links, calendar feeds)
+    web_url: str = "http://127.0.0.1:8080"
+    # signs session cookies; derived from the callback secret or bot token when unset
+    web_secret: SecretStr | None = None
+    web_session_hours: float = Field(default=12.0, gt=0)
+    web_signin_minutes: float = Field(default=15.0, gt=0)
+    web_max_upload_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+
     @field_validator("lang")
     @classmethod
     def _known_lang(cls, value: str) -> str:
@@ -144,6 +155,7 @@ SECRET_FIELDS = (
     "wecom_secret",
     "wecom_token",
     "wecom_aes_key",
+    "web_secret",
 )
 
 

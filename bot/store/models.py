@@ -385,3 +385,19 @@ class ChatState(SQLModel, table=True):
         index=True,
         sa_column_kwargs={"server_default": text("CURRENT_TIMESTAMP")},
     )
+
+
+class WebToken(SQLModel, table=True):
+    """A secret URL token of the web console, kept only as a hash: a one-time sign-in link
+    (``signin``: single use, minutes long) or a person's calendar feed (``feed``: long lived,
+    revoked by issuing a new one)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=10, description="signin | feed")
+    token_hash: str = Field(unique=True, max_length=64)
+    identity_id: int = Field(foreign_key="identity.id", index=True)
+    person_id: int | None = Field(default=None, foreign_key="person.id")
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
