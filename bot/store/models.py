@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import Column, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from bot.store.types import JSONType, UTCDateTime
@@ -401,3 +401,30 @@ class WebToken(SQLModel, table=True):
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Draft(SQLModel, table=True):
+    """A schedule being reviewed before it is applied (草稿): the uploaded source, the YAML
+    drafted from it (and edited in review), where each task was read and what the reviewer
+    should look at.  The web review page and the chat /import flow share this row, so a
+    restart or a switch from chat to web loses nothing."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    schedule_id: str | None = Field(default=None, max_length=100, index=True)
+    source_name: str = Field(max_length=200)
+    source_kind: str = Field(max_length=10, description="document | yaml")
+    source_bytes: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    # the document as read: [[line, text], ...], so the review shows a task beside its lines
+    source_lines: list[Any] | None = _json()
+    yaml_text: str = Field(sa_column=Column(Text, nullable=False))
+    # per task ref: the document lines it was read from
+    task_lines: dict[str, Any] | None = _json()
+    # what the reviewer should check: [{"kind", "ref", "line", "text"}, ...]
+    flags: list[Any] | None = _json()
+    created_by_id: int | None = Field(default=None, foreign_key="person.id")
+    created_via: str = Field(default="web", max_length=16)
+    # draft | applied | discarded
+    state: str = Field(default="draft", max_length=10)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    applied_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
