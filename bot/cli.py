@@ -442,7 +442,7 @@ def demo(
     ] = False,
     platform: Annotated[
         str,
-        typer.Option("--platform", help="show messages as: console, dingtalk, wecom / 消息显示方式"),
+        typer.Option("--platform", help="console, dingtalk, wecom / 消息显示方式"),
     ] = "console",
 ) -> None:
     """演示：用模拟时钟在内置 SQLite 上运行真实清单数月。Run the demo (no chat token)."""

@@ -71,8 +71,10 @@ def web(engine: Engine) -> Iterator[Served]:
     yield from serve(engine)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module: Playwright's sync API keeps an event loop running in
+    this thread while it is open, which would break ``asyncio.run`` in later tests."""
     reason = None
     try:
         from playwright.sync_api import sync_playwright
