@@ -42,7 +42,7 @@ from bot import metrics
 from bot.adapters.base import ChatAdapter, DeliveryError
 from bot.adapters.base import Delivery as Receipt
 from bot.clock import Clock
-from bot.identities import mark_unreachable, not_same_person
+from bot.identities import mark_unreachable, other_admins
 from bot.logs import log_event
 from bot.materialise import schedule_time
 from bot.messages import OutboundMessage, compose, row_payload
@@ -911,14 +911,7 @@ class Dispatcher:
         people = session.exec(select(Person).where(Person.identity_id == binding.identity_id)).all()
         rows = []
         for person in people:
-            admins = session.exec(
-                select(Person).where(
-                    Person.schedule_id == person.schedule_id,
-                    col(Person.admin).is_(True),
-                    col(Person.active).is_(True),
-                    not_same_person(binding.identity_id),
-                )
-            ).all()
+            admins = other_admins(session, person, binding.identity_id)
             rows += [
                 notification_row(
                     key=f"alert:unreachable:{binding.id}:{admin.id}:{now.date().isoformat()}",

@@ -25,6 +25,21 @@ from bot.store.models import AuditEvent, ChatBinding, Identity, Notification, Pe
 WAITING, PENDING = "waiting", "pending"
 
 
+def other_admins(session: Session, person: Person, identity_id: int) -> list[Person]:
+    """The active admins of the person's list, leaving out whoever holds that identity: the
+    people told about a binding of it."""
+    return list(
+        session.exec(
+            select(Person).where(
+                Person.schedule_id == person.schedule_id,
+                col(Person.admin).is_(True),
+                col(Person.active).is_(True),
+                not_same_person(identity_id),
+            )
+        ).all()
+    )
+
+
 def not_same_person(identity_id: int) -> Any:
     """A WHERE clause: people who are not this human (a person with no identity yet -- never
     bound -- is somebody else)."""
@@ -289,14 +304,7 @@ def announce(session: Session, *, person: Person, binding: ChatBinding, now: dat
         "binding_id": binding.id,
         "bound_at": local,
     }
-    admins = session.exec(
-        select(Person).where(
-            Person.schedule_id == person.schedule_id,
-            col(Person.admin).is_(True),
-            col(Person.active).is_(True),
-            not_same_person(binding.identity_id),
-        )
-    ).all()
+    admins = other_admins(session, person, binding.identity_id)
     rows = [
         notification_row(
             key=f"bound:{binding.id}:{admin.id}:{local}",
@@ -342,14 +350,7 @@ def announce_removed(
     from bot.outbox import enqueue, notification_row
 
     local = now.astimezone(_tz(session, person)).strftime("%Y-%m-%d %H:%M")
-    admins = session.exec(
-        select(Person).where(
-            Person.schedule_id == person.schedule_id,
-            col(Person.admin).is_(True),
-            col(Person.active).is_(True),
-            not_same_person(binding.identity_id),
-        )
-    ).all()
+    admins = other_admins(session, person, binding.identity_id)
     enqueue(
         session,
         [
