@@ -134,6 +134,21 @@ def load_schedule(path: str | Path, *, lang: str | None = None, text: str | None
     )
 
 
+def _field_name(loc: tuple[Any, ...]) -> str:
+    """``lead[2]`` rather than ``2`` for an item of a list."""
+    if not loc:
+        return ""
+    if isinstance(loc[-1], int) and len(loc) > 1:
+        return f"{loc[-2]}[{loc[-1] + 1}]"
+    return str(loc[-1])
+
+
+def _clip(value: Any, limit: int = 60) -> str:
+    """A value as the message shows it: long text and big containers cut short."""
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _tree_problem(name: str, exc: TreeError, lang: str | None) -> Problem:
     message = phrase("validation", exc.key, lang, **exc.context)
     return Problem(name, exc.line + 1, exc.column + 1, message)
@@ -151,7 +166,7 @@ def _plain(node: Any) -> Any:
     """The marked containers as plain dicts and lists (keys as text, except numbers and dates)."""
     if isinstance(node, dict):
         return {
-            str(k) if not isinstance(k, (int, float, date)) else k: _plain(v)
+            str(k) if not isinstance(k, (int, float, date)) and k is not None else k: _plain(v)
             for k, v in node.items()
         }
     if isinstance(node, list):
@@ -220,6 +235,9 @@ class _Checker:
         pos = (0, 0)
         for index, part in enumerate(loc):
             last = index == len(loc) - 1
+            if isinstance(node, MarkedMap) and part not in node:
+                # pydantic names a key that is not text (null:, 5:) by its text
+                part = next((k for k in node if str(part) in (str(k), repr(k))), part)
             if isinstance(node, MarkedMap) and part in node:
                 pos = node.key_at(part) if (last and of_key) else node.value_at(part)
                 if isinstance(node[part], (MarkedMap, MarkedSeq)) and not (last and of_key):
@@ -239,7 +257,9 @@ class _Checker:
         kind = error["type"]
         ctx = error.get("ctx") or {}
         value = error.get("input")
-        if kind == "extra_forbidden":
+        if "[key]" in error["loc"]:
+            self.add(self.position(loc, of_key=True), "bad_key", key=str(loc[-1]))
+        elif kind == "extra_forbidden":
             key = str(loc[-1])
             model = _model_at(loc[:-1])
             known = list(_aliases(model)) if model else []
@@ -276,13 +296,15 @@ class _Checker:
                 value=value,
                 limit=ctx.get("ge", ctx.get("gt")),
             )
-        elif kind.endswith("_type") or kind.endswith("_parsing"):
+        elif kind.endswith(("_type", "_parsing")) or kind in ("int_from_float", "finite_number"):
             self.add(
                 self.position(loc),
                 "bad_type",
-                field=str(loc[-1]) if loc else "",
-                value=value,
-                expected=kind.split("_")[0],
+                field=_field_name(loc),
+                value=_clip(value),
+                expected="int"
+                if kind in ("int_from_float", "finite_number")
+                else kind.split("_")[0],
             )
         elif kind in _CUSTOM:
             self.add(
