@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
@@ -310,16 +310,23 @@ NASTY = [
     "2022-06-06",
     "[2022-06-06]",
 ]
+EDGY = [  # values at the bounds, which must be accepted and planned without an error
+    "2017-01-01", "2032-12-31", "2022-06-30", "-366", "366", "0", "1", "31", "day 31",
+    "week", "year", "half-year", "workday", "FREQ=DAILY", '"FREQ=MONTHLY;BYMONTHDAY=31"',
+    '"FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29"', "[-366, 0]", "[2022-06-05]", "red", "required",
+]
 LINES = GOOD.splitlines(keepends=True)
 
 
 @st.composite
 def mutated(draw: st.DrawFn) -> str:
     lines = list(LINES)
-    for _ in range(draw(st.integers(1, 3))):
+    for _ in range(draw(st.integers(1, 2))):
         i = draw(st.integers(0, len(lines) - 1))
-        op = draw(st.sampled_from(["value", "flow", "insert", "delete", "char"]))
-        nasty = draw(st.one_of(st.sampled_from(NASTY), st.text(max_size=8)))
+        op = draw(st.sampled_from(["value", "flow", "flow", "flow", "insert", "delete", "char"]))
+        nasty = draw(
+            st.one_of(st.sampled_from(EDGY), st.sampled_from(NASTY), st.text(max_size=8))
+        )
         line = lines[i]
         if op == "value" and ": " in line:
             lines[i] = line.split(": ", 1)[0] + ": " + nasty + "\n"
@@ -345,7 +352,7 @@ def test_fuzz_mutated_schedules(tmp_path: Path) -> None:
     planner = Planner(store, horizon_days=62)
 
     @settings(
-        max_examples=60,
+        max_examples=80,
         deadline=timedelta(seconds=SECONDS),
         derandomize=True,
         suppress_health_check=[HealthCheck.too_slow],
@@ -356,7 +363,9 @@ def test_fuzz_mutated_schedules(tmp_path: Path) -> None:
         assert all(p.line >= 1 and p.column >= 1 for p in loaded.problems)
         if not loaded.ok:
             assert loaded.errors and loaded.spec is None
+            event("refused")
             return
+        event("accepted")
         assert loaded.spec is not None
         with session_scope(store) as session:  # accepted: it imports and plans a year
             import_schedule(session, loaded.spec, now=local(2022, 5, 23, 9), horizon_days=62)

@@ -49,7 +49,9 @@ def read_yaml(text: str) -> Any:
     """The round-trip tree, for editing a draft and writing it back with its comments.
 
     Validation reads files with :func:`bot.schedule.yamltree.parse_tree`, which is safe on
-    hostile input; call this only on text that :func:`load_schedule` has read first."""
+    hostile input; it reads the text first here too (raising :class:`TreeError`), so the
+    round-trip loader never sees an alias bomb or 50,000 nested brackets."""
+    parse_tree(text)
     yaml = YAML(typ="rt")
     yaml.Constructor = _Constructor
     return yaml.load(text)
