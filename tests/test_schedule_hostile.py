@@ -92,6 +92,19 @@ def _people(count: int) -> Callable[[Path], Path]:
     return make
 
 
+def _tasks(count: int) -> Callable[[Path], Path]:
+    def make(folder: Path) -> Path:
+        path = folder / f"tasks_{count}.yaml"
+        tasks = "".join(
+            f'  - {{ref: "9.{i}", title: 任务, lead: [邓清华], due: 2022-06-30}}\n'
+            for i in range(count)
+        )
+        path.write_text(GOOD + tasks, encoding="utf-8")
+        return path
+
+    return make
+
+
 def _oversized(folder: Path) -> Path:
     path = folder / "oversized.yaml"
     path.write_text(GOOD + "# " + "x" * (9 * 2**20) + "\n")
@@ -116,6 +129,7 @@ GENERATED: dict[str, Callable[[Path], Path]] = {
     "deep_maps_1000": _deep_maps(1_000),
     "people_200000": _people(200_000),
     "people_30000": _people(30_000),  # under the parser's cap, over the people cap
+    "tasks_25000": _tasks(25_000),  # over the tasks cap
     "oversized": _oversized,
     "alias_bomb_10x12": _alias_bomb(10, 12),
 }
@@ -311,9 +325,26 @@ NASTY = [
     "[2022-06-06]",
 ]
 EDGY = [  # values at the bounds, which must be accepted and planned without an error
-    "2017-01-01", "2032-12-31", "2022-06-30", "-366", "366", "0", "1", "31", "day 31",
-    "week", "year", "half-year", "workday", "FREQ=DAILY", '"FREQ=MONTHLY;BYMONTHDAY=31"',
-    '"FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29"', "[-366, 0]", "[2022-06-05]", "red", "required",
+    "2017-01-01",
+    "2032-12-31",
+    "2022-06-30",
+    "-366",
+    "366",
+    "0",
+    "1",
+    "31",
+    "day 31",
+    "week",
+    "year",
+    "half-year",
+    "workday",
+    "FREQ=DAILY",
+    '"FREQ=MONTHLY;BYMONTHDAY=31"',
+    '"FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29"',
+    "[-366, 0]",
+    "[2022-06-05]",
+    "red",
+    "required",
 ]
 LINES = GOOD.splitlines(keepends=True)
 
@@ -324,9 +355,7 @@ def mutated(draw: st.DrawFn) -> str:
     for _ in range(draw(st.integers(1, 2))):
         i = draw(st.integers(0, len(lines) - 1))
         op = draw(st.sampled_from(["value", "flow", "flow", "flow", "insert", "delete", "char"]))
-        nasty = draw(
-            st.one_of(st.sampled_from(EDGY), st.sampled_from(NASTY), st.text(max_size=8))
-        )
+        nasty = draw(st.one_of(st.sampled_from(EDGY), st.sampled_from(NASTY), st.text(max_size=8)))
         line = lines[i]
         if op == "value" and ": " in line:
             lines[i] = line.split(": ", 1)[0] + ": " + nasty + "\n"

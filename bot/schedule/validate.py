@@ -120,6 +120,8 @@ def load_schedule(path: str | Path, *, lang: str | None = None, text: str | None
         return Loaded(name, None, [Problem(name, 1, 1, phrase("validation", "not_mapping", lang))])
 
     checker = _Checker(name, tree, lang)
+    if checker.sizes():  # too large to be worth checking entry by entry
+        return Loaded(name, None, checker.problems)
     spec: ScheduleFile | None = None
     try:
         spec = ScheduleFile.model_validate(_plain(tree))
@@ -485,8 +487,8 @@ class _Checker:
         return []
 
     # -- pass 3: bounds (README, "Schedule format extensions") -----------------------------
-    def bounds(self) -> None:
-        """Sizes, name lengths and dates that would stop planning or the store, as errors."""
+    def sizes(self) -> bool:
+        """More people, units or tasks than a list holds: said once, before anything else."""
         for key, limit in LIMITS.items():
             value = self.tree.get(key)
             if isinstance(value, (MarkedMap, MarkedSeq)) and len(value) > limit:
@@ -497,6 +499,10 @@ class _Checker:
                     count=len(value),
                     limit=limit,
                 )
+        return bool(self.problems)
+
+    def bounds(self) -> None:
+        """Name lengths and dates that would stop planning or the store, as errors."""
         for key, limit in (("people", NAME_LIMITS["person"]), ("units", NAME_LIMITS["unit"])):
             for name in self._names(key):
                 if len(name) > limit:

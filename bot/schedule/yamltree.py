@@ -14,6 +14,7 @@ files before: ``on``/``yes`` stay text, ``08:30`` stays text, ``1e8`` is a float
 
 from __future__ import annotations
 
+import gc
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
@@ -26,7 +27,7 @@ MAX_CHARS = 8 * 1024 * 1024  # a 10,000-task list is about 1.5 MB
 MAX_DEPTH = 64  # the format needs 6 levels; anything deeper is not a schedule
 ALIAS_BUDGET = 10_000  # nodes all aliases together may add (a few shared policies fit)
 MAX_NODES = 2_000_000  # values and containers in the whole file, after aliases
-MAX_ENTRIES = 50_000  # items of one list or mapping (the people and tasks caps are lower)
+MAX_ENTRIES = 20_000  # items of one list or mapping: as many as people or tasks may have
 MAX_DIGITS = 18  # every integer of the format fits; int() never sees a 4,000-digit number
 
 
@@ -217,6 +218,8 @@ def parse_tree(text: str) -> Any:
     if len(text) > MAX_CHARS:
         raise TreeError(0, 0, "file_too_large", limit=MAX_CHARS // (1024 * 1024))
     check_characters(text)
+    collecting = gc.isenabled()
+    gc.disable()  # the tree has no cycles; collections while it grows cost a third of the time
     try:
         return _build(text)
     except yaml.MarkedYAMLError as exc:
@@ -228,6 +231,9 @@ def parse_tree(text: str) -> Any:
         raise TreeError(line, column, "yaml_error", detail=exc.reason) from None
     except yaml.YAMLError as exc:
         raise TreeError(0, 0, "yaml_error", detail=str(exc).splitlines()[0]) from None
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _build(text: str) -> Any:
@@ -278,12 +284,16 @@ def _build(text: str) -> Any:
             node.keys_at[key] = frame.key_at
             node.values_at[key] = at
 
+    scalar_event = yaml.ScalarEvent
     for event in yaml.parse(text, Loader=_Loader):
         kind = type(event)
         mark = event.start_mark
         at = (mark.line, mark.column) if mark is not None else (0, 0)
-        if kind is yaml.ScalarEvent:
-            value = _scalar(event, at)
+        if kind is scalar_event:
+            if event.tag is None and not event.style and event.implicit[0]:
+                value = resolve_plain(event.value, at)  # the common case, kept short
+            else:
+                value = _scalar(event, at)
             if stack and isinstance(stack[-1].node, MarkedMap) and not stack[-1].has_key:
                 stack[-1].key_is_merge = (
                     event.tag is None and not event.style and event.value == "<<"
