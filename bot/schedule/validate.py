@@ -106,7 +106,7 @@ def load_schedule(path: str | Path, *, lang: str | None = None, text: str | None
                 too_large = TreeError(0, 0, "file_too_large", limit=MAX_CHARS // 2**20)
                 return Loaded(name, None, [_tree_problem(name, too_large, lang)])
             text = Path(path).read_text(encoding="utf-8")
-        except (FileNotFoundError, IsADirectoryError):
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
             return Loaded(name, None, [Problem(name, 1, 1, phrase("validation", "no_file", lang))])
         except UnicodeDecodeError as exc:
             line, column = _byte_position(Path(path).read_bytes(), exc.start)
