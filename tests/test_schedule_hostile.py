@@ -384,6 +384,7 @@ def test_fuzz_mutated_schedules(tmp_path: Path) -> None:
         max_examples=80,
         deadline=timedelta(seconds=SECONDS),
         derandomize=True,
+        database=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
     @given(text=mutated())
