@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,8 +23,10 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
+from bot.calendar import WorkCalendar
 from bot.cli import app
 from bot.engine import Engine as Planner
+from bot.schedule.format import ScheduleFile
 from bot.schedule.importer import import_schedule
 from bot.schedule.validate import load_schedule
 from bot.settings import get_settings
@@ -347,6 +349,8 @@ EDGY = [  # values at the bounds, which must be accepted and planned without an 
     "required",
 ]
 LINES = GOOD.splitlines(keepends=True)
+_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+_NUMBER = re.compile(r"(?<![\d-])-?\d{1,3}(?![\d:-])")
 
 
 @st.composite
@@ -354,10 +358,26 @@ def mutated(draw: st.DrawFn) -> str:
     lines = list(LINES)
     for _ in range(draw(st.integers(1, 2))):
         i = draw(st.integers(0, len(lines) - 1))
-        op = draw(st.sampled_from(["value", "flow", "flow", "flow", "insert", "delete", "char"]))
+        op = draw(
+            st.sampled_from(["value", "flow", "flow", "insert", "delete", "char", "number", "date"])
+        )
         nasty = draw(st.one_of(st.sampled_from(EDGY), st.sampled_from(NASTY), st.text(max_size=8)))
         line = lines[i]
-        if op == "value" and ": " in line:
+        numbers = list(_NUMBER.finditer(line))
+        dates = list(_DATE.finditer(line))
+        if op in ("number", "date") and not (numbers if op == "number" else dates):
+            i = draw(st.sampled_from([n for n, x in enumerate(lines) if _DATE.search(x)]))
+            line, op = lines[i], "date"
+            dates = list(_DATE.finditer(line))
+        if op == "number":
+            found = draw(st.sampled_from(numbers))
+            value = draw(st.integers(-(10**9), 10**9))
+            lines[i] = line[: found.start()] + str(value) + line[found.end() :]
+        elif op == "date":
+            found = draw(st.sampled_from(dates))
+            day = draw(st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)))
+            lines[i] = line[: found.start()] + f"{day.year:04d}-{day:%m-%d}" + line[found.end() :]
+        elif op == "value" and ": " in line:
             lines[i] = line.split(": ", 1)[0] + ": " + nasty + "\n"
         elif op == "flow" and ", " in line:
             parts = line.rstrip("\n").split(", ")
@@ -397,6 +417,7 @@ def test_fuzz_mutated_schedules(tmp_path: Path) -> None:
             return
         event("accepted")
         assert loaded.spec is not None
+        _placeable(loaded.spec)
         with session_scope(store) as session:  # accepted: it imports and plans a year
             import_schedule(session, loaded.spec, now=local(2022, 5, 23, 9), horizon_days=62)
         for month in range(5, 13):
@@ -408,6 +429,21 @@ def test_fuzz_mutated_schedules(tmp_path: Path) -> None:
         check()
     finally:
         store.dispose()
+
+
+def _placeable(spec: ScheduleFile) -> None:
+    """Every date of an accepted file, and every reminder and escalation step from it, falls on
+    a working day the calendar can name (9999-12-31 + 1 working day cannot)."""
+    calendar = WorkCalendar(spec.calendar, holidays=spec.holidays, workdays=spec.workdays)
+    for task in spec.tasks:
+        policy = spec.task_policy(task)
+        offsets = [*policy.remind, *(s.after + (s.repeat or 0) for s in policy.escalate)]
+        assert all(abs(n) <= 3 * 250 for n in offsets), offsets  # past three years: never sent
+        for day in (task.due_date, task.start, task.until):
+            if day is not None:
+                calendar.workday_on_or_before(day)
+                for n in offsets:
+                    calendar.shift_workdays(day, n)
 
 
 def _failed_rows(store: Engine) -> list[str]:
