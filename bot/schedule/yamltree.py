@@ -225,7 +225,9 @@ def parse_tree(text: str) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line, mark.column) if mark else (0, 0)
-        raise TreeError(line, column, "yaml_error", detail=exc.problem or exc.context) from None
+        raise TreeError(
+            line, column, "yaml_error", detail=exc.problem or exc.context or str(exc)
+        ) from None
     except yaml.reader.ReaderError as exc:
         line, column = _position(text, max(exc.position, 0))
         raise TreeError(line, column, "yaml_error", detail=exc.reason) from None
