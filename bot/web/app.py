@@ -67,6 +67,7 @@ def create_app(
     clock: Clock | None = None,
     frontends: Sequence[Any] = (),
 ) -> FastAPI:
+    from bot.web import ops
     from bot.web.pages import ROUTERS
 
     if engine is None:
@@ -78,6 +79,7 @@ def create_app(
     app.state.clock = clock or SystemClock()
     app.state.settings = settings
     app.state.frontends = list(frontends)
+    app.state.runtime = None  # the sender, when `dutybot run --web` serves it alongside
     templates = Jinja2Templates(directory=str(templates_dir()))
     templates.env.globals["static_version"] = hashlib.sha256(
         (STATIC / "htmx.min.js").read_bytes()
@@ -92,6 +94,7 @@ def create_app(
         https_only=settings.web_url.startswith("https://"),
     )
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    app.include_router(ops.router)
     for router in ROUTERS:
         app.include_router(router, dependencies=[Depends(csrf_protect)])
     for frontend in frontends:
