@@ -21,6 +21,10 @@ import uvicorn
 log = logging.getLogger("dutybot.web")
 
 
+class PortTaken(OSError):
+    """The address could not be bound (in use, or not allowed)."""
+
+
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:  # the runtime owns the signals
@@ -56,9 +60,9 @@ class WebServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.port))
-        except OSError:
+        except OSError as exc:
             sock.close()
-            raise
+            raise PortTaken(exc.errno, exc.strerror) from exc
         sock.set_inheritable(True)
         self.host, self.port = sock.getsockname()[:2]
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))

@@ -1,0 +1,161 @@
+"""``dutybot login-link``, ``dutybot ics`` (feed URLs), ``dutybot web`` and ``dutybot run
+--web``: links that work over real HTTP, real processes that serve and stop on SIGTERM, and
+mistakes said in one Chinese line with an exit code."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.settings import get_settings
+from tests.fakes.chat import seed
+from tests.web.conftest import serve
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    for name in ("DATABASE_URL", "DUTYBOT_DATABASE_URL", "DUTYBOT_LANG", "DUTYBOT_WEB_URL"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    yield {"DATABASE_URL": db_url, "DUTYBOT_LANG": "zh-CN", "DUTYBOT_WEB_SECRET": "cli-tests"}
+    get_settings.cache_clear()
+
+
+def invoke(env: dict[str, str], *args: str) -> tuple[int, str]:
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, list(args), env=env)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    return result.exit_code, result.output
+
+
+def _url(said: str) -> str:
+    found = re.search(r"http://\S+", said)
+    assert found, said
+    return found.group(0)
+
+
+def test_login_link_prints_a_one_time_url_that_signs_in(
+    env: dict[str, str], engine: Engine
+) -> None:
+    seed(engine)
+    for served in serve(engine):
+        code, said = invoke({**env, "DUTYBOT_WEB_URL": served.url}, "login-link", "李强")
+        assert code == 0 and "一次性登录链接" in said
+        url = _url(said)
+        assert url.startswith(served.url + "/login/")
+        with httpx.Client() as client:
+            form = client.get(url)
+            assert form.status_code == 200
+            csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+            assert csrf
+            signed = client.post(url, data={"csrf": csrf.group(1)}, follow_redirects=False)
+            assert signed.status_code == 303 and signed.headers["location"] == "/ledger"
+            assert client.post(url, data={"csrf": csrf.group(1)}).status_code == 403  # once
+    code, said = invoke(env, "login-link", "王五")
+    assert code == 1 and said.strip() == (
+        "没有找到名为“王五”的在册人员。请检查姓名，或先用 dutybot import 导入包含此人的清单。"
+    )
+
+
+def test_ics_prints_a_feed_url_and_revokes_it(env: dict[str, str], engine: Engine) -> None:
+    seed(engine)
+    for served in serve(engine):
+        env = {**env, "DUTYBOT_WEB_URL": served.url}
+        code, said = invoke(env, "ics", "张敏")
+        assert code == 0 and "日历订阅地址" in said
+        first = _url(said)
+        with httpx.Client() as client:
+            assert client.get(first).status_code == 200
+            second = _url(invoke(env, "ics", "张敏")[1])
+            assert client.get(first).status_code == 404  # a new URL ends the old one
+            assert client.get(second).status_code == 200
+            code, said = invoke(env, "ics", "张敏", "--revoke")
+            assert code == 0 and "已停用" in said
+            assert client.get(second).status_code == 404
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _process(tmp_path: Path, *args: str, port: int) -> subprocess.Popen[str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DUTYBOT_", "TELEGRAM_", "DATABASE_URL"))
+    }
+    env.update(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'web.db'}",
+        DUTYBOT_WEB_SECRET="process-tests",
+        DUTYBOT_WEB_PORT=str(port),
+        DUTYBOT_LOG_FORMAT="text",
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", *args],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _healthy(port: int, process: subprocess.Popen[str]) -> dict[str, object]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(process.communicate()[1][-2000:])
+        try:
+            answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            return {**answer.json(), "http": answer.status_code}
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError("the web process did not answer")
+
+
+@pytest.mark.parametrize("command", [["web"], ["run", "--web", "--console"]], ids=" ".join)
+def test_the_web_process_serves_and_stops_on_sigterm(tmp_path: Path, command: list[str]) -> None:
+    port = _free_port()
+    process = _process(tmp_path, *command, port=port)
+    try:
+        health = _healthy(port, process)
+        assert health["http"] == 200 and health["database"]["at_head"]  # type: ignore[index]
+        if "run" in command:
+            assert "console" in health["adapters"]  # type: ignore[operator]
+        assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 200  # the sign-in page
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err[-2000:]
+    assert f"网页控制台已启动：http://127.0.0.1:{port}" in out
+    assert "Traceback" not in err
+
+
+def test_a_taken_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        process = _process(tmp_path, "web", port=port)
+        _out, err = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert f"无法在 127.0.0.1:{port} 启动网页服务" in err and "--port" in err
+    assert "Traceback" not in err
