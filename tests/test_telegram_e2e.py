@@ -538,3 +538,18 @@ def test_replies_survive_one_429_or_5xx_and_long_ones_are_split(
     run(scenario())
     assert api.token not in caplog.text
     assert api.token.split(":")[1] not in caplog.text
+
+
+def test_slash_web_answers_with_a_sign_in_link(engine: Engine, api: FakeBotApi) -> None:
+    tokens = seed(engine)
+    clock = SimulatedClock(REMIND_DAY)
+
+    async def scenario() -> None:
+        async with running(engine, api, clock, web_url="https://duty.example.cn/") as bot:
+            await bot.bind("张敏", tokens["张敏"])
+            answer = await bot.send(CHATS["张敏"], "/web")
+            assert "https://duty.example.cn/login/" in answer.params["text"]
+            commands = api.calls_to("setMyCommands")
+            assert any(c["command"] == "web" for c in commands[0].params["commands"])
+
+    run(scenario())

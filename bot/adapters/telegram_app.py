@@ -67,6 +67,7 @@ COMMANDS = (
     "import",
     "invite",
     "report",
+    "web",
 )
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 TOAST_LIMIT = 200
@@ -260,6 +261,8 @@ class TelegramFrontend:
                 evidence_dir=Path(settings.evidence_dir) if settings.evidence_dir else None,
                 evidence_max_bytes=settings.evidence_max_bytes,
                 horizon_days=settings.horizon_days,
+                web_url=settings.web_url,
+                signin_minutes=settings.web_signin_minutes,
             ),
             files=_Files(self.application),
             invite_link=self.invite_link,

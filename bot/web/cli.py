@@ -138,7 +138,13 @@ def register(app: typer.Typer) -> None:
                     )
                     typer.echo(said, err=True)
                     raise typer.Exit(1) from None
-                url = signin_link(session, person=person, settings=settings, now=now)
+                url = signin_link(
+                    session,
+                    person=person,
+                    base_url=settings.web_url,
+                    minutes=settings.web_signin_minutes,
+                    now=now,
+                )
         finally:
             engine.dispose()
         minutes = int(settings.web_signin_minutes)

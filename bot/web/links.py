@@ -55,17 +55,20 @@ def public_url(settings: Settings, path: str) -> str:
     return settings.web_url.rstrip("/") + path
 
 
-def signin_link(session: Session, *, person: Person, settings: Settings, now: datetime) -> str:
-    """A one-time sign-in URL for the person's identity (minutes long, single use)."""
+def signin_link(
+    session: Session, *, person: Person, base_url: str, minutes: float, now: datetime
+) -> str:
+    """A one-time sign-in URL for the person's identity (``minutes`` long, single use);
+    ``base_url`` is DUTYBOT_WEB_URL (the conversation has it in its ChatConfig)."""
     identity_id = identity_of(session, person, now)
     token = issue_token(
         session,
         identity_id=identity_id,
         kind=SIGNIN,
         now=now,
-        ttl=timedelta(minutes=settings.web_signin_minutes),
+        ttl=timedelta(minutes=minutes),
     )
-    return public_url(settings, f"/login/{token}")
+    return base_url.rstrip("/") + f"/login/{token}"
 
 
 def revoke_feeds(session: Session, *, identity_id: int, now: datetime) -> int:
