@@ -444,6 +444,12 @@ def demo(
         str,
         typer.Option("--platform", help="console, dingtalk, wecom / 消息显示方式"),
     ] = "console",
+    keep: Annotated[
+        Path | None,
+        typer.Option(
+            "--keep", help="keep the demo database here, for dutybot web / 保存演示数据库"
+        ),
+    ] = None,
 ) -> None:
     """演示：用模拟时钟在内置 SQLite 上运行真实清单数月。Run the demo (no chat token)."""
     from bot.demo import run_demo
@@ -451,7 +457,9 @@ def demo(
     if platform != "console" and not _has_preview(platform):
         _say("unknown_platform", err=True, platform=platform)
         raise typer.Exit(2)
-    run_demo(_lang(), until=until.date() if until else None, full=full, platform=platform)
+    run_demo(
+        _lang(), until=until.date() if until else None, full=full, platform=platform, keep=keep
+    )
 
 
 def _has_preview(platform: str) -> bool:

@@ -159,3 +159,37 @@ def test_a_taken_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert process.returncode == 2
     assert f"无法在 127.0.0.1:{port} 启动网页服务" in err and "--port" in err
     assert "Traceback" not in err
+
+
+def test_the_demo_keeps_its_data_for_the_console_and_says_how_to_open_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    from datetime import date
+
+    from bot.demo import run_demo
+    from bot.store.db import open_store
+
+    kept = tmp_path / "demo.db"
+    out = io.StringIO()
+    run_demo("zh-CN", until=date(2022, 5, 24), out=out, keep=kept)
+    said = out.getvalue()
+    assert f"DATABASE_URL=sqlite:///{kept} .venv/bin/dutybot web" in said
+    assert "login-link 办公室联络员" in said
+    engine = open_store(f"sqlite:///{kept}")
+    try:
+        for served in serve(engine):
+            env = {"DATABASE_URL": f"sqlite:///{kept}", "DUTYBOT_WEB_URL": served.url}
+            for name in ("DATABASE_URL", "DUTYBOT_DATABASE_URL", "DUTYBOT_WEB_URL"):
+                monkeypatch.delenv(name, raising=False)
+            code, link = invoke(env, "login-link", "办公室联络员")
+            assert code == 0
+            with httpx.Client() as client:
+                form = client.get(_url(link))
+                csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+                assert csrf
+                client.post(_url(link), data={"csrf": csrf.group(1)})
+                assert "办公室联络员" in client.get(served.url + "/ledger").text
+    finally:
+        engine.dispose()
+        get_settings.cache_clear()
