@@ -87,6 +87,15 @@ def check_health(
     return HealthReport(ok, body)
 
 
+def store_up(up: bool) -> CollectorRegistry:
+    """``dutybot_store_up``: 1 when the store answered this scrape, 0 when it did not."""
+    registry = CollectorRegistry(auto_describe=True)
+    Gauge("dutybot_store_up", "1 if the store answered the last scrape.", registry=registry).set(
+        1 if up else 0
+    )
+    return registry
+
+
 def collect_store_gauges(engine: Engine, now: datetime) -> CollectorRegistry:
     """A registry of the store's gauges, read now: notifications by state and kind,
     deliveries due (queue depth) and the age of the oldest due one."""

@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from bot import metrics
-from bot.health import check_health, collect_store_gauges
+from bot.health import check_health, collect_store_gauges, store_up
 
 router = APIRouter()
 
@@ -49,9 +49,8 @@ async def prometheus(request: Request) -> Response:
     state = request.app.state
     own = generate_latest(metrics.REGISTRY)
     try:
-        store = generate_latest(
-            await run_in_threadpool(collect_store_gauges, state.engine, state.clock.now())
-        )
+        gauges = await run_in_threadpool(collect_store_gauges, state.engine, state.clock.now())
+        store = generate_latest(gauges) + generate_latest(store_up(True))
     except Exception:  # the store is down: the process metrics still say something
-        store = b""
+        store = generate_latest(store_up(False))
     return Response(own + store, media_type=CONTENT_TYPE_LATEST)

@@ -56,6 +56,7 @@ def test_health_and_metrics_follow_the_queue(engine: Engine) -> None:
 
             scraped = client.get("/metrics")
             assert scraped.headers["content-type"].startswith("text/plain")
+            assert _sample(scraped.text, "dutybot_store_up") == 1
             assert (_sample(scraped.text, "dutybot_queue_depth") or 0) >= 1
             oldest = _sample(scraped.text, "dutybot_queue_oldest_due_seconds")
             assert oldest is not None and oldest >= 600
@@ -90,4 +91,6 @@ def test_a_store_behind_its_migrations_or_down_is_503(engine: Engine) -> None:
             refused = client.get("/healthz")
             assert refused.status_code == 503 and refused.json()["status"] == "failing"
             assert refused.json()["database"]["ok"] is False
-            assert client.get("/metrics").status_code == 200  # process metrics still served
+            scraped = client.get("/metrics")  # process metrics still served
+            assert scraped.status_code == 200 and _sample(scraped.text, "dutybot_store_up") == 0
+            assert "dutybot_send_latency_seconds" in scraped.text
