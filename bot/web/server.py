@@ -16,8 +16,6 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
-import uvicorn
-
 log = logging.getLogger("dutybot.web")
 
 
@@ -25,16 +23,25 @@ class PortTaken(OSError):
     """The address could not be bound (in use, or not allowed)."""
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:  # the runtime owns the signals
-        yield
+def _uvicorn_server(config: Any) -> Any:
+    """A uvicorn Server that leaves the signals alone; uvicorn is imported only here, so
+    `dutybot run` without --web does not load it."""
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:  # the runtime owns the signals
+            yield
+
+    return _Server(config)
 
 
 class WebServer:
     """Start, report the bound address (port 0 picks a free one), stop."""
 
     def __init__(self, app: Any, *, host: str, port: int) -> None:
+        import uvicorn
+
         config = uvicorn.Config(
             app,
             host=host,
@@ -44,7 +51,7 @@ class WebServer:
             proxy_headers=True,  # behind nginx: X-Forwarded-For/-Proto from the proxy
             forwarded_allow_ips="127.0.0.1",
         )
-        self._server = _Server(config)
+        self._server = _uvicorn_server(config)
         self._task: asyncio.Task[None] | None = None
         self.host, self.port = host, port
 
