@@ -52,7 +52,7 @@ def identity_calendar(
     return bytes(calendar.to_ical())
 
 
-@router.get("/ics/{token}.ics")
+@router.api_route("/ics/{token}.ics", methods=["GET", "HEAD"])  # some calendar apps HEAD first
 def feed(request: Request, token: str) -> Response:
     state = request.app.state
     now = state.clock.now()
