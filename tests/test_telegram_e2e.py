@@ -486,6 +486,12 @@ def test_webhook_mode_checks_the_secret_token(engine: Engine, api: FakeBotApi) -
                 )
                 assert (forged.status_code, missing.status_code) == (403, 403)
                 assert wrong_path.status_code == 404 and get.status_code == 405
+                huge = await client.post(
+                    url,
+                    content=b"{" + b" " * (1024 * 1024) + b"}",
+                    headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-token"},
+                )
+                assert huge.status_code == 413
                 await asyncio.sleep(0.2)
                 assert not api.calls_to("sendMessage", chat_id=901)
                 good = await client.post(

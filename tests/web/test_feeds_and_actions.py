@@ -76,7 +76,7 @@ def test_a_feed_shows_open_items_with_alarms_completed_ones_and_can_be_revoked(
         assert url.startswith(served.url + "/ics/") and url.endswith(".ics")
         with httpx.Client() as client:
             got = client.get(url)
-            assert got.status_code == 200
+            assert got.status_code == 200 and client.head(url).status_code == 200
             assert got.headers["content-type"].startswith("text/calendar")
             events = _events(got.content)
             four = next(e for s, e in events.items() if s.startswith("【督办】4 "))
