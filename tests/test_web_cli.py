@@ -96,7 +96,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _process(tmp_path: Path, *args: str, port: int) -> subprocess.Popen[str]:
+def _process(
+    tmp_path: Path, *args: str, port: int, extra: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -108,6 +110,7 @@ def _process(tmp_path: Path, *args: str, port: int) -> subprocess.Popen[str]:
         DUTYBOT_WEB_PORT=str(port),
         DUTYBOT_LOG_FORMAT="text",
     )
+    env.update(extra or {})
     return subprocess.Popen(
         [sys.executable, "-m", "bot", *args],
         cwd=tmp_path,
@@ -193,3 +196,57 @@ def test_the_demo_keeps_its_data_for_the_console_and_says_how_to_open_it(
     finally:
         engine.dispose()
         get_settings.cache_clear()
+
+
+def test_dutybot_web_receives_telegram_webhooks_and_answers_through_the_bot_api(
+    tmp_path: Path,
+) -> None:
+    """The web process runs Telegram's receive side in webhook mode: an update posted to the
+    webhook path (with the secret token) is answered through the Bot API."""
+    import json
+
+    from tests.fakes.botapi import FakeBotApi
+
+    port = _free_port()
+    with FakeBotApi() as api:
+        env_extra = {
+            "TELEGRAM_TOKEN": api.token,
+            "DUTYBOT_TELEGRAM_BASE_URL": api.base_url,
+            "DUTYBOT_TELEGRAM_MODE": "webhook",
+            "DUTYBOT_TELEGRAM_WEBHOOK_URL": "https://duty.example.cn/telegram",
+            "DUTYBOT_TELEGRAM_WEBHOOK_SECRET": "hook-secret",
+        }
+        process = _process(tmp_path, "web", port=port, extra=env_extra)
+        try:
+            _healthy(port, process)
+            deadline = time.monotonic() + 30
+            while not api.calls_to("setWebhook") and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert api.calls_to("setWebhook")[0].params["secret_token"] == "hook-secret"
+            update = {
+                "update_id": 1,
+                "message": {
+                    "message_id": 1,
+                    "date": 0,
+                    "chat": {"id": 901, "type": "private", "first_name": "x"},
+                    "from": {"id": 901, "is_bot": False, "first_name": "x"},
+                    "text": "/tasks",
+                    "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+                },
+            }
+            hook = f"http://127.0.0.1:{port}/telegram"
+            headers = {"X-Telegram-Bot-Api-Secret-Token": "hook-secret"}
+            answer = httpx.post(hook, content=json.dumps(update), headers=headers, timeout=10)
+            while answer.status_code == 503 and time.monotonic() < deadline:  # not started yet
+                time.sleep(0.2)
+                answer = httpx.post(hook, content=json.dumps(update), headers=headers)
+            assert answer.status_code == 200
+            while not api.calls_to("sendMessage", chat_id=901) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            [said] = api.calls_to("sendMessage", chat_id=901)
+            assert "尚未绑定任何人员" in said.params["text"]
+            assert not api.calls_to("getUpdates")  # the web process never polls
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err[-2000:]
