@@ -214,10 +214,6 @@ class DutybotGroup(TyperGroup):
 
 def at_edge(call: Callable[[], Any]) -> int:
     """Run the command line; return its exit code, every known mistake said in one line."""
-    from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
-
-    from bot.reports.records import UnknownSchedule
-
     errors = _click.exceptions
     try:
         if _import_errors:
@@ -227,15 +223,6 @@ def at_edge(call: Callable[[], Any]) -> int:
         return result if isinstance(result, int) else 0
     except ValidationError as exc:
         typer.echo(config_error(exc, _edge_lang()), err=True)
-        return 2
-    except UnknownSchedule as exc:
-        said = phrase(
-            "cli", "unknown_schedule", _edge_lang(), schedule=exc.schedule_id, known=exc.known
-        )
-        typer.echo(said, err=True)
-        return 1
-    except (OperationalError, InterfaceError, ArgumentError) as exc:
-        typer.echo(_database_error(exc, _edge_lang()), err=True)
         return 2
     except errors.NoArgsIsHelpError as exc:
         exc.show()
@@ -250,6 +237,32 @@ def at_edge(call: Callable[[], Any]) -> int:
     except typer.Abort:
         typer.echo(phrase("cli", "aborted", _edge_lang()), err=True)
         return 1
+    except Exception as exc:
+        told = _store_failure(exc)
+        if told is None:
+            raise
+        typer.echo(told[0], err=True)
+        return told[1]
+
+
+def _store_failure(exc: Exception) -> tuple[str, int] | None:
+    """An unknown schedule id or an unusable database, in one line with its exit code.
+
+    Told apart without importing SQLAlchemy or the reports up front (most of a second on
+    every start, `dutybot extract` included): a command that never loaded them cannot have
+    raised their exceptions."""
+    records = sys.modules.get("bot.reports.records")
+    if records is not None and isinstance(exc, records.UnknownSchedule):
+        said = phrase(
+            "cli", "unknown_schedule", _edge_lang(), schedule=exc.schedule_id, known=exc.known
+        )
+        return said, 1
+    if "sqlalchemy" in sys.modules:
+        from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+
+        if isinstance(exc, OperationalError | InterfaceError | ArgumentError):
+            return _database_error(exc, _edge_lang()), 2
+    return None
 
 
 def _version() -> str:
