@@ -33,6 +33,10 @@ def labels(text: str) -> list[str]:
         ("班组日排查、部门周排查、厂长经理月排查", ["day*1", "week*1", "month*1"]),
         ("按月通报执法情况", ["month*1"]),
         ("每两周开展一次", ["FREQ=WEEKLY;INTERVAL=2*1"]),
+        # a 旬 is ten days: the format has no such period, so three times a month
+        ("每旬开展1次联合检查", ["month*3"]),
+        ("每旬通报违规车辆", ["month*3"]),
+        ("每旬至少调度2次", ["month*6"]),
         # a yearly total after a comma belongs to the year, not to the quarter before it
         ("每季度组织开展1次危险化学品专项检查，全年不少于4次", ["quarter*1"]),
         ("每月检查1次，年内不少于12次", ["month*1"]),
