@@ -150,3 +150,63 @@ def test_markup_never_reaches_a_name() -> None:
     [item] = _items(text).values()
     assert item.owners.units == ["应急", "公安"]
     assert item.deadline_text == "6月底前"
+
+
+def test_measures_under_a_title_line_are_tasks_of_their_own() -> None:
+    """（一）… 1.… (1)…: under a title alone the (1) (2) are the tasks, ref "3.1"."""
+    items = _items(
+        "\n".join(
+            [
+                "（一）健全责任体系",
+                "1.落实领导责任。每季度至少研究1次安全生产工作。（牵头单位：区安委办）",
+                "2.强化企业主体责任。",
+                "(1)督促企业建立全员安全生产责任制。（牵头单位：区应急局；配合单位：区经信局）",
+                "(2)推动企业投保安全生产责任保险。（区金融办负责，2023年9月底前）",
+                "3.加强执法检查。对重点企业开展执法检查，年底前全覆盖。",
+                "(1)制定年度执法计划。",
+                "(2)每月通报执法情况。",
+            ]
+        )
+    )
+    assert set(items) == {"1", "2.1", "2.2", "3"}
+    assert items["2.1"].owners.units == ["区应急局"]
+    assert items["2.1"].owners.partners == ["区经信局"]
+    assert items["2.2"].owners.units == ["区金融办"] and items["2.2"].due == date(2023, 9, 30)
+    # under a measure with text of its own, (1) (2) stay its parts
+    assert items["3"].due == date(2023, 12, 31)
+    assert [r.frequency.label() for r in items["3"].recurrences] == ["month*1"]
+
+
+def test_a_time_clause_after_the_labelled_owners_is_the_deadline() -> None:
+    items = _items(
+        "1.推动企业投保安全生产责任保险。（牵头单位：区应急局；配合单位：区金融办；"
+        "2023年第三季度）\n2.开展应急演练。（牵头单位：区应急局；配合单位：各街道，长期坚持）"
+    )
+    assert items["1"].owners.partners == ["区金融办"]
+    assert items["1"].due == date(2023, 9, 30) and items["1"].deadline_text == "2023年第三季度"
+    assert items["2"].owners.partners == ["各街道"] and items["2"].ongoing
+
+
+def test_a_deadline_column_naming_the_period_adds_no_second_duty() -> None:
+    """完成时限 "每月" beside "每月检查企业不少于10家": one monthly duty, the text's count."""
+    text = (
+        "序号\t工作任务\t责任科室\t完成时限\n"
+        "1\t开展执法检查，每月检查企业不少于10家。\t执法大队\t每月\n"
+        "2\t报送工作总结。\t安监股\t每月5日前\n"
+        "3\t开展联合检查，每月开展1次。\t安监股\t每月5日前"
+    )
+    items = _items(text)
+    assert [r.frequency.label() for r in items["1"].recurrences] == ["month*10"]
+    assert [r.frequency.label() for r in items["2"].recurrences] == ["month*1@day5"]
+    # the text's count, the column's day
+    assert [r.frequency.label() for r in items["3"].recurrences] == ["month*1@day5"]
+
+
+def test_a_row_below_a_merged_task_cell_is_titled_by_its_measure() -> None:
+    text = (
+        "序号\t工作任务\t具体措施\t牵头单位\t完成时限\n"
+        "1\t压实安全生产责任\t修订部门安全生产责任清单。\t区应急局\t6月底前\n"
+        "2\t\t将安全生产纳入年度目标考核。\t区委组织部\t年底前"
+    )
+    items = _items(text)
+    assert items["2"].title == "将安全生产纳入年度目标考核"

@@ -38,6 +38,9 @@ def merge_items(prose: list[RawItem], table: list[RawItem]) -> tuple[list[RawIte
     unplaced: list[Unplaced] = []
     lone: list[RawItem] = []
     for item in prose:
+        if item.parent is not None:  # "3.(2)": its number is not the table's item 2
+            lone.append(item)
+            continue
         twins = [t for t in by_number.get(item.number, []) if t.other is None]
         twin = next((t for t in twins if similar(item.text, t.text)), None)
         if twin is not None:

@@ -155,8 +155,10 @@ def _assign_refs(items: list[Item]) -> None:
     taken becomes "part.number" ("3.2", part 三、).  When no part dominates, every ref is
     "part.number".
     """
+    qualified = {i.ref for i in items if "." in i.ref}  # measures under a heading: "3.2"
+    items = [i for i in items if "." not in i.ref]
     numbers = [i.number for i in items]
-    if len(set(numbers)) == len(numbers):
+    if len(set(numbers)) == len(numbers) or not items:
         return
     main_level = Counter(i.level for i in items).most_common(1)[0][0]
     at_level = [i for i in items if i.level == main_level]
@@ -167,7 +169,7 @@ def _assign_refs(items: list[Item]) -> None:
         if size < 0.6 * len(at_level) or len({i.number for i in main}) != len(main):
             main = []
     keep = {id(i) for i in main}
-    seen: set[str] = {str(i.number) for i in main}
+    seen: set[str] = {str(i.number) for i in main} | qualified
     # a part whose numbers collide with the main ones is qualified as a whole
     colliding = {(i.section, i.level) for i in items if id(i) not in keep and str(i.number) in seen}
     for item in items:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.extract.assignment import read_assignment
+from bot.extract.assignment import is_timing, read_assignment
 from bot.extract.blocks import Para
 from bot.extract.labels import Role, tail_label
 from bot.extract.numbering import Level, Number, parse_number
@@ -47,12 +47,28 @@ def parse_tail(text: str) -> tuple[str, Fields]:
         value = _close_at_paren(text[value_start:value_end])
         value = value.strip().strip("；;，,。．.、 ").strip()
         value = value.rstrip("".join(_CLOSERS)).strip().strip("；;，,。 ")
+        when = ""
+        if role is not Role.DEADLINE:
+            value, when = _split_timing(value)
         if value:
             fields.setdefault(role, []).append(value)
+        if when:
+            fields.setdefault(Role.DEADLINE, []).append(when)
     body = text[: labels[0][0]].rstrip()
     if body and body[-1] in _OPENERS:
         body = body[:-1].rstrip()
     return body, fields
+
+
+_LAST_CLAUSE = re.compile(r"[；;，,](?P<when>[^；;，,]+)$")
+
+
+def _split_timing(value: str) -> tuple[str, str]:
+    """ "区金融办；2023年第三季度": an unlabelled time clause after the last owner."""
+    match = _LAST_CLAUSE.search(value)
+    if match is None or not is_timing(match["when"]):
+        return value, ""
+    return value[: match.start()].strip(), match["when"].strip()
 
 
 def _close_at_paren(value: str) -> str:
@@ -181,6 +197,11 @@ def _title_like(text: str) -> bool:
     return len(text) <= 30 and not _SENTENCE.search(text)
 
 
+def _value(line: _Line) -> int:
+    assert line.number is not None
+    return line.number.value
+
+
 def _measures(lines: list[_Line]) -> tuple[list[RawItem], list[Para]]:
     """No table of items: every numbered measure is an item (see the module's rules)."""
     parent: dict[int, int | None] = {}
@@ -202,6 +223,18 @@ def _measures(lines: list[_Line]) -> tuple[list[RawItem], list[Para]]:
         for i in parent
         if lines[i].level in heading_levels and _title_like(lines[i].body) and not lines[i].fields
     }
+    # a title alone ("3.强化企业主体责任。") over (1) (2) …: a heading whose measures are the
+    # tasks, ref "3.1"; under a measure with text of its own they stay its parts
+    sub_heads = {
+        p
+        for i, p in parent.items()
+        if p is not None
+        and lines[i].level >= Level.SUB
+        and lines[p].level in _TASK_LEVELS
+        and _title_like(lines[p].body)
+        and not lines[p].fields
+    }
+    heads |= sub_heads
     frame: set[int] = set()
     for i, up in parent.items():
         if _FRAME.match(lines[i].body) or (up is not None and up in frame):
@@ -247,6 +280,8 @@ def _measures(lines: list[_Line]) -> tuple[list[RawItem], list[Para]]:
         item = RawItem(
             number.value, number.level, para.line, line.body, "prose", section, line.fields
         )
+        if up in sub_heads and up is not None:
+            item.parent = _value(lines[up])
         items.append(item)
         owner[index] = item
         current = item
