@@ -210,3 +210,24 @@ def test_a_row_below_a_merged_task_cell_is_titled_by_its_measure() -> None:
     )
     items = _items(text)
     assert items["2"].title == "将安全生产纳入年度目标考核"
+
+
+def test_beside_a_table_measures_under_a_title_line_are_tasks_too() -> None:
+    """A notice whose body has owner tails and an annex table: "2.标题" over (1) (2)."""
+    text = "\n".join(
+        [
+            "1.落实领导责任，每季度研究1次安全生产工作。（牵头单位：区安委办）",
+            "2.强化企业主体责任。",
+            "(1)督促企业建立全员安全生产责任制。（牵头单位：区应急局）",
+            "(2)推动企业投保安全生产责任保险。（牵头单位：区金融办；完成时限：9月底前）",
+            "附件",
+            "序号\t工作任务\t牵头单位\t完成时限",
+            "1\t落实领导责任，每季度研究1次安全生产工作。\t区安委办\t长期坚持",
+            "3\t开展消防安全专项整治。\t区消防救援支队\t10月底前",
+        ]
+    )
+    items = _items(text)
+    assert set(items) == {"1", "2.1", "2.2", "3"}
+    assert items["2.1"].owners.units == ["区应急局"]
+    assert items["2.2"].owners.units == ["区金融办"] and items["2.2"].due == date(2023, 9, 30)
+    assert items["1"].owners.units == ["区安委办"]

@@ -138,14 +138,25 @@ def _with_fields(lines: list[_Line]) -> tuple[list[RawItem], list[Para]]:
     items: list[RawItem] = []
     others: list[Para] = []
     pending: _Line | None = None  # a numbered paragraph still waiting for label lines
+    heading: _Line | None = None  # "3.强化企业主体责任。" over measures (1) (2) with fields
     section: int | None = None
     for line in lines:
         number, body, fields, para = line.number, line.body, line.fields, line.para
+        if number and number.level < Level.SUB:
+            heading = None
         if number and number.level is Level.SECTION and not fields:
             section = number.value
             pending = None
             continue
-        if number and fields and items and number.level >= Level.SUB > items[-1].level:
+        if number and fields and number.level >= Level.SUB and _is_heading(pending):
+            assert pending is not None
+            heading, pending = pending, None
+            others.append(heading.para)
+        if number and fields and number.level >= Level.SUB and heading is not None:
+            item = RawItem(number.value, number.level, para.line, body, "prose", section, fields)
+            item.parent = _value(heading)
+            items.append(item)
+        elif number and fields and items and number.level >= Level.SUB > items[-1].level:
             # "(1)…（责任单位：…）" under "2.…": a measure of item 2 with its own owners
             items[-1].parts.append(Part(body, para.line, fields))
             items[-1].add_fields({r: v for r, v in fields.items() if r is not Role.DEADLINE})
@@ -195,6 +206,13 @@ def _title_like(text: str) -> bool:
     """A heading's own words: short, no sentence inside ("（一）危险化学品领域。")."""
     text = text.strip().rstrip("。.：:")
     return len(text) <= 30 and not _SENTENCE.search(text)
+
+
+def _is_heading(line: _Line | None) -> bool:
+    """A numbered title alone, no fields ("3.强化企业主体责任。"): measures follow it."""
+    return (
+        line is not None and line.level < Level.SUB and _title_like(line.body) and not line.fields
+    )
 
 
 def _value(line: _Line) -> int:
