@@ -73,9 +73,11 @@ def _fields(inside: str) -> Fields:
             role, partners_next = (Role.PARTNERS if partners_next else Role.UNITS), False
         fields.setdefault(role, []).append(names)
     rest = inside[position:]
-    timing = [c.strip(" 、") for c in _CLAUSES.split(rest) if is_timing(c)]
-    if not fields and not timing and _only_units(rest):
-        fields[Role.UNITS] = [rest.strip()]  # "（市应急局、市公安局）"
+    clauses = _CLAUSES.split(rest)
+    timing = [c.strip(" 、") for c in clauses if is_timing(c)]
+    names = "、".join(c.strip(" 、") for c in clauses if c.strip(" 、") and not is_timing(c))
+    if not fields and names and _only_units(names):
+        fields[Role.UNITS] = [names]  # "（市应急局、市公安局）", "（市应急局，6月底前）"
     if timing:
         fields[Role.DEADLINE] = ["，".join(timing)]
     return fields
