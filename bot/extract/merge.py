@@ -34,7 +34,8 @@ def merge_items(prose: list[RawItem], table: list[RawItem]) -> tuple[list[RawIte
         return table, []
     by_number: dict[int, list[RawItem]] = {}
     for item in table:
-        by_number.setdefault(item.number, []).append(item)
+        if item.parent is None:
+            by_number.setdefault(item.number, []).append(item)
     unplaced: list[Unplaced] = []
     lone: list[RawItem] = []
     for item in prose:

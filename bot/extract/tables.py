@@ -96,7 +96,12 @@ def _settle_text_columns(roles: list[Role | None], rows: list[Row]) -> Layout:
         elif (
             task is not None
             and i < task
-            and (roles[i] is Role.CATEGORY or counts[i].get(Level.SECTION, 0) > 0)
+            and (
+                roles[i] is Role.CATEGORY
+                or counts[i].get(Level.SECTION, 0) > 0
+                # "重点任务 | 具体措施" with the measures numbered: the tasks are the measures
+                or (roles[i] is Role.TASK and items_in(i) == 0)
+            )
         ):
             settled[i] = Role.CATEGORY
         elif task is not None and i > task and roles[i] in (Role.MEASURE, Role.TASK, None):
@@ -171,6 +176,9 @@ class TableReader:
         self.section: int | None = None
         self.numbered = False  # the item column uses numbers: unnumbered text continues
         self._merges_known = False
+        self.grouped = False  # 序号 merged over measures numbered 1. 2. again: refs "序号.n"
+        self.group: int | None = None  # the 序号 the rows are under
+        self.number_groups = False
 
     def read(self, table: Table) -> None:
         rows = table.rows
@@ -200,6 +208,12 @@ class TableReader:
             _item_number(r.cells[task_col].text) is not None
             for r in rows[start:]
             if task_col is not None and task_col < len(r.cells)
+        )
+        self.grouped = _grouped(rows[start:], layout)
+        number_col = layout.index(Role.NUMBER)
+        # a 序号 merged over several rows numbers groups; the task cells' own numbers win
+        self.number_groups = number_col is not None and any(
+            c.merged for r in rows[start:] if (c := _cell(r, number_col)) is not None
         )
         first_new = len(self.items)
         for row in rows[start:]:
@@ -234,8 +248,13 @@ class TableReader:
         if number is not None and number.level not in (Level.ITEM, Level.ITEM_CN):
             number = None
         value = number.value if number else None
+        parent: int | None = None
         if number_cell is not None and number_cell.text.strip() and not number_cell.merged:
-            value = cn_to_int(number_cell.text.strip().rstrip(".、．")) or value
+            self.group = cn_to_int(number_cell.text.strip().rstrip(".、．"))
+            if not self.grouped and not (self.number_groups and number is not None):
+                value = self.group or value
+        if self.grouped and value is not None:
+            parent = self.group
         if value is not None or (task_text and not self.numbered):
             if value is None:
                 value = len(self.items) + 1
@@ -248,6 +267,7 @@ class TableReader:
                 "table",
                 self.section,
             )
+            item.parent = parent
             self.items.append(item)
         elif not self.items:
             if any(c.text.strip() for c in row.cells):
@@ -275,6 +295,35 @@ class TableReader:
                 if source.fields.get(role):
                     item.fields[role] = list(source.fields[role][:1])
             item.inherited_from = source.inherited_from or source.number
+
+
+def _grouped(rows: list[Row], layout: Layout) -> bool:
+    """The 序号 cell is merged over several rows whose task cells number again from 1."""
+    number_col, task_col = layout.index(Role.NUMBER), layout.index(Role.TASK)
+    if number_col is None or task_col is None:
+        return False
+    group: int | None = None
+    owns = [
+        n
+        for row in rows
+        if (task := _cell(row, task_col)) is not None
+        and not task.merged
+        and (n := _item_number(task.text)) is not None
+    ]
+    if len(set(owns)) == len(owns):
+        return False  # the measures' numbers run on: they are the items' own numbers
+    for row in rows:
+        number_cell, task = _cell(row, number_col), _cell(row, task_col)
+        if number_cell is None or task is None:
+            continue
+        if number_cell.text.strip() and not number_cell.merged:
+            group = cn_to_int(number_cell.text.strip().rstrip(".、．"))
+        elif not number_cell.merged:
+            continue
+        own = _item_number(task.text) if not task.merged else None
+        if group is not None and own is not None and number_cell.merged and own > 1:
+            return True  # "2.…" in a row still under the 序号 above
+    return False
 
 
 def table_items(tables: list[Table]) -> tuple[list[RawItem], list[Unplaced]]:
