@@ -234,3 +234,12 @@ def test_beside_a_table_measures_under_a_title_line_are_tasks_too() -> None:
     assert items["2.1"].owners.units == ["区应急局"]
     assert items["2.2"].owners.units == ["区金融办"] and items["2.2"].due == date(2023, 9, 30)
     assert items["1"].owners.units == ["区安委办"]
+
+
+@pytest.mark.parametrize(
+    "last", ["2023年3月5日印发", "某某县人民政府办公室　　2023年3月5日印发", "二〇二三年三月五日"]
+)
+def test_the_year_from_the_imprint_line(last: str) -> None:
+    doc = Document("y.txt", text_blocks(f"1.开展排查，6月底前完成。（县应急局负责）\n{last}"))
+    extraction = extract_document(doc)
+    assert extraction.meta.year == 2023 and extraction.year_found
