@@ -243,3 +243,27 @@ def test_the_year_from_the_imprint_line(last: str) -> None:
     doc = Document("y.txt", text_blocks(f"1.开展排查，6月底前完成。（县应急局负责）\n{last}"))
     extraction = extract_document(doc)
     assert extraction.meta.year == 2023 and extraction.year_found
+
+
+def test_measures_numbered_again_in_each_part_take_the_part_and_its_owners() -> None:
+    """1. 2. again under each （一）: refs "1.2"; a heading's owner tail covers its measures;
+    the signature's date after the last item is not that item's deadline."""
+    items = _items(
+        "\n".join(
+            [
+                "（一）加强危险化学品安全监管。（牵头单位：区应急局；配合单位：区公安分局）",
+                "1.开展危险化学品储存场所专项检查。",
+                "2.推进化工企业自动化改造，年底前完成。",
+                "（二）强化消防安全。",
+                "1.开展高层建筑消防整治。（区消防救援支队负责）",
+                "2.开展老旧小区消防整治。（区住建委负责）",
+                "二〇二三年三月五日",
+            ]
+        ),
+        year=None,
+    )
+    assert list(items) == ["1.1", "1.2", "2.1", "2.2"]
+    assert items["1.1"].owners.units == ["区应急局"]
+    assert items["1.1"].owners.partners == ["区公安分局"]
+    assert items["2.1"].owners.units == ["区消防救援支队"]
+    assert items["2.2"].due is None and items["2.2"].undated

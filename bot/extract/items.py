@@ -90,6 +90,7 @@ class Item:
     recurrences: list[Recurrence]
     lines: list[int]
     section: int | None = None
+    part: int | None = None  # the numbered heading right above (一、 or （一）), see raw
     level: Level = Level.ITEM
     due_from: str = ""  # "field" | "text" | ""
     deadline_text: str = ""  # the document's deadline wording, verbatim
@@ -237,6 +238,7 @@ def build_item(raw: RawItem, year: int, read_names: NameReader, *, year_known: b
         recurrences=recurrences,
         lines=[main.line, *(i.line for i in twins if i is not main)],
         section=raw.section,
+        part=raw.part if raw.part is not None else raw.section,
         level=raw.level,
         due_from=due_from,
         deadline_text=deadline_text,

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from bot.extract.assignment import is_timing, read_assignment
 from bot.extract.blocks import Para
-from bot.extract.labels import Role, tail_label
+from bot.extract.labels import OWNER_ROLES, Role, tail_label
+from bot.extract.meta import DATE_LINE
 from bot.extract.numbering import Level, Number, parse_number
 from bot.extract.raw import Fields, Part, RawItem
 
@@ -215,6 +216,16 @@ def _is_heading(line: _Line | None) -> bool:
     )
 
 
+def _under_heading(item: RawItem, heading: _Line) -> None:
+    """A measure under "（一）加强危化品监管。（牵头单位：区应急局）": the heading's part number
+    (for refs when the measures number again in each part), and its owners when the measure
+    names none: the document itself says they cover its measures (no guess to flag)."""
+    item.part = _value(heading)
+    owners = {r: v for r, v in heading.fields.items() if r in OWNER_ROLES}
+    if owners and not item.has_owner_fields():
+        item.add_fields(owners)
+
+
 def _value(line: _Line) -> int:
     assert line.number is not None
     return line.number.value
@@ -271,7 +282,12 @@ def _measures(lines: list[_Line]) -> tuple[list[RawItem], list[Para]]:
             if current is not None and line.fields and not line.body:
                 current.add_fields(line.fields)  # "牵头单位：…" on the lines after an item
                 continue
-            if current is not None and _title_like(current.text) and not current.parts:
+            if (
+                current is not None
+                and _title_like(current.text)
+                and not current.parts
+                and not DATE_LINE.match(para.text)  # the signature's date, after the last item
+            ):
                 current.text = f"{current.text}\n{line.body}".strip()  # a title, then its text
                 current.add_fields(line.fields)
                 continue
@@ -300,6 +316,8 @@ def _measures(lines: list[_Line]) -> tuple[list[RawItem], list[Para]]:
         )
         if up in sub_heads and up is not None:
             item.parent = _value(lines[up])
+        elif up in heads and up is not None:
+            _under_heading(item, lines[up])
         items.append(item)
         owner[index] = item
         current = item
