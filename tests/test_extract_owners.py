@@ -37,6 +37,13 @@ from bot.extract.owners import Kind, classify, same_name, split_joined, split_na
         ("住房和城乡建设局、工业和信息化局", ["住房和城乡建设局", "工业和信息化局"]),
         ("应急局和公安局", ["应急局", "公安局"]),
         ("宣传和应急", ["宣传", "应急"]),
+        # a person written with a title is the person: the title is a post, not an owner
+        ("张三（副局长）", ["张三"]),
+        ("副局长 张三", ["张三"]),
+        ("县委常委、副县长李明", ["李明"]),
+        ("李明（县委常委、副县长）、王刚", ["李明", "王刚"]),
+        ("分管副县长", ["分管副县长"]),
+        ("局长办公会", ["局长办公会"]),
         ("无", []),
     ],
 )

@@ -287,10 +287,31 @@ def _unpad(text: str) -> str:
     return _PADDED.sub(lambda m: "".join(g for g in m.groups() if g), text)
 
 
+# A person written with a title: "张三（副局长）", "副县长李明", "县委常委、副县长 李明".  The
+# title is the person's post (people: 职务), not a second owner, and the name is the key.
+_TITLE = (
+    r"[\u4e00-\u9fff]{0,6}?(?:副)?(?:县长|区长|市长|镇长|乡长|局长|主任|书记|部长|处长|科长|"
+    r"所长|站长|队长|股长|常委|委员|调研员|组长|总经理|经理|厂长|院长|主席)"
+)
+_TITLES = rf"(?:{_TITLE}[、，,\s\u3000]*)+"
+_NAME_THEN_TITLES = re.compile(rf"(?P<name>[\u4e00-\u9fff]{{2,4}})[（(]{_TITLES}[）)]")
+_TITLES_THEN_NAME = re.compile(
+    rf"(?:(?<=^)|(?<=[、，,；;\n]))(?P<titles>{_TITLES})(?P<name>[\u4e00-\u9fff]{{2,3}})(?=$|[、，,；;\n])"
+)
+
+
+def _untitle(text: str) -> str:
+    def name_only(match: re.Match[str]) -> str:
+        name = match["name"]
+        return name if looks_like_person(name) else match.group(0)
+
+    return _TITLES_THEN_NAME.sub(name_only, _NAME_THEN_TITLES.sub(name_only, text))
+
+
 def split_names(text: str) -> list[str]:
     """Split an owner field into names; "A和B" splits only when both halves are units."""
     names: list[str] = []
-    for part in _SEPARATORS.split(_unpad(text or "")):
+    for part in _SEPARATORS.split(_untitle(_unpad(text or ""))):
         name = clean_name(part)
         if not name or name in ("无", "—", "-", "/", "暂无"):
             continue
