@@ -242,3 +242,22 @@ def test_docx_measures_numbered_on_under_a_merged_number_keep_their_numbers(
     items = {i.ref: i for i in extract_file(path).items}
     assert list(items) == ["1", "2", "3", "4"]
     assert items["4"].owners.units == ["区公安分局"]
+
+
+def test_an_owner_cell_with_labels_inside_gives_each_role(tmp_path: Path) -> None:
+    """One 责任单位 column whose cells say "牵头单位：A<br>配合单位：B": labels never leak."""
+    path = tmp_path / "labelled-cells.html"
+    path.write_text(
+        "<html><body><p>2023年3月1日</p><table border=1><thead><tr><th>序号</th>"
+        "<th>工作任务</th><th>责任单位</th><th>完成时限</th></tr></thead><tbody>"
+        "<tr><td>1</td><td>开展危化品检查。</td><td>牵头单位：区应急局<br>"
+        "配合单位：区公安分局、区交通局</td><td>6月底前</td></tr>"
+        "<tr><td>2</td><td>开展消防整治。</td><td>牵头：区消防救援支队；配合：各街道</td>"
+        "<td>每季度</td></tr></tbody></table></body></html>",
+        encoding="utf-8",
+    )
+    items = {i.ref: i for i in extract_file(path).items}
+    assert items["1"].owners.units == ["区应急局"]
+    assert items["1"].owners.partners == ["区公安分局", "区交通局"]
+    assert items["2"].owners.units == ["区消防救援支队"]
+    assert items["2"].owners.partners == ["各街道"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from bot.extract.blocks import Cell, Row, Table
 from bot.extract.labels import OWNER_ROLES, TEXT_ROLES, Role, role_of
 from bot.extract.numbering import Level, cn_to_int, parse_number, split_measures
+from bot.extract.prose import parse_tail
 from bot.extract.raw import Fields, Part, RawItem, Unplaced
 
 _FIELD_ROLES = (*OWNER_ROLES, Role.DEADLINE)
@@ -150,8 +151,15 @@ def _row_fields(row: Row, layout: Layout) -> Fields:
     for i, role in enumerate(layout.roles):
         if role in _FIELD_ROLES and i < len(row.cells):
             text = row.cells[i].text.strip()
-            if text:
-                fields.setdefault(role, []).append(text)
+            if not text:
+                continue
+            # one 责任单位 cell holding "牵头单位：A\n配合单位：B": the labels give the roles
+            labelled = parse_tail(text)[1] if role in OWNER_ROLES else {}
+            if labelled and not parse_tail(text)[0]:
+                for inner, values in labelled.items():
+                    fields.setdefault(inner, []).extend(values)
+                continue
+            fields.setdefault(role, []).append(text)
     return fields
 
 
