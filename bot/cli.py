@@ -214,10 +214,6 @@ class DutybotGroup(TyperGroup):
 
 def at_edge(call: Callable[[], Any]) -> int:
     """Run the command line; return its exit code, every known mistake said in one line."""
-    from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
-
-    from bot.reports.records import UnknownSchedule
-
     errors = _click.exceptions
     try:
         if _import_errors:
@@ -227,15 +223,6 @@ def at_edge(call: Callable[[], Any]) -> int:
         return result if isinstance(result, int) else 0
     except ValidationError as exc:
         typer.echo(config_error(exc, _edge_lang()), err=True)
-        return 2
-    except UnknownSchedule as exc:
-        said = phrase(
-            "cli", "unknown_schedule", _edge_lang(), schedule=exc.schedule_id, known=exc.known
-        )
-        typer.echo(said, err=True)
-        return 1
-    except (OperationalError, InterfaceError, ArgumentError) as exc:
-        typer.echo(_database_error(exc, _edge_lang()), err=True)
         return 2
     except errors.NoArgsIsHelpError as exc:
         exc.show()
@@ -250,6 +237,32 @@ def at_edge(call: Callable[[], Any]) -> int:
     except typer.Abort:
         typer.echo(phrase("cli", "aborted", _edge_lang()), err=True)
         return 1
+    except Exception as exc:
+        told = _store_failure(exc)
+        if told is None:
+            raise
+        typer.echo(told[0], err=True)
+        return told[1]
+
+
+def _store_failure(exc: Exception) -> tuple[str, int] | None:
+    """An unknown schedule id or an unusable database, in one line with its exit code.
+
+    Told apart without importing SQLAlchemy or the reports up front (most of a second on
+    every start, `dutybot extract` included): a command that never loaded them cannot have
+    raised their exceptions."""
+    records = sys.modules.get("bot.reports.records")
+    if records is not None and isinstance(exc, records.UnknownSchedule):
+        said = phrase(
+            "cli", "unknown_schedule", _edge_lang(), schedule=exc.schedule_id, known=exc.known
+        )
+        return said, 1
+    if "sqlalchemy" in sys.modules:
+        from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+
+        if isinstance(exc, OperationalError | InterfaceError | ArgumentError):
+            return _database_error(exc, _edge_lang()), 2
+    return None
 
 
 def _version() -> str:
@@ -300,9 +313,18 @@ def _say(key: str, /, err: bool = False, **context: object) -> None:
     typer.echo(phrase("cli", key, _lang(), **context), err=err)
 
 
+StrictOption = Annotated[
+    bool,
+    typer.Option(
+        "--strict", help="tasks reminding nobody and placeholder contacts are errors / 从严校验"
+    ),
+]
+
+
 @app.command()
 def validate(
     files: Annotated[list[Path], typer.Argument(help="schedule YAML files / 清单文件")],
+    strict: StrictOption = False,
 ) -> None:
     """校验清单文件：一次列出所有问题（FILE:LINE:COLUMN）。Validate schedule files."""
     from bot.schedule.validate import load_schedule
@@ -315,10 +337,31 @@ def validate(
         if loaded.ok:
             assert loaded.spec is not None
             _say("valid", file=str(path), tasks=len(loaded.spec.tasks))
+            if _summarise_gaps(path, loaded.spec, strict=strict) and strict:
+                failed = True
         else:
             failed = True
             _say("invalid", err=True, file=str(path), count=len(loaded.errors))
     raise typer.Exit(1 if failed else 0)
+
+
+def _summarise_gaps(path: Path, spec: Any, *, strict: bool) -> bool:
+    """Say what the valid file still lacks (tasks reminding nobody, placeholder contacts) at
+    the end, where an admin reads; True when there is any."""
+    from bot.schedule.gaps import find_gaps
+
+    gaps = find_gaps(spec)
+    if gaps.any or gaps.only_placeholders:
+        _say(
+            "gaps",
+            err=True,
+            file=str(path),
+            nobody=gaps.nobody,
+            only_placeholders=gaps.only_placeholders,
+            placeholders=gaps.placeholders,
+            strict=strict,
+        )
+    return gaps.any
 
 
 @app.command()
@@ -357,8 +400,16 @@ def db_upgrade() -> None:
 def import_(
     file: Annotated[Path, typer.Argument(help="schedule YAML file / 清单文件")],
     at: AtOption = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="do not ask for confirmation / 不再确认")
+    ] = False,
+    strict: StrictOption = False,
 ) -> None:
-    """导入清单（单个事务），并列出变化。Import a schedule in one transaction and print the diff."""
+    """导入清单（单个事务），列出变化和下一时段的消息量。Import a schedule in one transaction,
+    print the diff and the next sending window's volume."""
+    from zoneinfo import ZoneInfo
+
+    from bot.forecast import describe, forecast
     from bot.schedule.importer import import_schedule
     from bot.schedule.validate import load_schedule
     from bot.store.db import open_store, session_scope
@@ -369,18 +420,28 @@ def import_(
     if not loaded.ok or loaded.spec is None:
         _say("invalid", err=True, file=str(file), count=len(loaded.errors))
         raise typer.Exit(1)
+    if _summarise_gaps(file, loaded.spec, strict=strict):
+        if strict:
+            _say("strict_refused", err=True, file=str(file))
+            raise typer.Exit(1)
+        if not yes and sys.stdin.isatty():
+            question = phrase("cli", "confirm_import", _lang(), file=str(file))
+            typer.confirm(question, abort=True, err=True)
     settings = get_settings()
+    now = as_of(at)
     engine = open_store(settings.database_url)
     with session_scope(engine) as session:
         diff = import_schedule(
             session,
             loaded.spec,
-            now=as_of(at),
+            now=now,
             horizon_days=settings.horizon_days,
             actor="cli",
             source_file=str(file),
         )
     typer.echo(render("import_diff", _lang(), diff=diff))
+    found = forecast(engine, loaded.spec.schedule, now)
+    typer.echo(describe(found, ZoneInfo(loaded.spec.timezone), _lang()))
 
 
 @app.command()

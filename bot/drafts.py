@@ -17,13 +17,13 @@ from typing import Any
 from sqlmodel import Session
 
 from bot.replies import Via
+from bot.schedule.gaps import is_placeholder
 from bot.schedule.importer import ImportDiff, import_schedule
 from bot.schedule.validate import Loaded, Problem, load_schedule, read_yaml
 from bot.store.models import AuditEvent, Draft
 
 YAML_SUFFIXES = (".yaml", ".yml")
 OWNER_ROLES = ("lead", "responsible", "units", "partners")
-PLACEHOLDER_MARKS = ("××", "XX", "xx", "待指定", "待定", "待明确")
 
 
 class DraftRefused(Exception):
@@ -95,8 +95,8 @@ def _problem_flags(loaded: Loaded) -> list[dict[str, Any]]:
         {"kind": "warning", "ref": None, "line": p.line, "text": p.message} for p in loaded.warnings
     ]
     if loaded.spec is not None:
-        for name in loaded.spec.people:
-            if any(mark in name for mark in PLACEHOLDER_MARKS):
+        for name, person in loaded.spec.people.items():
+            if is_placeholder(name, person.title):
                 flags.append(
                     {"kind": "placeholder_contact", "ref": None, "line": None, "text": name}
                 )

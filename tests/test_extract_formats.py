@@ -189,3 +189,75 @@ def test_unreadable(tmp_path: Path, name: str) -> None:
         path.write_bytes(b"\xd0\xcf\x11\xe0")
     with pytest.raises(UnreadableDocument):
         read_document(path)
+
+
+def _grouped_docx(path: Path, measures: list[str]) -> None:
+    """序号 and 重点任务 merged over two rows each; each row one 具体措施 with its owners."""
+    document = docx.Document()
+    document.add_paragraph("某区2023年安全生产工作任务分工")
+    rows = [
+        ["序号", "重点任务", "具体措施", "牵头单位", "配合单位", "完成时限"],
+        ["1", "压实责任", measures[0], "区应急局", "区委编办", "6月底前"],
+        ["", "", measures[1], "区委组织部", "区应急局", "年底前"],
+        ["2", "专项整治", measures[2], "区住建局", "区市场监管局", "9月底前"],
+        ["", "", measures[3], "区公安分局", "区交通局", "长期坚持"],
+    ]
+    table = document.add_table(rows=len(rows), cols=len(rows[0]))
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    for top in (1, 3):
+        for column in (0, 1):
+            table.cell(top, column).merge(table.cell(top + 1, column))
+    document.save(str(path))
+
+
+def test_docx_measures_numbered_again_under_a_merged_number_are_tasks(tmp_path: Path) -> None:
+    path = tmp_path / "grouped.docx"
+    _grouped_docx(
+        path,
+        [
+            "1.修订责任清单。",
+            "2.纳入年度考核。",
+            "1.开展燃气排查。",
+            "2.开展交通整治，每周通报1次。",
+        ],
+    )
+    items = {i.ref: i for i in extract_file(path).items}
+    assert list(items) == ["1.1", "1.2", "2.1", "2.2"]
+    assert items["1.2"].title == "纳入年度考核"
+    assert items["1.2"].owners.units == ["区委组织部"] and items["1.2"].due == date(2023, 12, 31)
+    assert items["2.2"].ongoing and [r.frequency.label() for r in items["2.2"].recurrences] == [
+        "week*1"
+    ]
+
+
+def test_docx_measures_numbered_on_under_a_merged_number_keep_their_numbers(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "running.docx"
+    _grouped_docx(
+        path, ["1.修订责任清单。", "2.纳入年度考核。", "3.开展燃气排查。", "4.开展交通整治。"]
+    )
+    items = {i.ref: i for i in extract_file(path).items}
+    assert list(items) == ["1", "2", "3", "4"]
+    assert items["4"].owners.units == ["区公安分局"]
+
+
+def test_an_owner_cell_with_labels_inside_gives_each_role(tmp_path: Path) -> None:
+    """One 责任单位 column whose cells say "牵头单位：A<br>配合单位：B": labels never leak."""
+    path = tmp_path / "labelled-cells.html"
+    path.write_text(
+        "<html><body><p>2023年3月1日</p><table border=1><thead><tr><th>序号</th>"
+        "<th>工作任务</th><th>责任单位</th><th>完成时限</th></tr></thead><tbody>"
+        "<tr><td>1</td><td>开展危化品检查。</td><td>牵头单位：区应急局<br>"
+        "配合单位：区公安分局、区交通局</td><td>6月底前</td></tr>"
+        "<tr><td>2</td><td>开展消防整治。</td><td>牵头：区消防救援支队；配合：各街道</td>"
+        "<td>每季度</td></tr></tbody></table></body></html>",
+        encoding="utf-8",
+    )
+    items = {i.ref: i for i in extract_file(path).items}
+    assert items["1"].owners.units == ["区应急局"]
+    assert items["1"].owners.partners == ["区公安分局", "区交通局"]
+    assert items["2"].owners.units == ["区消防救援支队"]
+    assert items["2"].owners.partners == ["各街道"]

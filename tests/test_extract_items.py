@@ -76,6 +76,11 @@ def test_measures_split_only_where_numbers_run_on() -> None:
         ("序号", Role.NUMBER),
         ("备注", Role.REMARK),
         ("责任人", Role.OWNERS),
+        ("联系县领导", Role.LEAD),
+        ("包保市领导", Role.LEAD),
+        ("进度要求", Role.DEADLINE),
+        ("协办单位", Role.PARTNERS),
+        ("责任科室", Role.UNITS),
     ],
 )
 def test_column_names(name: str, role: Role) -> None:

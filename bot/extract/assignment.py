@@ -73,15 +73,18 @@ def _fields(inside: str) -> Fields:
             role, partners_next = (Role.PARTNERS if partners_next else Role.UNITS), False
         fields.setdefault(role, []).append(names)
     rest = inside[position:]
-    timing = [c.strip(" 、") for c in _CLAUSES.split(rest) if _is_timing(c)]
-    if not fields and not timing and _only_units(rest):
-        fields[Role.UNITS] = [rest.strip()]  # "（市应急局、市公安局）"
+    clauses = _CLAUSES.split(rest)
+    timing = [c.strip(" 、") for c in clauses if is_timing(c)]
+    names = "、".join(c.strip(" 、") for c in clauses if c.strip(" 、") and not is_timing(c))
+    if not fields and names and _only_units(names):
+        fields[Role.UNITS] = [names]  # "（市应急局、市公安局）", "（市应急局，6月底前）"
     if timing:
         fields[Role.DEADLINE] = ["，".join(timing)]
     return fields
 
 
-def _is_timing(clause: str) -> bool:
+def is_timing(clause: str) -> bool:
+    """A clause that says when (a date, 长期坚持, 每季度…), not who."""
     clause = clause.strip()
     return bool(clause) and bool(
         find_dates(clause, 2000, field=True)
