@@ -570,7 +570,7 @@ def run_(
         server = web_server(settings, db=db, clock=clock, frontends=frontends, runtime=runtime)
     else:
         paths = [r.path for f in frontends for r in f.routes()]
-        if paths and not settings.wecom_listen:  # received by `dutybot web`, not here
+        if paths:  # received by `dutybot web`, not here
             typer.echo(phrase("web", "routes_elsewhere", _lang(), paths=paths), err=True)
     serve_until_stopped(settings, server, runtime=runtime, frontends=frontends)
 
