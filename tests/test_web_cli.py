@@ -250,3 +250,24 @@ def test_dutybot_web_receives_telegram_webhooks_and_answers_through_the_bot_api(
             process.send_signal(signal.SIGTERM)
             _out, err = process.communicate(timeout=60)
         assert process.returncode == 0, err[-2000:]
+
+
+def test_run_without_web_says_which_urls_it_leaves_to_dutybot_web(tmp_path: Path) -> None:
+    from tests.fakes.botapi import FakeBotApi
+
+    with FakeBotApi() as api:
+        extra = {
+            "TELEGRAM_TOKEN": api.token,
+            "DUTYBOT_TELEGRAM_BASE_URL": api.base_url,
+            "DUTYBOT_TELEGRAM_MODE": "webhook",
+            "DUTYBOT_TELEGRAM_WEBHOOK_URL": "https://duty.example.cn/telegram",
+        }
+        process = _process(tmp_path, "run", port=_free_port(), extra=extra)
+        deadline = time.monotonic() + 60
+        while not api.calls_to("setWebhook") and time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()[1][-2000:]
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err[-2000:]
+    assert "注意：/telegram 由网页服务接收，本进程不接收" in err and "dutybot run --web" in err
