@@ -506,6 +506,12 @@ def demo(
         str,
         typer.Option("--platform", help="console, dingtalk, wecom / 消息显示方式"),
     ] = "console",
+    keep: Annotated[
+        Path | None,
+        typer.Option(
+            "--keep", help="keep the demo database here, for dutybot web / 保存演示数据库"
+        ),
+    ] = None,
 ) -> None:
     """演示：用模拟时钟在内置 SQLite 上运行真实清单数月。Run the demo (no chat token)."""
     from bot.demo import run_demo
@@ -516,7 +522,9 @@ def demo(
     if "log_level" not in get_settings().model_fields_set:
         # the demo's output is its messages: one log line per send would bury them
         logging.getLogger().setLevel(logging.WARNING)
-    run_demo(_lang(), until=until.date() if until else None, full=full, platform=platform)
+    run_demo(
+        _lang(), until=until.date() if until else None, full=full, platform=platform, keep=keep
+    )
 
 
 def _has_preview(platform: str) -> bool:
@@ -534,13 +542,16 @@ def run_(
     console: Annotated[
         bool, typer.Option("--console", help="print messages here instead of chat / 在终端显示消息")
     ] = False,
+    web: Annotated[
+        bool,
+        typer.Option("--web", help="also serve the web console here / 同时提供网页控制台"),
+    ] = False,
 ) -> None:
     """生产进程：定时检查并发送提醒、督办、汇总。The production process (engine + chat adapters)."""
-    import asyncio
-
     from bot.adapters import configured
     from bot.clock import SystemClock
-    from bot.runtime import JobPolicy, Runtime, serve
+    from bot.runtime import JobPolicy, Runtime
+    from bot.web.cli import serve_until_stopped, web_server
     from bot.worker import Worker
 
     settings = get_settings()
@@ -558,16 +569,14 @@ def run_(
     worker = Worker(db, adapters, clock, lang=_lang(), horizon_days=settings.horizon_days)
     _say("running", tick=settings.tick_seconds, db=db.url.render_as_string(hide_password=True))
     runtime = Runtime(worker, JobPolicy(tick_seconds=settings.tick_seconds))
-
-    async def start() -> None:
-        for frontend in frontends:
-            await frontend.start()
-
-    async def stop() -> None:
-        for frontend in reversed(frontends):
-            await frontend.stop()
-
-    asyncio.run(serve(runtime, start_frontend=start, stop_frontend=stop))
+    server = None
+    if web:
+        server = web_server(settings, db=db, clock=clock, frontends=frontends, runtime=runtime)
+    else:
+        paths = [r.path for f in frontends for r in f.routes()]
+        if paths and not settings.wecom_listen:  # received by `dutybot web`, not here
+            typer.echo(phrase("web", "routes_elsewhere", _lang(), paths=paths), err=True)
+    serve_until_stopped(settings, server, runtime=runtime, frontends=frontends)
 
 
 def _open_store_waiting(url: str):  # type: ignore[no-untyped-def]
@@ -598,10 +607,12 @@ def _register_extensions() -> None:
     the error is kept and said by :func:`at_edge` before anything runs."""
     from bot.conversation.cli import register as register_chat
     from bot.reports.cli import register as register_reports
+    from bot.web.cli import register as register_web
 
     try:
         register_reports(app)
         register_chat(app)
+        register_web(app)
     except ValidationError as exc:
         _import_errors.append(exc)
 

@@ -46,9 +46,8 @@ class Settings(BaseSettings):
     telegram_poll_timeout: float = Field(default=30.0, ge=0)  # long-poll wait (getUpdates)
     telegram_poll_interval: float = Field(default=0.0, ge=0)
     # the public HTTPS URL Telegram posts updates to, e.g. https://bot.example.cn/telegram
+    # (its path is a route of the web app: `dutybot web` or `dutybot run --web` serves it)
     telegram_webhook_url: str | None = None
-    telegram_webhook_listen: str = "127.0.0.1"  # usually behind a reverse proxy
-    telegram_webhook_port: int = Field(default=8443, ge=0, le=65535)
     # sent back by Telegram in X-Telegram-Bot-Api-Secret-Token; derived from the token if unset
     telegram_webhook_secret: SecretStr | None = None
     # for invite links; asked of getMe when unset

@@ -140,6 +140,8 @@ class WeComFrontend:
                 evidence_dir=evidence,  # always: a media id is gone after three days
                 evidence_max_bytes=settings.evidence_max_bytes,
                 horizon_days=settings.horizon_days,
+                web_url=settings.web_url,
+                signin_minutes=settings.web_signin_minutes,
             ),
             files=_Files(self.api, settings.evidence_max_bytes),
             invite_link=self.invite_link,
