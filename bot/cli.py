@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import re
 import sys
@@ -518,6 +519,9 @@ def demo(
     if platform != "console" and not _has_preview(platform):
         _say("unknown_platform", err=True, platform=platform)
         raise typer.Exit(2)
+    if "log_level" not in get_settings().model_fields_set:
+        # the demo's output is its messages: one log line per send would bury them
+        logging.getLogger().setLevel(logging.WARNING)
     run_demo(
         _lang(), until=until.date() if until else None, full=full, platform=platform, keep=keep
     )

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dateutil.rrule import rrulestr
+from dateutil.rrule import DAILY, rrulestr
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -38,6 +38,13 @@ _REF = re.compile(r"^\d+(\.\d+)*$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _BY = re.compile(r"^(end|day\s+([1-9]\d{0,2}))$")
+_SUB_DAILY = re.compile(r"\b(BYHOUR|BYMINUTE|BYSECOND)\s*=", re.I)
+
+# Bounds (README, "Schedule format extensions"): beyond them a value is a typo or an attack,
+# and accepted it would make planning search for working days for ever or never send.
+MAX_OFFSET_DAYS = 366  # remind before / escalate after / repeat every: working days
+MAX_TIMES = 31  # times per period
+MAX_RRULE_COUNT = 1000
 
 
 def _as_list(value: Any) -> Any:
@@ -127,9 +134,13 @@ class UnitSpec(_Strict):
 
 
 class EscalationStep(_Strict):
-    after: int = Field(ge=0, description="working days after the due day, still not done")
+    after: int = Field(
+        ge=0, le=MAX_OFFSET_DAYS, description="working days after the due day, still not done"
+    )
     to: NameList = Field(min_length=1, description="roles or people's names")
-    repeat: int | None = Field(default=None, ge=1, description="repeat every N working days")
+    repeat: int | None = Field(
+        default=None, ge=1, le=MAX_OFFSET_DAYS, description="repeat every N working days"
+    )
     level: Literal["yellow", "red"] | None = Field(
         default=None, description="三色督办 colour; default yellow, red for the last step"
     )
@@ -161,6 +172,12 @@ def _check_remind(values: list[int]) -> list[int]:
         if value > 0:
             raise PydanticCustomError(
                 "remind_positive", "remind offset {value} > 0", {"value": value}
+            )
+        if value < -MAX_OFFSET_DAYS:
+            raise PydanticCustomError(
+                "remind_range",
+                "remind offset {value} < -{limit}",
+                {"value": value, "limit": MAX_OFFSET_DAYS},
             )
     return values
 
@@ -238,7 +255,7 @@ class TaskSpec(_Strict):
         default=None, description="the document's deadline wording, verbatim (6月底前, 长期坚持)"
     )
     every: str | None = None
-    times: int = Field(default=1, ge=1)
+    times: int = Field(default=1, ge=1, le=MAX_TIMES)
     by: str = "end"
     start: date | None = Field(default=None, alias="from")
     until: date | None = None
@@ -260,11 +277,21 @@ class TaskSpec(_Strict):
             return value
         if "FREQ=" in value.upper():
             try:
-                rrulestr(value, dtstart=None)
-            except (ValueError, TypeError) as exc:
+                rule = rrulestr(value, dtstart=None)
+            except (ValueError, TypeError, OverflowError) as exc:
                 raise PydanticCustomError(
                     "bad_rrule", "bad RRULE {value}: {error}", {"value": value, "error": str(exc)}
                 ) from exc
+            # planning walks every instance up to today: sub-daily rules never finish
+            if getattr(rule, "_freq", DAILY) > DAILY or _SUB_DAILY.search(value):
+                raise PydanticCustomError("rrule_sub_daily", "sub-daily RRULE", {"value": value})
+            count = getattr(rule, "_count", None)
+            if count is not None and count > MAX_RRULE_COUNT:
+                raise PydanticCustomError(
+                    "rrule_count",
+                    "RRULE COUNT above {limit}",
+                    {"value": value, "limit": MAX_RRULE_COUNT},
+                )
             return value
         raise PydanticCustomError("bad_every", "bad every {value}", {"value": value})
 
