@@ -271,3 +271,9 @@ def test_run_without_web_says_which_urls_it_leaves_to_dutybot_web(tmp_path: Path
         _out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err[-2000:]
     assert "注意：/telegram 由网页服务接收，本进程不接收" in err and "dutybot run --web" in err
+
+
+def test_a_port_out_of_range_is_said_in_chinese(env: dict[str, str]) -> None:
+    code, said = invoke(env, "web", "--port", "99999")
+    assert code == 2
+    assert "错误：--port 的值“99999”无效：应不大于 65535。" in said
