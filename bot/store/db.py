@@ -126,11 +126,12 @@ def bulk_insert(
             f"VALUES ({', '.join('?' for _ in names)}) "
             f"ON CONFLICT ({', '.join(on_conflict)}) DO NOTHING"
         )
-        converters = [_memo(table.c[n].type._cached_bind_processor(dialect)) for n in names]
-        params = [
-            tuple(convert(row[n]) for convert, n in zip(converters, names, strict=True))
-            for row in rows
-        ]
+        columns = [[row[n] for row in rows] for n in names]  # column by column: few calls
+        for i, name in enumerate(names):
+            processor = table.c[name].type._cached_bind_processor(dialect)
+            if processor is not None:
+                columns[i] = _converted(columns[i], processor)
+        params = list(zip(*columns, strict=True))
         return int(session.connection().exec_driver_sql(sql, params).rowcount or 0)
     from psycopg.types.json import Jsonb
 
@@ -181,20 +182,11 @@ def bulk_insert(
 _COPY_FROM = 1000  # rows: below this, a pipelined executemany is as fast as COPY
 
 
-def _memo(processor: Any) -> Any:
+def _converted(values: list[Any], processor: Any) -> list[Any]:
     """A column's bind conversion, done once per distinct value: SQLAlchemy's own per-value
     processing was most of inserting 100k occurrences, whose dates and instants repeat."""
-    if processor is None:
-        return lambda value: value
-    cache: dict[Any, Any] = {}
-
-    def convert(value: Any) -> Any:
-        try:
-            return cache[value]
-        except KeyError:
-            cache[value] = converted = processor(value)
-            return converted
-        except TypeError:  # unhashable (JSON): convert each time
-            return processor(value)
-
-    return convert
+    try:
+        once = {value: processor(value) for value in set(values)}
+    except TypeError:  # unhashable (JSON): convert each one
+        return [processor(value) for value in values]
+    return [once[value] for value in values]
