@@ -1,0 +1,152 @@
+"""The ledger over HTTP (SQLite and PostgreSQL): the export is byte for byte what
+``dutybot report`` writes; who may see, export, decide and nudge; 催办 goes through the domain
+with the audit channel ``web``."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from datetime import date
+from io import BytesIO
+from pathlib import Path
+from urllib.parse import unquote
+
+from fastapi.testclient import TestClient
+from openpyxl import load_workbook
+from sqlalchemy import Engine
+from sqlmodel import select
+
+from bot import replies
+from bot.clock import SimulatedClock
+from bot.settings import Settings
+from bot.store.db import session_scope
+from bot.store.models import AuditEvent, Notification, Occurrence, Reply, Task
+from bot.web.app import create_app
+from tests.conftest import ROOT, local
+from tests.web.helpers import seed_list, signin_link
+
+NOW = local(2022, 6, 27, 10, 0)
+LIST = "fengdu-ndrc-2022"
+
+
+def _client(engine: Engine) -> TestClient:
+    app = create_app(Settings(web_secret="t"), engine=engine, clock=SimulatedClock(NOW))
+    return TestClient(app)
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found
+    return found.group(1)
+
+
+def _signed_in(engine: Engine, name: str) -> tuple[TestClient, str]:
+    client = _client(engine)
+    link = signin_link(engine, name, NOW)
+    form = client.get(link)
+    client.post(link, data={"csrf": _csrf(form.text)})
+    page = client.get("/ledger")
+    assert name in page.text
+    return client, _csrf(page.text)
+
+
+def _task_id(engine: Engine, ref: str) -> int:
+    with session_scope(engine) as session:
+        task = session.exec(select(Task).where(Task.ref == ref)).one()
+        assert task.id is not None
+        return task.id
+
+
+def _cli_report(db_url: str, fmt: str, out: Path, *extra: str) -> bytes:
+    env = {**os.environ, "DUTYBOT_DATABASE_URL": db_url, "DUTYBOT_LANG": "zh-CN"}
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "report",
+            "--format",
+            fmt,
+            "--schedule",
+            LIST,
+            "-o",
+            str(out),
+            "--now",
+            "2022-06-27T10:00:00",
+            *extra,
+        ],
+        check=True,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+    )
+    return out.read_bytes()
+
+
+def test_the_export_is_what_dutybot_report_writes(
+    engine: Engine, db_url: str, tmp_path: Path
+) -> None:
+    seed_list(engine, NOW)
+    client, _ = _signed_in(engine, "办公室联络员")  # the list's admin
+    csv = client.get(f"/s/{LIST}/export.csv")
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert csv.content == _cli_report(db_url, "csv", tmp_path / "cli.csv")
+    name = unquote(csv.headers["content-disposition"].split("UTF-8''")[1])
+    assert name == f"台账-{LIST}-20220627.csv"
+    xlsx = client.get(f"/s/{LIST}/export.xlsx")
+    cli = _cli_report(db_url, "xlsx", tmp_path / "cli.xlsx", "--filled-by", "办公室联络员")
+    web_book, cli_book = load_workbook(BytesIO(xlsx.content)), load_workbook(BytesIO(cli))
+    assert web_book.sheetnames == cli_book.sheetnames
+    for sheet in cli_book.sheetnames:
+        cells = [[c.value for c in row] for row in cli_book[sheet].iter_rows()]
+        assert [[c.value for c in row] for row in web_book[sheet].iter_rows()] == cells
+
+
+def test_officials_see_their_own_items_and_cannot_export(engine: Engine) -> None:
+    seed_list(engine, NOW)
+    client, _ = _signed_in(engine, "公管科联络员")
+    board = client.get("/ledger").text
+    refs = set(re.findall(r'data-ref="([^"]+)"', board))
+    assert "25" in refs and "1" not in refs
+    assert client.get(f"/s/{LIST}/export.csv").status_code == 403
+    assert client.get(f"/s/{LIST}/t/{_task_id(engine, '1')}").status_code == 403
+    assert client.get(f"/s/{LIST}/t/{_task_id(engine, '25')}").status_code == 200
+    assert client.get(f"/s/other-list/t/{_task_id(engine, '25')}").status_code == 403
+
+
+def test_only_the_lead_decides_and_a_leader_nudges_through_the_domain(engine: Engine) -> None:
+    people = seed_list(engine, NOW)
+    task = _task_id(engine, "25")
+    with session_scope(engine) as session:
+        occ = session.exec(select(Occurrence).where(Occurrence.task_id == task)).one()
+        assert occ.id is not None
+        reply = replies.request_extension(
+            session,
+            occurrence_id=occ.id,
+            person_id=people["公管科联络员"],
+            now=NOW,
+            new_date=date(2022, 7, 29),
+            reason=None,
+        )
+        reply_id = reply.id
+    official, token = _signed_in(engine, "公管科联络员")
+    page = official.get(f"/s/{LIST}/t/{task}").text
+    assert "button" in page and 'class="approve"' not in page and 'id="nudge"' not in page
+    refused = official.post(
+        f"/s/{LIST}/t/{task}/extension/{reply_id}", data={"csrf": token, "decision": "approve"}
+    )
+    assert "只有该任务的牵头领导可以审批延期" in refused.text
+    nudged = official.post(f"/s/{LIST}/t/{task}/nudge", data={"csrf": token})
+    assert "只有该任务的分管领导可以使用此功能" in nudged.text
+    lead, lead_token = _signed_in(engine, "熊伟")
+    assert lead.post(f"/s/{LIST}/t/{task}/nudge", data={}).status_code == 403  # no CSRF
+    done = lead.post(f"/s/{LIST}/t/{task}/nudge", data={"csrf": lead_token})
+    assert "已催办" in done.text
+    with session_scope(engine) as session:
+        assert session.get(Reply, reply_id).decision is None  # type: ignore[union-attr]
+        nudges = session.exec(select(Notification).where(Notification.kind == "nudge")).all()
+        assert [n.person_id for n in nudges] == [people["公管科联络员"]]
+        event = session.exec(select(AuditEvent).where(AuditEvent.action == "nudge")).one()
+        assert event.channel == "web" and event.person_id == people["熊伟"]
