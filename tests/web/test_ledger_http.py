@@ -150,3 +150,40 @@ def test_only_the_lead_decides_and_a_leader_nudges_through_the_domain(engine: En
         assert [n.person_id for n in nudges] == [people["公管科联络员"]]
         event = session.exec(select(AuditEvent).where(AuditEvent.action == "nudge")).one()
         assert event.channel == "web" and event.person_id == people["熊伟"]
+
+
+def _colour(html: str, ref: str) -> str:
+    found = re.search(rf'<li class="task (\w+)" data-ref="{re.escape(ref)}">', html)
+    assert found, ref
+    return found.group(1)
+
+
+def test_the_dashboard_follows_the_store_and_the_clock(engine: Engine) -> None:
+    """Judgements are remembered per process: an answer given in chat, and the end of a due
+    day, must still show at once."""
+    people = seed_list(engine, NOW)
+    clock = SimulatedClock(local(2022, 6, 30, 17, 0))  # task 25 is due today, 06-30
+    app = create_app(Settings(web_secret="t"), engine=engine, clock=clock)
+    client = TestClient(app)
+    link = signin_link(engine, "办公室联络员", clock.now())
+    client.post(link, data={"csrf": _csrf(client.get(link).text)})
+    assert _colour(client.get("/ledger").text, "25") == "yellow"
+    clock.advance(local(2022, 6, 30, 18, 1) - clock.now())  # the working day is over
+    assert _colour(client.get("/ledger").text, "25") == "red"
+    with session_scope(engine) as session:
+        occ = session.exec(
+            select(Occurrence).where(Occurrence.task_id == _task_id(engine, "25"))
+        ).one()
+        assert occ.id is not None
+        replies.complete(
+            session,
+            occurrence_id=occ.id,
+            person_id=people["公管科联络员"],
+            now=clock.now(),
+            via=replies.Via("chat", "telegram"),
+            note="已完成自查整改",
+        )
+    board = client.get("/ledger?q=资质").text
+    row = board[board.index('data-ref="25"') :]
+    assert _colour(board, "25") == "green", row[:400]
+    assert "完成" in row[: row.index("</li>")], row[:400]

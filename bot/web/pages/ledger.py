@@ -12,6 +12,7 @@ tasks they lead, are responsible for or are chased for (their units' tasks).
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -21,6 +22,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from bot import replies
@@ -42,6 +44,7 @@ from bot.roster import Roster
 from bot.store.db import session_scope
 from bot.store.models import (
     OPEN,
+    AuditEvent,
     Evidence,
     Notification,
     Occurrence,
@@ -57,7 +60,7 @@ from bot.web.auth import Forbidden, Viewer, current_viewer, require_member
 router = APIRouter()
 WEB = replies.Via("web")
 DUE_SOON_DAYS = 7  # an open task due within a week is 黄 (临期)
-ROWS_SHOWN = 300  # the page lists this many rows; the counts and chart cover all of them
+ROWS_SHOWN = 100  # the page lists this many rows; the counts and chart cover all of them
 COLOURS = ("red", "yellow", "green", "grey")
 TIMELINE_KINDS = frozenset(
     {"reminder", "escalation", "nudge", "extension_decision", "extension_request", "completed"}
@@ -126,24 +129,151 @@ def visible_tasks(viewer: Viewer, schedule_id: str, roster: Roster) -> set[int] 
     }
 
 
-def _row(
-    record: ScheduleRecord, task: TaskRecord, now: datetime, lang: str
-) -> tuple[Row, Progress]:
+@dataclass(frozen=True)
+class Judged:
+    """One task as judged for one day: what the filters and counts need (the cells are
+    worded only for the rows a page shows)."""
+
+    record: TaskRecord
+    progress: Progress
+    colour: str
+    leaders: tuple[str, ...]
+
+
+def judge(record: ScheduleRecord, task: TaskRecord, now: datetime) -> Judged:
     progress = assess(task, schedule=record.schedule, now=now, st=record.time)
-    cells = dict(zip(COLUMNS, ledger_row(task, progress, lang), strict=True))
+    leaders = tuple(dict.fromkeys(task.lead + task.responsible))
+    return Judged(task, progress, colour_of(progress), leaders)
+
+
+def row_of(schedule_id: str, judged: Judged, lang: str) -> Row:
+    """The dashboard's row: the export's own cells (:func:`ledger_row`)."""
+    task = judged.record
     assert task.task.id is not None
-    row = Row(
-        schedule_id=record.schedule.id,
+    return Row(
+        schedule_id=schedule_id,
         task_id=task.task.id,
-        cells=cells,
-        state=progress.state,
-        colour=colour_of(progress),
+        cells=dict(zip(COLUMNS, ledger_row(task, judged.progress, lang), strict=True)),
+        state=judged.progress.state,
+        colour=judged.colour,
         units=task.units,
-        leaders=tuple(dict.fromkeys(task.lead + task.responsible)),
-        due=progress.due,
-        pending_extension=progress.pending_extension is not None,
+        leaders=judged.leaders,
+        due=judged.progress.due,
+        pending_extension=judged.progress.pending_extension is not None,
     )
-    return row, progress
+
+
+@dataclass
+class _Judgement:
+    """One list judged: the records, the judgement of each task, and the store's state
+    they reflect (see :func:`judged_schedule`)."""
+
+    stamp: tuple[Any, ...]  # the import: anything else means reading everything again
+    newest: tuple[int, int, int, int]  # newest audit event, occurrence, reply, evidence
+    day: tuple[date, bool]  # the local day, and whether its working hours have ended
+    record: ScheduleRecord
+    judged: list[Judged]
+
+
+_JUDGED: dict[tuple[str, str], _Judgement] = {}
+_JUDGED_LOCK = threading.Lock()
+REREAD_LIMIT = 500  # more changed tasks than this: read the whole list again
+
+
+def _newest(session: Session) -> tuple[int, int, int, int]:
+    found = [
+        session.exec(select(func.max(model.id))).one() or 0  # type: ignore[attr-defined]
+        for model in (AuditEvent, Occurrence, Reply, Evidence)
+    ]
+    return found[0], found[1], found[2], found[3]
+
+
+def _changed_tasks(
+    session: Session, schedule_id: str, since: tuple[int, int, int, int]
+) -> set[int]:
+    """Tasks touched since ``since``: every answer, decision and cancellation writes an
+    audit event naming its task; materialising adds occurrences; answers add replies and
+    evidence."""
+    audit, occurrence, reply, evidence = since
+    changed: set[int] = set()
+    for task_id, occ_id in session.exec(
+        select(AuditEvent.task_id, AuditEvent.occurrence_id).where(
+            AuditEvent.schedule_id == schedule_id, col(AuditEvent.id) > audit
+        )
+    ):
+        if task_id is not None:
+            changed.add(task_id)
+        elif occ_id is not None and (occ := session.get(Occurrence, occ_id)) is not None:
+            changed.add(occ.task_id)
+    changed.update(
+        session.exec(
+            select(Occurrence.task_id).where(
+                Occurrence.schedule_id == schedule_id, col(Occurrence.id) > occurrence
+            )
+        )
+    )
+    changed.update(
+        session.exec(
+            select(Occurrence.task_id)
+            .join(Reply, col(Reply.occurrence_id) == Occurrence.id)
+            .where(Occurrence.schedule_id == schedule_id, col(Reply.id) > reply)
+        )
+    )
+    changed.update(
+        session.exec(
+            select(Occurrence.task_id)
+            .join(Reply, col(Reply.occurrence_id) == Occurrence.id)
+            .join(Evidence, col(Evidence.reply_id) == Reply.id)
+            .where(Occurrence.schedule_id == schedule_id, col(Evidence.id) > evidence)
+        )
+    )
+    return changed
+
+
+def judged_schedule(
+    session: Session, schedule: Schedule, now: datetime
+) -> tuple[ScheduleRecord, list[Judged]]:
+    """Every task of a list judged as of ``now``, remembered per process and brought up to
+    date from the store at each call (the database stays the only truth): a new import reads
+    everything again; new audit events, occurrences, replies or evidence re-read only their
+    tasks; a new day, or the end of the working day (overdue flips only then), re-judges the
+    remembered records.  The state is read before the rows, so a change made meanwhile is
+    read again next time, never missed."""
+    bind = session.get_bind()
+    cache = (str(getattr(bind, "engine", bind).url), schedule.id)
+    st = schedule_time(schedule)
+    today = st.local_date(now)
+    stamp = (schedule.imported_at, schedule.content_hash)
+    newest = _newest(session)
+    day = (today, now > st.due_at(today))
+    with _JUDGED_LOCK:
+        found = _JUDGED.get(cache)
+    if found is not None and found.stamp == stamp and found.newest != newest:
+        changed = _changed_tasks(session, schedule.id, found.newest)
+        if len(changed) > REREAD_LIMIT:
+            found = None
+        elif changed:
+            part = load_schedule_record(session, schedule, changed)
+            fresh = {t.task.id: t for t in part.tasks}
+            tasks = tuple(fresh.get(t.task.id, t) for t in found.record.tasks)
+            record = ScheduleRecord(found.record.schedule, found.record.time, tasks)
+            judged = [
+                judge(record, fresh[j.record.task.id], now) if j.record.task.id in fresh else j
+                for j in found.judged
+            ]
+            found = _Judgement(stamp, newest, found.day, record, judged)
+        else:
+            found = _Judgement(stamp, newest, found.day, found.record, found.judged)
+    if found is None or found.stamp != stamp:
+        record = load_schedule_record(session, schedule)
+        judged = [judge(record, t, now) for t in record.tasks]
+        found = _Judgement(stamp, newest, day, record, judged)
+    elif found.day != day:
+        judged = [judge(found.record, t, now) for t in found.record.tasks]
+        found = _Judgement(stamp, newest, day, found.record, judged)
+    with _JUDGED_LOCK:
+        _JUDGED[cache] = found
+    return found.record, found.judged
 
 
 @dataclass(frozen=True)
@@ -155,20 +285,17 @@ class Filters:
     period: str = ""  # YYYY-MM: due in that month
     q: str = ""
 
-    def keep(self, row: Row) -> bool:
-        if self.unit and self.unit not in row.units:
+    def keep(self, judged: Judged) -> bool:
+        task, due = judged.record, judged.progress.due
+        if self.unit and self.unit not in task.units:
             return False
-        if self.leader and self.leader not in row.leaders:
+        if self.leader and self.leader not in judged.leaders:
             return False
-        if self.status and row.colour != self.status:
+        if self.status and judged.colour != self.status:
             return False
-        if self.period and (row.due is None or row.due.strftime("%Y-%m") != self.period):
+        if self.period and (due is None or due.strftime("%Y-%m") != self.period):
             return False
-        if self.q:
-            text = f"{row.cells['ref']} {row.cells['title']} {row.cells['status'] or ''}"
-            if self.q.lower() not in text.lower():
-                return False
-        return True
+        return not self.q or self.q.lower() in f"{task.task.ref} {task.task.title}".lower()
 
 
 def dashboard(
@@ -185,23 +312,22 @@ def dashboard(
         schedule = session.get(Schedule, schedule_id)
         if schedule is None:
             continue
-        record = load_schedule_record(session, schedule)
+        _record, judged = judged_schedule(session, schedule, now)
         allowed = visible_tasks(viewer, schedule_id, Roster.cached(session, schedule))
-        for task in record.tasks:
-            if allowed is not None and task.task.id not in allowed:
+        for one in judged:
+            if allowed is not None and one.record.task.id not in allowed:
                 continue
-            row, _progress = _row(record, task, now, lang)
-            units.update(row.units)
-            leaders.update(row.leaders)
-            if not filters.keep(row):
+            units.update(one.record.units)
+            leaders.update(one.leaders)
+            if not filters.keep(one):
                 continue
             board.total += 1
-            board.colours[row.colour] += 1
-            if row.state == STATE_OVERDUE:
-                for unit in row.units or ("",):
+            board.colours[one.colour] += 1
+            if one.progress.state == STATE_OVERDUE:
+                for unit in one.record.units or ("",):
                     overdue[unit] += 1
             if len(board.rows) < ROWS_SHOWN:
-                board.rows.append(row)
+                board.rows.append(row_of(schedule_id, one, lang))
     board.overdue_by_unit = overdue.most_common()
     board.units, board.leaders = sorted(units), sorted(leaders)
     return board
@@ -396,7 +522,8 @@ def task_page(
         task, schedule, roster = _task_in(session, viewer, schedule_id, task_id)
         record = load_schedule_record(session, schedule)
         task_record = next(t for t in record.tasks if t.task.id == task_id)
-        row, progress = _row(record, task_record, now, lang)
+        judged = judge(record, task_record, now)
+        row, progress = row_of(schedule_id, judged, lang), judged.progress
         occurrences = list(task_record.occurrences)
         events = timeline(session, schedule_id, [o.id for o in occurrences if o.id is not None])
         me = viewer.person_in(schedule_id)
