@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bot.web.pages import home, ledger
+from bot.web.pages import drafts, home, ledger
 
-ROUTERS: list[APIRouter] = [home.router, ledger.router]
+ROUTERS: list[APIRouter] = [home.router, ledger.router, drafts.router]

@@ -371,6 +371,8 @@ def _board_page(request: Request, viewer: Viewer, filters: Filters) -> Response:
             "most": most,
             "exportable": exportable,
             "shown": ROWS_SHOWN,
+            "may_load": any(viewer.has(sid, "admin") for sid in viewer.schedules),
+            "imported": request.query_params.get("imported") == "1",
         },
     )
 
