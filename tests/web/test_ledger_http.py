@@ -25,31 +25,10 @@ from bot.store.db import session_scope
 from bot.store.models import AuditEvent, Notification, Occurrence, Reply, Task
 from bot.web.app import create_app
 from tests.conftest import ROOT, local
-from tests.web.helpers import seed_list, signin_link
+from tests.web.helpers import csrf_of, seed_list, signed_in, signin_link
 
 NOW = local(2022, 6, 27, 10, 0)
 LIST = "fengdu-ndrc-2022"
-
-
-def _client(engine: Engine) -> TestClient:
-    app = create_app(Settings(web_secret="t"), engine=engine, clock=SimulatedClock(NOW))
-    return TestClient(app)
-
-
-def _csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found
-    return found.group(1)
-
-
-def _signed_in(engine: Engine, name: str) -> tuple[TestClient, str]:
-    client = _client(engine)
-    link = signin_link(engine, name, NOW)
-    form = client.get(link)
-    client.post(link, data={"csrf": _csrf(form.text)})
-    page = client.get("/ledger")
-    assert name in page.text
-    return client, _csrf(page.text)
 
 
 def _task_id(engine: Engine, ref: str) -> int:
@@ -89,7 +68,7 @@ def test_the_export_is_what_dutybot_report_writes(
     engine: Engine, db_url: str, tmp_path: Path
 ) -> None:
     seed_list(engine, NOW)
-    client, _ = _signed_in(engine, "办公室联络员")  # the list's admin
+    client, _ = signed_in(engine, "办公室联络员", NOW)  # the list's admin
     csv = client.get(f"/s/{LIST}/export.csv")
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
     assert csv.content == _cli_report(db_url, "csv", tmp_path / "cli.csv")
@@ -106,7 +85,7 @@ def test_the_export_is_what_dutybot_report_writes(
 
 def test_officials_see_their_own_items_and_cannot_export(engine: Engine) -> None:
     seed_list(engine, NOW)
-    client, _ = _signed_in(engine, "公管科联络员")
+    client, _ = signed_in(engine, "公管科联络员", NOW)
     board = client.get("/ledger").text
     refs = set(re.findall(r'data-ref="([^"]+)"', board))
     assert "25" in refs and "1" not in refs
@@ -131,7 +110,7 @@ def test_only_the_lead_decides_and_a_leader_nudges_through_the_domain(engine: En
             reason=None,
         )
         reply_id = reply.id
-    official, token = _signed_in(engine, "公管科联络员")
+    official, token = signed_in(engine, "公管科联络员", NOW)
     page = official.get(f"/s/{LIST}/t/{task}").text
     assert "button" in page and 'class="approve"' not in page and 'id="nudge"' not in page
     refused = official.post(
@@ -140,7 +119,7 @@ def test_only_the_lead_decides_and_a_leader_nudges_through_the_domain(engine: En
     assert "只有该任务的牵头领导可以审批延期" in refused.text
     nudged = official.post(f"/s/{LIST}/t/{task}/nudge", data={"csrf": token})
     assert "只有该任务的分管领导可以使用此功能" in nudged.text
-    lead, lead_token = _signed_in(engine, "熊伟")
+    lead, lead_token = signed_in(engine, "熊伟", NOW)
     assert lead.post(f"/s/{LIST}/t/{task}/nudge", data={}).status_code == 403  # no CSRF
     done = lead.post(f"/s/{LIST}/t/{task}/nudge", data={"csrf": lead_token})
     assert "已催办" in done.text
@@ -166,7 +145,7 @@ def test_the_dashboard_follows_the_store_and_the_clock(engine: Engine) -> None:
     app = create_app(Settings(web_secret="t"), engine=engine, clock=clock)
     client = TestClient(app)
     link = signin_link(engine, "办公室联络员", clock.now())
-    client.post(link, data={"csrf": _csrf(client.get(link).text)})
+    client.post(link, data={"csrf": csrf_of(client.get(link).text)})
     assert _colour(client.get("/ledger").text, "25") == "yellow"
     clock.advance(local(2022, 6, 30, 18, 1) - clock.now())  # the working day is over
     assert _colour(client.get("/ledger").text, "25") == "red"
