@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bot.web.pages import drafts, home, ledger
+from bot.web.pages import drafts, home, ledger, people
 
-ROUTERS: list[APIRouter] = [home.router, ledger.router, drafts.router]
+ROUTERS: list[APIRouter] = [home.router, ledger.router, drafts.router, people.router]
