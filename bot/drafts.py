@@ -289,6 +289,36 @@ def preview(session: Session, *, draft_id: int, now: datetime, horizon_days: int
     return diff
 
 
+def forecast_draft(db: Any, *, draft_id: int, now: datetime, horizon_days: int) -> Any:
+    """Who the applied draft would message at the next sending window
+    (:class:`bot.forecast.Forecast`): the import and the window rehearsed on one connection,
+    then rolled back."""
+    from bot.forecast import forecast_on
+
+    with db.connect() as conn:
+        outer = conn.begin()
+        try:
+            with Session(conn) as session:
+                draft = session.get(Draft, draft_id)
+                if draft is None:
+                    raise DraftRefused("no_draft")
+                loaded = validate_draft(draft)
+                if not loaded.ok or loaded.spec is None:
+                    raise DraftRefused("invalid", count=len(loaded.errors))
+                import_schedule(
+                    session,
+                    loaded.spec,
+                    now=now,
+                    horizon_days=horizon_days,
+                    source_file=draft.source_name,
+                )
+                session.flush()
+                schedule_id = loaded.spec.schedule
+            return forecast_on(conn, schedule_id, now)
+        finally:
+            outer.rollback()
+
+
 def apply(
     session: Session,
     *,

@@ -80,6 +80,7 @@ def test_upload_review_fix_apply_and_see_it(web: Served, browser: Any, tmp_path:
         page.click("#preview")
         page.wait_for_selector("#diff")
         assert "已新建清单 seed000" in page.locator("#diff").inner_text()
+        assert "下一个发送时段" in page.locator("#forecast").inner_text()  # who hears first
         page.click("#apply-draft")
         page.wait_for_url("**/s/seed000?imported=1")
         assert "清单已导入" in page.content()

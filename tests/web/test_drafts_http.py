@@ -47,6 +47,7 @@ def test_a_yaml_draft_of_a_list_is_reviewed_and_applied_by_its_admin(engine: Eng
     assert lead.get(review).status_code == 403
     preview = admin.post(f"{review}/preview", data={"csrf": token})
     assert "已更新清单 fengdu-ndrc-2022" in preview.text and "修改任务 25" in preview.text
+    assert "下一个发送时段" in preview.text
     done = admin.post(f"{review}/apply", data={"csrf": token}, follow_redirects=False)
     assert done.headers["location"] == "/s/fengdu-ndrc-2022?imported=1"
     assert admin.get(f"{review}/yaml").text == changed

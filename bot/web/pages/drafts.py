@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
@@ -224,8 +225,22 @@ def preview(
                 session, draft_id=draft_id, now=now, horizon_days=settings.horizon_days
             )
             diff_text = render("import_diff", lang, diff=diff)
+    forecast_text = None
+    if diff_text is not None:
+        from bot.forecast import describe
+
+        found = drafts.forecast_draft(
+            request.app.state.engine,
+            draft_id=draft_id,
+            now=now,
+            horizon_days=settings.horizon_days,
+        )
+        tz = ZoneInfo(str(ctx["tree"].get("timezone") or "Asia/Shanghai"))
+        forecast_text = describe(found, tz, lang)
     return page(
-        request, "draft_review.html", {**ctx, "errors": {}, "edited": None, "diff": diff_text}
+        request,
+        "draft_review.html",
+        {**ctx, "errors": {}, "edited": None, "diff": diff_text, "forecast": forecast_text},
     )
 
 
