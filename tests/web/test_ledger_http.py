@@ -166,3 +166,40 @@ def test_the_dashboard_follows_the_store_and_the_clock(engine: Engine) -> None:
     row = board[board.index('data-ref="25"') :]
     assert _colour(board, "25") == "green", row[:400]
     assert "完成" in row[: row.index("</li>")], row[:400]
+
+
+def test_the_timeline_shows_evidence_thumbnails_to_those_who_see_the_task(
+    engine: Engine, tmp_path: Path
+) -> None:
+    people = seed_list(engine, NOW)
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 64)
+    task = _task_id(engine, "25")
+    with session_scope(engine) as session:
+        occ = session.exec(select(Occurrence).where(Occurrence.task_id == task)).one()
+        assert occ.id is not None
+        replies.complete(
+            session,
+            occurrence_id=occ.id,
+            person_id=people["公管科联络员"],
+            now=NOW,
+            via=replies.Via("chat", "telegram"),
+            note="整改完成",
+            evidence=[
+                replies.EvidenceIn(
+                    kind="photo",
+                    file_name="现场.png",
+                    mime_type="image/png",
+                    local_path=str(photo),
+                )
+            ],
+        )
+    lead, _ = signed_in(engine, "熊伟", NOW)
+    page = lead.get(f"/s/{LIST}/t/{task}").text
+    found = re.search(rf'<img src="(/s/{LIST}/evidence/\d+)"', page)
+    assert found and "报完成" in page and "整改完成" in page
+    image = lead.get(found.group(1))
+    assert image.status_code == 200 and image.content == photo.read_bytes()
+    assert image.headers["content-type"] == "image/png"
+    other, _ = signed_in(engine, "能源科联络员", NOW)  # not on task 25
+    assert other.get(found.group(1)).status_code == 403
