@@ -149,6 +149,17 @@ def measure(url: str, runs: int) -> list[float]:
         answer = client.get("/ledger")
         cold.append((time.perf_counter() - began) * 1000)
         assert answer.status_code == 200
+    task = re.search(r'href="(/s/bench-web/t/\d+)"', answer.text)
+    assert task
+    pages = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        assert client.get(task.group(1)).status_code == 200
+        pages.append((time.perf_counter() - began) * 1000)
+    print(
+        f"a task page: min {min(pages):.0f} ms, median {statistics.median(pages):.0f} ms "
+        f"({', '.join(f'{t:.0f}' for t in pages)})"
+    )
     engine.dispose()
     return warm, cold
 

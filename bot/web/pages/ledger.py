@@ -522,7 +522,7 @@ def task_page(
     lang = _lang(request)
     with session_scope(request.app.state.engine) as session:
         task, schedule, roster = _task_in(session, viewer, schedule_id, task_id)
-        record = load_schedule_record(session, schedule)
+        record = load_schedule_record(session, schedule, [task_id])  # this task only
         task_record = next(t for t in record.tasks if t.task.id == task_id)
         judged = judge(record, task_record, now)
         row, progress = row_of(schedule_id, judged, lang), judged.progress
