@@ -117,16 +117,32 @@ def sees_all(viewer: Viewer, schedule_id: str, roster: Roster) -> bool:
     return person is not None and person.chief
 
 
+_CHASED: dict[str, tuple[Roster, dict[int, set[int]]]] = {}
+_CHASED_LOCK = threading.Lock()
+
+
+def _chased_index(schedule_id: str, roster: Roster) -> dict[int, set[int]]:
+    """person id -> the tasks they lead, answer for or are chased for, built once per roster
+    (a roster changes only with an import, and Roster.cached then gives a new one)."""
+    with _CHASED_LOCK:
+        found = _CHASED.get(schedule_id)
+    if found is not None and found[0] is roster:
+        return found[1]
+    index: dict[int, set[int]] = {}
+    for task_id in roster.members:
+        for pid in roster.lead(task_id) + roster.responsible(task_id) + roster.assignees(task_id):
+            index.setdefault(pid, set()).add(task_id)
+    with _CHASED_LOCK:
+        _CHASED[schedule_id] = (roster, index)
+    return index
+
+
 def visible_tasks(viewer: Viewer, schedule_id: str, roster: Roster) -> set[int] | None:
     """The task ids the viewer may see in one list; None means every task."""
     if sees_all(viewer, schedule_id, roster):
         return None
     me = viewer.person_in(schedule_id)
-    return {
-        task_id
-        for task_id in roster.members
-        if me in roster.lead(task_id) + roster.responsible(task_id) + roster.assignees(task_id)
-    }
+    return _chased_index(schedule_id, roster).get(me or 0, set())
 
 
 @dataclass(frozen=True)
