@@ -102,35 +102,43 @@ def seed(url: str, tasks: int) -> None:
     engine.dispose()
 
 
-def measure(url: str, runs: int) -> list[float]:
+def signed_client(app: Any, engine: Any, name: str) -> Any:
+    """A test client signed in as ``name`` through a one-time link."""
     from fastapi.testclient import TestClient
     from sqlmodel import select
 
-    from bot.clock import SimulatedClock
     from bot.identities import identity_of
-    from bot.settings import Settings
-    from bot.store.db import open_store, session_scope
+    from bot.store.db import session_scope
     from bot.store.models import Person
-    from bot.web.app import create_app
     from bot.web.auth import SIGNIN, issue_token
 
-    engine = open_store(url)
     with session_scope(engine) as session:
-        admin = session.exec(select(Person).where(Person.name == PEOPLE[1])).one()
+        person = session.exec(select(Person).where(Person.name == name)).one()
         token = issue_token(
             session,
-            identity_id=identity_of(session, admin, NOW),
+            identity_id=identity_of(session, person, NOW),
             kind=SIGNIN,
             now=NOW,
             ttl=timedelta(minutes=15),
         )
-    app = create_app(Settings(web_secret="bench"), engine=engine, clock=SimulatedClock(NOW))
     client = TestClient(app)
     form = client.get(f"/login/{token}").text
     csrf = re.search(r'name="csrf" value="([^"]+)"', form)
     assert csrf
     signed = client.post(f"/login/{token}", data={"csrf": csrf.group(1)}, follow_redirects=False)
     assert signed.status_code == 303
+    return client
+
+
+def measure(url: str, runs: int) -> tuple[list[float], list[float]]:
+    from bot.clock import SimulatedClock
+    from bot.settings import Settings
+    from bot.store.db import open_store
+    from bot.web.app import create_app
+
+    engine = open_store(url)
+    app = create_app(Settings(web_secret="bench"), engine=engine, clock=SimulatedClock(NOW))
+    client = signed_client(app, engine, PEOPLE[1])  # the admin: every task
     began = time.perf_counter()
     first = client.get("/ledger")
     print(
@@ -159,6 +167,16 @@ def measure(url: str, runs: int) -> list[float]:
     print(
         f"a task page: min {min(pages):.0f} ms, median {statistics.median(pages):.0f} ms "
         f"({', '.join(f'{t:.0f}' for t in pages)})"
+    )
+    leader = signed_client(app, engine, PEOPLE[7])  # leads 1 task in 60
+    leading = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        assert leader.get("/ledger").status_code == 200
+        leading.append((time.perf_counter() - began) * 1000)
+    print(
+        f"a leader's /ledger: min {min(leading):.0f} ms, median {statistics.median(leading):.0f}"
+        f" ms ({', '.join(f'{t:.0f}' for t in leading)})"
     )
     engine.dispose()
     return warm, cold
