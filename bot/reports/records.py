@@ -107,7 +107,7 @@ def load_schedule_record(
     """One schedule: active tasks in list order, then removed ones (their history stays).
 
     ``only``: just these task ids (the web dashboard re-reads the tasks that changed)."""
-    roster = Roster.load(session, schedule.id) if only is None else Roster.cached(session, schedule)
+    roster = Roster.cached(session, schedule)  # changes only with an import (its stamp)
     picked = [] if only is None else [col(Occurrence.task_id).in_(list(only))]
     tasks = list(
         session.exec(
