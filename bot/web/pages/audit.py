@@ -119,4 +119,3 @@ def audit_csv(
             "Content-Disposition": f"attachment; filename=\"audit.csv\"; filename*=UTF-8''{name}"
         },
     )
-
