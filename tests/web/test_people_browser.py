@@ -14,8 +14,9 @@ from sqlmodel import select
 from bot.clock import SimulatedClock
 from bot.conversation.invites import redeem
 from bot.identities import bindings_of, mark_unreachable
+from bot.roster import Roster
 from bot.store.db import session_scope
-from bot.store.models import AuditEvent, ChatBinding, Person
+from bot.store.models import AuditEvent, ChatBinding, Person, Schedule, Task
 from tests.conftest import local
 from tests.web.conftest import Served, serve
 from tests.web.helpers import seed_list, signin_link
@@ -66,6 +67,44 @@ def test_an_admin_sees_bindings_and_invites_with_a_qr_code(web: Served, browser:
     with session_scope(web.engine) as session:
         chat = session.exec(select(ChatBinding).where(ChatBinding.chat_id == "777")).one()
         assert chat.platform == "telegram"
+
+
+def test_an_admin_changes_a_units_contacts(web: Served, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.set_default_timeout(15000)
+    try:
+        page.goto(web.url + signin_link(web.engine, "办公室联络员", NOW))
+        page.click("#signin")
+        page.wait_for_url(f"{web.url}/ledger")
+        page.goto(f"{web.url}/s/{LIST}/people")
+        unit = page.locator('li[data-unit="公管科"]')
+        unit.locator("input[name=contacts]").fill("公管科联络员、无此人")
+        unit.locator("button").click()
+        page.wait_for_selector(".refused")
+        assert "不在本清单人员中：无此人" in page.content()
+        unit = page.locator('li[data-unit="公管科"]')
+        unit.locator("input[name=contacts]").fill("公管科联络员、能源科联络员")
+        unit.locator("button").click()
+        page.wait_for_selector('li[data-unit="公管科"] .notice')
+        contacts = page.locator('li[data-unit="公管科"] .contacts').inner_text()
+        assert contacts == "公管科联络员、能源科联络员"
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        page.close()
+    with session_scope(web.engine) as session:
+        schedule = session.get(Schedule, LIST)
+        assert schedule is not None
+        task = session.exec(select(Task).where(Task.ref == "25")).one()
+        assert task.id is not None
+        roster = Roster.cached(session, schedule)  # every process reads the new contacts
+        assert roster.names(roster.assignees(task.id)) == ["公管科联络员", "能源科联络员"]
+        event = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "unit_contacts_changed")
+        ).one()
+        assert event.channel == "web" and event.detail == {
+            "unit": "公管科",
+            "contacts": ["公管科联络员", "能源科联络员"],
+        }
 
 
 def test_officials_may_not_open_the_people_page(web: Served, browser: Any) -> None:

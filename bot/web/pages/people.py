@@ -8,24 +8,29 @@ configured, and the one-time code is what a WeCom member sends (``绑定 <code>`
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import segno
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
 
 from bot.conversation.invites import create_invite, telegram_link
 from bot.identities import bindings_of
 from bot.materialise import schedule_time
+from bot.replies import Via
 from bot.store.db import session_scope
 from bot.store.models import Person, Schedule, Unit, UnitContact
 from bot.texts import phrase
+from bot.units import UnitRefused, set_unit_contacts
 from bot.web.app import page
 from bot.web.auth import Forbidden, Viewer, require_admin
 
 router = APIRouter()
+NAME_SPLIT = re.compile(r"[、,，;；\s]+")
 
 
 def roster_view(session: Session, schedule_id: str) -> dict[str, Any]:
@@ -61,7 +66,9 @@ def roster_view(session: Session, schedule_id: str) -> dict[str, Any]:
             .where(UnitContact.unit_id == unit.id)
             .order_by(col(UnitContact.position))
         ).all()
-        units.append({"name": unit.name, "contacts": [names.get(c, "?") for c in contacts]})
+        units.append(
+            {"id": unit.id, "name": unit.name, "contacts": [names.get(c, "?") for c in contacts]}
+        )
     return {
         "people": rows,
         "units": units,
@@ -76,7 +83,42 @@ def people_page(
     with session_scope(request.app.state.engine) as session:
         schedule = session.get(Schedule, schedule_id)
         ctx = {"schedule": schedule, **roster_view(session, schedule_id)}
+    params = request.query_params
+    ctx["unit_saved"] = params.get("saved", "")
+    ctx["unit_refused"] = (
+        {"code": params.get("refused"), "names": params.get("names", "")}
+        if params.get("refused")
+        else None
+    )
     return page(request, "people.html", ctx)
+
+
+@router.post("/s/{schedule_id}/units/{unit_id}/contacts")
+def unit_contacts(
+    request: Request,
+    schedule_id: str,
+    unit_id: int,
+    viewer: Annotated[Viewer, Depends(require_admin)],
+    contacts: Annotated[str, Form()] = "",
+) -> Response:
+    """Set or change a unit's contacts (bot.units: the file stays the list's source)."""
+    names = [n for n in NAME_SPLIT.split(contacts) if n]
+    back = f"/s/{schedule_id}/people"
+    try:
+        with session_scope(request.app.state.engine) as session:
+            set_unit_contacts(
+                session,
+                schedule_id=schedule_id,
+                unit_id=unit_id,
+                names=names,
+                person_id=viewer.person_in(schedule_id),
+                now=request.app.state.clock.now(),
+                via=Via("web"),
+            )
+    except UnitRefused as refused:
+        tail = quote("、".join(refused.names))
+        return RedirectResponse(f"{back}?refused={refused.code}&names={tail}", status_code=303)
+    return RedirectResponse(f"{back}?saved={unit_id}#unit-{unit_id}", status_code=303)
 
 
 @router.post("/s/{schedule_id}/people/{person_id}/invite")
