@@ -102,6 +102,20 @@ def test_prose_tail_fields() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "签订责任书。（责任单位：镇应急办；配合单位：各村（社区））",
+        "签订责任书。（配合单位：各村（社区）；完成时限：4月底前）",
+        "签订责任书。　责任单位：镇应急办　配合单位：各村（社区）",
+        "责任单位：镇应急办　　配合单位：各村（社区）　　完成时限：4月底前",
+    ],
+)
+def test_a_name_ending_in_brackets_keeps_them_at_the_end_of_a_field(text: str) -> None:
+    _, fields = parse_tail(text)
+    assert fields[Role.PARTNERS] == ["各村（社区）"]
+
+
 def test_a_label_run_into_the_text_is_found() -> None:
     body, fields = parse_tail("开展检查研究解决问题责任单位：县应急局 完成时限：6月底前")
     assert body == "开展检查研究解决问题"

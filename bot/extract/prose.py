@@ -47,7 +47,7 @@ def parse_tail(text: str) -> tuple[str, Fields]:
         value_end = labels[index + 1][0] if index + 1 < len(labels) else len(text)
         value = _close_at_paren(text[value_start:value_end])
         value = value.strip().strip("；;，,。．.、 ").strip()
-        value = value.rstrip("".join(_CLOSERS)).strip().strip("；;，,。 ")
+        value = _drop_unopened_closers(value).strip().strip("；;，,。 ")
         when = ""
         if role is not Role.DEADLINE:
             value, when = _split_timing(value)
@@ -83,6 +83,17 @@ def _close_at_paren(value: str) -> str:
                 return value[:index]
             depth -= 1
     return value
+
+
+def _drop_unopened_closers(value: str) -> str:
+    """The tail's own closing brackets go, a name's stay: "各村（社区））" → "各村（社区）"."""
+    while value and value[-1] in _CLOSERS and _unopened(value):
+        value = value[:-1].rstrip()
+    return value
+
+
+def _unopened(value: str) -> bool:
+    return sum(value.count(c) for c in _CLOSERS) > sum(value.count(c) for c in _OPENERS)
 
 
 def read_fields(text: str) -> tuple[str, Fields]:
