@@ -32,6 +32,7 @@ _CLOSERS = "）)】]"
 def parse_tail(text: str) -> tuple[str, Fields]:
     """Split a paragraph into its body and its labelled fields (role → values)."""
     labels: list[tuple[int, int, Role]] = []  # label start, value start, role
+    stops: list[int] = []  # other "label：" after a separator (报送对象：…): a value ends there
     for colon in _COLON.finditer(text):
         run = _CJK_RUN.search(text[: colon.start()].rstrip())
         if not run:
@@ -40,11 +41,14 @@ def parse_tail(text: str) -> tuple[str, Fields]:
         if found:
             offset, role = found
             labels.append((run.start() + offset, colon.end(), role))
+        elif _is_other_label(text, run):
+            stops.append(run.start())
     if not labels:
         return text.strip(), {}
     fields: Fields = {}
     for index, (_, value_start, role) in enumerate(labels):
         value_end = labels[index + 1][0] if index + 1 < len(labels) else len(text)
+        value_end = min([value_end, *(s for s in stops if value_start < s < value_end)])
         value = _close_at_paren(text[value_start:value_end])
         value = value.strip().strip("；;，,。．.、 ").strip()
         value = _drop_unopened_closers(value).strip().strip("；;，,。 ")
@@ -83,6 +87,14 @@ def _close_at_paren(value: str) -> str:
                 return value[:index]
             depth -= 1
     return value
+
+
+_SEPARATORS = "；;，,。　 \t"
+
+
+def _is_other_label(text: str, run: re.Match[str]) -> bool:
+    """A short ``word：`` right after a separator is a field we do not read, not a value's."""
+    return 2 <= len(run.group(0)) <= 6 and run.start() > 0 and text[run.start() - 1] in _SEPARATORS
 
 
 def _drop_unopened_closers(value: str) -> str:
