@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.extract.assignment import is_timing, read_assignment
+from bot.extract.assignment import is_timing, read_assignment, read_leading_assignment
 from bot.extract.blocks import Para
 from bot.extract.labels import OWNER_ROLES, Role, tail_label
 from bot.extract.meta import DATE_LINE
@@ -115,6 +115,9 @@ def read_fields(text: str) -> tuple[str, Fields]:
         body, assigned = read_assignment(body)
         for role, values in assigned.items():
             fields.setdefault(role, []).extend(values)
+    if not any(role is not Role.DEADLINE for role in fields):
+        body, assigned = read_leading_assignment(body)
+        fields.update(assigned)
     return body, fields
 
 
