@@ -261,3 +261,29 @@ def test_an_owner_cell_with_labels_inside_gives_each_role(tmp_path: Path) -> Non
     assert items["1"].owners.partners == ["区公安分局", "区交通局"]
     assert items["2"].owners.units == ["区消防救援支队"]
     assert items["2"].owners.partners == ["各街道"]
+
+
+def test_an_owner_cell_with_role_verbs_gives_each_role(tmp_path: Path) -> None:
+    """ "A牵头，B配合" or "A会同B" in one 责任单位 cell: A leads, B partners; no verb, no split."""
+    path = tmp_path / "verb-cells.md"
+    path.write_text(
+        "\n".join(
+            [
+                "2023年3月1日",
+                "",
+                "| 序号 | 工作任务 | 责任单位 | 完成时限 |",
+                "|---|---|---|---|",
+                "| 1 | 开展燃气整治。 | 区住建委牵头，区市场监管局、各街道配合 | 6月底前 |",
+                "| 2 | 开展消防整治。 | 区消防救援支队会同区住建委负责 | 每季度 |",
+                "| 3 | 开展危化品检查。 | 区应急局、区公安分局 | 年底前 |",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    items = {i.ref: i for i in extract_file(path).items}
+    assert items["1"].owners.units == ["区住建委"]
+    assert items["1"].owners.partners == ["区市场监管局", "各街道"]
+    assert items["2"].owners.units == ["区消防救援支队"]
+    assert items["2"].owners.partners == ["区住建委"]
+    assert items["3"].owners.units == ["区应急局", "区公安分局"]
+    assert items["3"].owners.partners == []

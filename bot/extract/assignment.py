@@ -77,6 +77,20 @@ def read_leading_assignment(text: str) -> tuple[str, Fields]:
     return text[match.end() :].lstrip(), fields
 
 
+_MARKED = re.compile(r"[（(]\s*(?:牵头|配合|负责)\s*[）)]")
+
+
+def read_owner_cell(text: str) -> Fields:
+    """A 责任单位 cell that tells the roles apart with verbs: "A牵头，B配合", "A会同B"."""
+    if _MARKED.search(text) or not re.search("|".join((_WITH, *_PARTNER_VERBS)), text):
+        return {}
+    fields = _fields(text)
+    if Role.PARTNERS not in fields or set(fields) - {Role.UNITS, Role.PARTNERS}:
+        return {}
+    names = [v for values in fields.values() for v in values]
+    return fields if all(_only_units(n) for n in names) else {}
+
+
 def _fields(inside: str) -> Fields:
     fields: Fields = {}
     position = 0

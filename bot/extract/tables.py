@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.extract.assignment import read_owner_cell
 from bot.extract.blocks import Cell, Row, Table
 from bot.extract.labels import OWNER_ROLES, TEXT_ROLES, Role, role_of
 from bot.extract.numbering import Level, cn_to_int, parse_number, split_measures
@@ -159,7 +160,11 @@ def _row_fields(row: Row, layout: Layout) -> Fields:
                 for inner, values in labelled.items():
                     fields.setdefault(inner, []).extend(values)
                 continue
-            fields.setdefault(role, []).append(text)
+            assigned = read_owner_cell(text) if role in (Role.UNITS, Role.OWNERS) else {}
+            for inner, values in assigned.items():  # "A牵头，B配合" in one cell
+                fields.setdefault(inner, []).extend(values)
+            if not assigned:
+                fields.setdefault(role, []).append(text)
     return fields
 
 
