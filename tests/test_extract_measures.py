@@ -270,12 +270,22 @@ def test_beside_a_table_measures_under_a_title_line_are_tasks_too() -> None:
 
 
 @pytest.mark.parametrize(
-    "last", ["2023年3月5日印发", "某某县人民政府办公室　　2023年3月5日印发", "二〇二三年三月五日"]
+    "last",
+    [
+        "2023年3月5日印发",
+        "某某县人民政府办公室　　2023年3月5日印发",
+        "二〇二三年三月五日",
+        # as web pages and converted files write the date
+        "2023-03-05",
+        "2023/3/5",
+        "某某县人民政府办公室 2023.03.05 发布",
+    ],
 )
 def test_the_year_from_the_imprint_line(last: str) -> None:
     doc = Document("y.txt", text_blocks(f"1.开展排查，6月底前完成。（县应急局负责）\n{last}"))
     extraction = extract_document(doc)
     assert extraction.meta.year == 2023 and extraction.year_found
+    assert extraction.meta.issued_on == date(2023, 3, 5)
 
 
 def test_measures_numbered_again_in_each_part_take_the_part_and_its_owners() -> None:
