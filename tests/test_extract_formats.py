@@ -287,3 +287,34 @@ def test_an_owner_cell_with_role_verbs_gives_each_role(tmp_path: Path) -> None:
     assert items["2"].owners.partners == ["区住建委"]
     assert items["3"].owners.units == ["区应急局", "区公安分局"]
     assert items["3"].owners.partners == []
+
+
+@pytest.mark.parametrize(
+    ("numbers", "refs"),
+    [
+        # Chinese numerals among Arabic ones in the 序号 column: section rows, not tasks
+        (["一", "1", "2", "二", "3"], ["1", "2", "3"]),
+        (["一、", "1", "2", "二、", "3"], ["1", "2", "3"]),
+        # N above N.1, N.2: N is the section, the tasks keep the numbers as written
+        (["1", "1.1", "1.2", "2", "2.1"], ["1.1", "1.2", "2.1"]),
+    ],
+)
+def test_section_rows_numbered_in_the_number_column(
+    tmp_path: Path, numbers: list[str], refs: list[str]
+) -> None:
+    rows = iter(
+        [
+            "| {} | 压实安全责任 |  |  |",
+            "| {} | 修订部门安全生产职责清单。 | 区应急局 | 6月底前 |",
+            "| {} | 签订安全生产目标责任书。 | 区安委办 | 3月底前 |",
+            "| {} | 开展专项整治 |  |  |",
+            "| {} | 开展燃气整治，每月通报1次。 | 区住建委 | 长期坚持 |",
+        ]
+    )
+    path = tmp_path / "sections.md"
+    lines = ["2023年3月1日", "", "| 序号 | 工作任务 | 责任单位 | 完成时限 |", "|---|---|---|---|"]
+    path.write_text("\n".join([*lines, *(next(rows).format(n) for n in numbers)]), "utf-8")
+    items = {i.ref: i for i in extract_file(path).items}
+    assert list(items) == refs
+    assert [i.owners.units for i in items.values()] == [["区应急局"], ["区安委办"], ["区住建委"]]
+    assert items[refs[0]].title.startswith("修订部门")
