@@ -318,3 +318,34 @@ def test_section_rows_numbered_in_the_number_column(
     assert list(items) == refs
     assert [i.owners.units for i in items.values()] == [["区应急局"], ["区安委办"], ["区住建委"]]
     assert items[refs[0]].title.startswith("修订部门")
+
+
+def test_markdown_bold_lead_ins_are_labels(tmp_path: Path) -> None:
+    """A Word list exported to Markdown writes its bold lead-ins as **责任单位**： or
+    **完成时限：**; the markers never hide a label nor reach a name or a deadline."""
+    path = tmp_path / "bold.md"
+    path.write_text(
+        "\n\n".join(
+            [
+                "**某镇2024年安全生产工作责任清单**",
+                "**一、组织领导**",
+                "1．召开镇安委会全体会议，每季度至少研究1次。",
+                "**责任领导：**刘卫东　　**责任单位：**镇党政办、镇应急办　　"
+                "**完成时限：**2024年3月15日前",
+                "2．签订责任书。**责任领导**：张立群　**责任单位**：镇应急办　"
+                "**配合单位**：各村（社区）　**完成时限**：4月底前",
+                "3．开展巡查。",
+                "__责任单位__：镇应急办",
+                "*完成时限*：长期坚持",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    items = {i.ref: i for i in extract_file(path).items}
+    assert list(items) == ["1", "2", "3"]
+    assert items["1"].owners.responsible == ["刘卫东"]
+    assert items["1"].deadline_text == "2024年3月15日前"
+    assert items["2"].owners.units == ["镇应急办"]
+    assert items["2"].owners.partners == ["各村（社区）"]
+    assert items["2"].due == date(2024, 4, 30)
+    assert items["3"].owners.units == ["镇应急办"] and items["3"].ongoing
