@@ -35,6 +35,13 @@ def labels(text: str) -> list[str]:
         ("每两周开展一次", ["FREQ=WEEKLY;INTERVAL=2*1"]),
         # a 旬 is ten days: the format has no such period, so three times a month
         ("每旬开展1次联合检查", ["month*3"]),
+        # the count right after the period: "一年两次" is twice a year, not a slogan
+        ("应急演练一年两次", ["year*2"]),
+        ("储备物资半年一次清查盘点", ["half-year*1"]),
+        ("联合检查一季度一次", ["quarter*1"]),
+        ("安全例会一月两次", ["month*2"]),
+        ("发放一次性补助", []),
+        ("第一年两次培训", []),
         ("每旬通报违规车辆", ["month*3"]),
         ("每旬至少调度2次", ["month*6"]),
         # "一X一Y": once per period, even inside the quotes that name the system

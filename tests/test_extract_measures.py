@@ -56,6 +56,39 @@ def test_explanations_in_brackets_are_not_assignments(tail: str) -> None:
     assert read_assignment("落实制度" + tail)[1] == {}
 
 
+@pytest.mark.parametrize(
+    ("text", "units", "partners", "title"),
+    [
+        (
+            "由区应急局牵头，区公安分局、区交通局配合，开展危化品运输专项整治，6月底前完成。",
+            ["区应急局"],
+            ["区公安分局", "区交通局"],
+            "开展危化品运输专项整治",
+        ),
+        ("区住建委负责，开展燃气隐患排查，每月通报1次。", ["区住建委"], [], "开展燃气隐患排查"),
+        ("由各街道办事处负责，开展“九小场所”消防排查。", ["各街道办事处"], [], "开展“九小场所”"),
+    ],
+)
+def test_an_assignment_leading_the_measure_gives_its_owners(
+    text: str, units: list[str], partners: list[str], title: str
+) -> None:
+    item = _items("1." + text)["1"]
+    assert item.owners.units == units
+    assert item.owners.partners == partners
+    assert item.title.startswith(title)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "主要负责人负责，组织制定本单位安全生产规章制度。",  # people, not units
+        "企业要落实主体责任，对本单位安全生产工作负责。",  # a sentence, not a clause of names
+    ],
+)
+def test_a_subject_that_is_no_unit_list_is_no_leading_assignment(text: str) -> None:
+    assert _items("1." + text)["1"].owners.units == []
+
+
 def test_every_numbered_measure_is_an_item_and_headings_and_frame_are_not() -> None:
     items = _items(
         "\n".join(
@@ -237,12 +270,22 @@ def test_beside_a_table_measures_under_a_title_line_are_tasks_too() -> None:
 
 
 @pytest.mark.parametrize(
-    "last", ["2023年3月5日印发", "某某县人民政府办公室　　2023年3月5日印发", "二〇二三年三月五日"]
+    "last",
+    [
+        "2023年3月5日印发",
+        "某某县人民政府办公室　　2023年3月5日印发",
+        "二〇二三年三月五日",
+        # as web pages and converted files write the date
+        "2023-03-05",
+        "2023/3/5",
+        "某某县人民政府办公室 2023.03.05 发布",
+    ],
 )
 def test_the_year_from_the_imprint_line(last: str) -> None:
     doc = Document("y.txt", text_blocks(f"1.开展排查，6月底前完成。（县应急局负责）\n{last}"))
     extraction = extract_document(doc)
     assert extraction.meta.year == 2023 and extraction.year_found
+    assert extraction.meta.issued_on == date(2023, 3, 5)
 
 
 def test_measures_numbered_again_in_each_part_take_the_part_and_its_owners() -> None:

@@ -46,6 +46,11 @@ _ONE_PER = re.compile(
     r"(?:(?<![\d一二三四五六七八九十两每第])一(?P<p>周|旬|月|季度|季|年)|(?P<half>半年))"
     r"一(?![日号次个些定起切直般致体同样方道律共批项类部])(?=[\u4e00-\u9fff])"
 )
+# "一年两次", "半年一次", "一季度一次": the count right after the period (not "一次性")
+_N_PER = re.compile(
+    r"(?:(?<![\d一二三四五六七八九十两每第])一(?P<p>周|旬|月|季度|季|年)|(?P<half>半年))"
+    r"(?=[一二两三四五六1-6]次(?!性))"
+)
 _WORKDAY = re.compile(r"(?<![\d一二三四五六七八九十个每])工作日(?!内|之内|以内|前)")
 _TERSE = re.compile(
     r"(?<![\d一二三四五六七八九十百个每本当上下同次全去今明前后该整近逐按当])"
@@ -130,6 +135,12 @@ def find_frequencies(text: str) -> list[Frequency]:
         if match["p"] in _PER_MONTH and not match["n"]:
             per_month[match.start()] = _PER_MONTH[match["p"]]
     for match in _ONE_PER.finditer(text):
+        if not any(s <= match.start() < e for s, e, _ in starts):
+            word = match["p"] or "半年"
+            starts.append((match.start(), match.end(), _period(word, None)))
+            if word in _PER_MONTH:
+                per_month[match.start()] = _PER_MONTH[word]
+    for match in _N_PER.finditer(masked):
         if not any(s <= match.start() < e for s, e, _ in starts):
             word = match["p"] or "半年"
             starts.append((match.start(), match.end(), _period(word, None)))

@@ -42,7 +42,7 @@ _RULES: tuple[tuple[Role, re.Pattern[str]], ...] = tuple(
         (
             Role.LEAD,
             r"牵头.{0,3}领导|牵头负责人|主要领导|主要负责人|第一责任人|总负责|包保.{0,3}领导"
-            r"|联系.{0,3}领导",
+            r"|联系.{0,3}领导|挂点.{0,3}领导|挂钩.{0,3}领导",
         ),
         (
             Role.RESPONSIBLE,
@@ -96,6 +96,11 @@ _LABEL_STARTS = (
     "参与",
     "办结",
     "工作时限",
+    "挂点",
+    "挂钩",
+    "主办",
+    "报送",
+    "进度",
 )
 TAIL_ROLES = (*OWNER_ROLES, Role.DEADLINE)
 

@@ -12,11 +12,15 @@ from bot.extract.blocks import Document, Para, Table
 from bot.extract.dates import find_dates
 
 _DATE = (
-    r"(?:20\d\d|二[〇零][一二三四五六七八九〇零]{2})\s*年\s*[\d一二三四五六七八九十]{1,3}\s*月"
+    r"(?:(?:20\d\d|二[〇零][一二三四五六七八九〇零]{2})\s*年\s*[\d一二三四五六七八九十]{1,3}\s*月"
     r"\s*[\d一二三四五六七八九十]{1,3}\s*日"
+    # as a web page or a converted file writes it: 2023-03-05, 2023/3/5, 2023.3.5
+    r"|20\d\d-[01]?\d-[0-3]?\d|20\d\d/[01]?\d/[0-3]?\d|20\d\d\.[01]?\d\.[0-3]?\d)"
 )
 # the signature's date line, or the 版记's "某某办公室　2023年2月16日印发"
-DATE_LINE = re.compile(rf"^\s*(?:{_DATE}|(?:\S{{2,40}}[\s\u3000]+)?{_DATE}\s*(?:印发|签发))\s*$")
+DATE_LINE = re.compile(
+    rf"^\s*(?:{_DATE}|(?:\S{{2,40}}[\s\u3000]+)?{_DATE}\s*(?:印发|签发|发布))\s*$"
+)
 _DOC_NUMBER_YEAR = re.compile(r"[〔［\[（(【]\s*(20\d\d)\s*[〕］\]）)】]")
 _YEAR = re.compile(r"(20\d\d)\s*年")
 _ISSUER_END = re.compile(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.extract.assignment import is_timing, read_assignment
+from bot.extract.assignment import is_timing, read_assignment, read_leading_assignment
 from bot.extract.blocks import Para
 from bot.extract.labels import OWNER_ROLES, Role, tail_label
 from bot.extract.meta import DATE_LINE
@@ -32,6 +32,7 @@ _CLOSERS = "）)】]"
 def parse_tail(text: str) -> tuple[str, Fields]:
     """Split a paragraph into its body and its labelled fields (role → values)."""
     labels: list[tuple[int, int, Role]] = []  # label start, value start, role
+    stops: list[int] = []  # other "label：" after a separator (报送对象：…): a value ends there
     for colon in _COLON.finditer(text):
         run = _CJK_RUN.search(text[: colon.start()].rstrip())
         if not run:
@@ -40,14 +41,17 @@ def parse_tail(text: str) -> tuple[str, Fields]:
         if found:
             offset, role = found
             labels.append((run.start() + offset, colon.end(), role))
+        elif _is_other_label(text, run):
+            stops.append(run.start())
     if not labels:
         return text.strip(), {}
     fields: Fields = {}
     for index, (_, value_start, role) in enumerate(labels):
         value_end = labels[index + 1][0] if index + 1 < len(labels) else len(text)
+        value_end = min([value_end, *(s for s in stops if value_start < s < value_end)])
         value = _close_at_paren(text[value_start:value_end])
         value = value.strip().strip("；;，,。．.、 ").strip()
-        value = value.rstrip("".join(_CLOSERS)).strip().strip("；;，,。 ")
+        value = _drop_unopened_closers(value).strip().strip("；;，,。 ")
         when = ""
         if role is not Role.DEADLINE:
             value, when = _split_timing(value)
@@ -85,6 +89,25 @@ def _close_at_paren(value: str) -> str:
     return value
 
 
+_SEPARATORS = "；;，,。　 \t"
+
+
+def _is_other_label(text: str, run: re.Match[str]) -> bool:
+    """A short ``word：`` right after a separator is a field we do not read, not a value's."""
+    return 2 <= len(run.group(0)) <= 6 and run.start() > 0 and text[run.start() - 1] in _SEPARATORS
+
+
+def _drop_unopened_closers(value: str) -> str:
+    """The tail's own closing brackets go, a name's stay: "各村（社区））" → "各村（社区）"."""
+    while value and value[-1] in _CLOSERS and _unopened(value):
+        value = value[:-1].rstrip()
+    return value
+
+
+def _unopened(value: str) -> bool:
+    return sum(value.count(c) for c in _CLOSERS) > sum(value.count(c) for c in _OPENERS)
+
+
 def read_fields(text: str) -> tuple[str, Fields]:
     """Body and fields of one paragraph: labelled tails first, else an unlabelled assignment."""
     body, fields = parse_tail(text)
@@ -92,6 +115,9 @@ def read_fields(text: str) -> tuple[str, Fields]:
         body, assigned = read_assignment(body)
         for role, values in assigned.items():
             fields.setdefault(role, []).extend(values)
+    if not any(role is not Role.DEADLINE for role in fields):
+        body, assigned = read_leading_assignment(body)
+        fields.update(assigned)
     return body, fields
 
 

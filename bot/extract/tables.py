@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.extract.assignment import read_owner_cell
 from bot.extract.blocks import Cell, Row, Table
 from bot.extract.labels import OWNER_ROLES, TEXT_ROLES, Role, role_of
 from bot.extract.numbering import Level, cn_to_int, parse_number, split_measures
@@ -159,7 +160,11 @@ def _row_fields(row: Row, layout: Layout) -> Fields:
                 for inner, values in labelled.items():
                     fields.setdefault(inner, []).extend(values)
                 continue
-            fields.setdefault(role, []).append(text)
+            assigned = read_owner_cell(text) if role in (Role.UNITS, Role.OWNERS) else {}
+            for inner, values in assigned.items():  # "A牵头，B配合" in one cell
+                fields.setdefault(inner, []).extend(values)
+            if not assigned:
+                fields.setdefault(role, []).append(text)
     return fields
 
 
@@ -187,6 +192,7 @@ class TableReader:
         self.grouped = False  # 序号 merged over measures numbered 1. 2. again: refs "序号.n"
         self.group: int | None = None  # the 序号 the rows are under
         self.number_groups = False
+        self.heading_numbers: set[str] = set()  # 序号 of section rows (一 / 1 above 1.1)
 
     def read(self, table: Table) -> None:
         rows = table.rows
@@ -223,6 +229,7 @@ class TableReader:
         self.number_groups = number_col is not None and any(
             c.merged for r in rows[start:] if (c := _cell(r, number_col)) is not None
         )
+        self.heading_numbers = _heading_numbers(rows[start:], number_col)
         first_new = len(self.items)
         for row in rows[start:]:
             if header is not None and row.texts() == header.texts():
@@ -247,6 +254,12 @@ class TableReader:
         number_cell = _cell(row, layout.index(Role.NUMBER))
         task_text = task.text.strip() if task is not None and not task.merged else ""
         fields = _row_fields(row, layout)
+        own_number = number_cell is not None and not number_cell.merged
+        written = number_cell.text.strip() if number_cell is not None and own_number else ""
+        if written in self.heading_numbers and not fields:
+            self.section = cn_to_int(written.rstrip(".、．"))  # "一 | 压实责任 |  |"
+            return
+        decimal = _DECIMAL.match(written)
         measures = [
             c
             for i in layout.indices(Role.MEASURE)
@@ -263,6 +276,8 @@ class TableReader:
                 value = self.group or value
         if self.grouped and value is not None:
             parent = self.group
+        if decimal is not None:
+            parent, value = int(decimal["head"]), int(decimal["sub"])  # 序号 "1.2": ref 1.2
         if value is not None or (task_text and not self.numbered):
             if value is None:
                 value = len(self.items) + 1
@@ -303,6 +318,28 @@ class TableReader:
                 if source.fields.get(role):
                     item.fields[role] = list(source.fields[role][:1])
             item.inherited_from = source.inherited_from or source.number
+
+
+_DECIMAL = re.compile(r"^(?P<head>\d{1,3})\s*[.．]\s*(?P<sub>\d{1,3})$")
+_CN_NUMBER = re.compile(r"^[一二三四五六七八九十]{1,3}[、.．]?$")
+
+
+def _heading_numbers(rows: list[Row], number_col: int | None) -> set[str]:
+    """序号 that open a section rather than number an item: Chinese numerals (一, 二、) among
+    Arabic ones, and N above rows numbered N.1, N.2."""
+    if number_col is None:
+        return set()
+    written = [
+        c.text.strip()
+        for r in rows
+        if (c := _cell(r, number_col)) is not None and c.text.strip() and not c.merged
+    ]
+    out: set[str] = set()
+    if any(w.isdigit() or _DECIMAL.match(w) for w in written):
+        out |= {w for w in written if _CN_NUMBER.match(w)}
+    heads = {m["head"] for w in written if (m := _DECIMAL.match(w))}
+    out |= {w for w in written if w.rstrip(".、．") in heads and w.rstrip(".、．").isdigit()}
+    return out
 
 
 def _grouped(rows: list[Row], layout: Layout) -> bool:
