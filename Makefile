@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/dutybot demo
+	$(BIN)/dutybot demo --keep demo.db
 
 test: $(STAMP)
 	$(BIN)/pytest
@@ -22,4 +22,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) dutybot.db dutybot.db-* .pytest_cache
+	rm -rf $(VENV) dutybot.db dutybot.db-* demo.db demo.db-* .pytest_cache

@@ -18,6 +18,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from typing import Any
@@ -34,6 +35,8 @@ def race(url: str, server: FakeServer, rows: int, workers: int, lease: float) ->
     db = open_store(url)
     expected = fill(db, Scenario("workers", rows, 200, limits=False))
     started = time.monotonic()
+    # stderr to files, not pipes: a chatty worker never blocks while another is waited for
+    logs = [tempfile.TemporaryFile(mode="w+") for _ in range(workers)]  # noqa: SIM115
     procs = [
         subprocess.Popen(
             [
@@ -56,14 +59,19 @@ def race(url: str, server: FakeServer, rows: int, workers: int, lease: float) ->
                 "200",
             ],
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=logs[n],
             text=True,
         )
         for n in range(workers)
     ]
     sent_by = []
-    for proc in procs:
+    for proc, log in zip(procs, logs, strict=True):
         out, _ = proc.communicate(timeout=1200)
+        if proc.returncode:
+            log.seek(0)
+            print(f"a worker exited with {proc.returncode}:\n{log.read()[-2000:]}", file=sys.stderr)
+            sent_by.append(0)
+            continue
         last = json.loads(out.strip().splitlines()[-1])
         sent_by.append(last.get("sent", 0))
     elapsed = time.monotonic() - started

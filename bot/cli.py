@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import re
 import sys
@@ -214,10 +215,6 @@ class DutybotGroup(TyperGroup):
 
 def at_edge(call: Callable[[], Any]) -> int:
     """Run the command line; return its exit code, every known mistake said in one line."""
-    from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
-
-    from bot.reports.records import UnknownSchedule
-
     errors = _click.exceptions
     try:
         if _import_errors:
@@ -227,15 +224,6 @@ def at_edge(call: Callable[[], Any]) -> int:
         return result if isinstance(result, int) else 0
     except ValidationError as exc:
         typer.echo(config_error(exc, _edge_lang()), err=True)
-        return 2
-    except UnknownSchedule as exc:
-        said = phrase(
-            "cli", "unknown_schedule", _edge_lang(), schedule=exc.schedule_id, known=exc.known
-        )
-        typer.echo(said, err=True)
-        return 1
-    except (OperationalError, InterfaceError, ArgumentError) as exc:
-        typer.echo(_database_error(exc, _edge_lang()), err=True)
         return 2
     except errors.NoArgsIsHelpError as exc:
         exc.show()
@@ -250,6 +238,32 @@ def at_edge(call: Callable[[], Any]) -> int:
     except typer.Abort:
         typer.echo(phrase("cli", "aborted", _edge_lang()), err=True)
         return 1
+    except Exception as exc:
+        told = _store_failure(exc)
+        if told is None:
+            raise
+        typer.echo(told[0], err=True)
+        return told[1]
+
+
+def _store_failure(exc: Exception) -> tuple[str, int] | None:
+    """An unknown schedule id or an unusable database, in one line with its exit code.
+
+    Told apart without importing SQLAlchemy or the reports up front (most of a second on
+    every start, `dutybot extract` included): a command that never loaded them cannot have
+    raised their exceptions."""
+    records = sys.modules.get("bot.reports.records")
+    if records is not None and isinstance(exc, records.UnknownSchedule):
+        said = phrase(
+            "cli", "unknown_schedule", _edge_lang(), schedule=exc.schedule_id, known=exc.known
+        )
+        return said, 1
+    if "sqlalchemy" in sys.modules:
+        from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
+
+        if isinstance(exc, OperationalError | InterfaceError | ArgumentError):
+            return _database_error(exc, _edge_lang()), 2
+    return None
 
 
 def _version() -> str:
@@ -300,9 +314,18 @@ def _say(key: str, /, err: bool = False, **context: object) -> None:
     typer.echo(phrase("cli", key, _lang(), **context), err=err)
 
 
+StrictOption = Annotated[
+    bool,
+    typer.Option(
+        "--strict", help="tasks reminding nobody and placeholder contacts are errors / 从严校验"
+    ),
+]
+
+
 @app.command()
 def validate(
     files: Annotated[list[Path], typer.Argument(help="schedule YAML files / 清单文件")],
+    strict: StrictOption = False,
 ) -> None:
     """校验清单文件：一次列出所有问题（FILE:LINE:COLUMN）。Validate schedule files."""
     from bot.schedule.validate import load_schedule
@@ -315,10 +338,31 @@ def validate(
         if loaded.ok:
             assert loaded.spec is not None
             _say("valid", file=str(path), tasks=len(loaded.spec.tasks))
+            if _summarise_gaps(path, loaded.spec, strict=strict) and strict:
+                failed = True
         else:
             failed = True
             _say("invalid", err=True, file=str(path), count=len(loaded.errors))
     raise typer.Exit(1 if failed else 0)
+
+
+def _summarise_gaps(path: Path, spec: Any, *, strict: bool) -> bool:
+    """Say what the valid file still lacks (tasks reminding nobody, placeholder contacts) at
+    the end, where an admin reads; True when there is any."""
+    from bot.schedule.gaps import find_gaps
+
+    gaps = find_gaps(spec)
+    if gaps.any or gaps.only_placeholders:
+        _say(
+            "gaps",
+            err=True,
+            file=str(path),
+            nobody=gaps.nobody,
+            only_placeholders=gaps.only_placeholders,
+            placeholders=gaps.placeholders,
+            strict=strict,
+        )
+    return gaps.any
 
 
 @app.command()
@@ -357,8 +401,16 @@ def db_upgrade() -> None:
 def import_(
     file: Annotated[Path, typer.Argument(help="schedule YAML file / 清单文件")],
     at: AtOption = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="do not ask for confirmation / 不再确认")
+    ] = False,
+    strict: StrictOption = False,
 ) -> None:
-    """导入清单（单个事务），并列出变化。Import a schedule in one transaction and print the diff."""
+    """导入清单（单个事务），列出变化和下一时段的消息量。Import a schedule in one transaction,
+    print the diff and the next sending window's volume."""
+    from zoneinfo import ZoneInfo
+
+    from bot.forecast import describe, forecast
     from bot.schedule.importer import import_schedule
     from bot.schedule.validate import load_schedule
     from bot.store.db import open_store, session_scope
@@ -369,18 +421,28 @@ def import_(
     if not loaded.ok or loaded.spec is None:
         _say("invalid", err=True, file=str(file), count=len(loaded.errors))
         raise typer.Exit(1)
+    if _summarise_gaps(file, loaded.spec, strict=strict):
+        if strict:
+            _say("strict_refused", err=True, file=str(file))
+            raise typer.Exit(1)
+        if not yes and sys.stdin.isatty():
+            question = phrase("cli", "confirm_import", _lang(), file=str(file))
+            typer.confirm(question, abort=True, err=True)
     settings = get_settings()
+    now = as_of(at)
     engine = open_store(settings.database_url)
     with session_scope(engine) as session:
         diff = import_schedule(
             session,
             loaded.spec,
-            now=as_of(at),
+            now=now,
             horizon_days=settings.horizon_days,
             actor="cli",
             source_file=str(file),
         )
     typer.echo(render("import_diff", _lang(), diff=diff))
+    found = forecast(engine, loaded.spec.schedule, now)
+    typer.echo(describe(found, ZoneInfo(loaded.spec.timezone), _lang()))
 
 
 @app.command()
@@ -444,6 +506,12 @@ def demo(
         str,
         typer.Option("--platform", help="console, dingtalk, wecom / 消息显示方式"),
     ] = "console",
+    keep: Annotated[
+        Path | None,
+        typer.Option(
+            "--keep", help="keep the demo database here, for dutybot web / 保存演示数据库"
+        ),
+    ] = None,
 ) -> None:
     """演示：用模拟时钟在内置 SQLite 上运行真实清单数月。Run the demo (no chat token)."""
     from bot.demo import run_demo
@@ -451,7 +519,12 @@ def demo(
     if platform != "console" and not _has_preview(platform):
         _say("unknown_platform", err=True, platform=platform)
         raise typer.Exit(2)
-    run_demo(_lang(), until=until.date() if until else None, full=full, platform=platform)
+    if "log_level" not in get_settings().model_fields_set:
+        # the demo's output is its messages: one log line per send would bury them
+        logging.getLogger().setLevel(logging.WARNING)
+    run_demo(
+        _lang(), until=until.date() if until else None, full=full, platform=platform, keep=keep
+    )
 
 
 def _has_preview(platform: str) -> bool:
@@ -469,13 +542,16 @@ def run_(
     console: Annotated[
         bool, typer.Option("--console", help="print messages here instead of chat / 在终端显示消息")
     ] = False,
+    web: Annotated[
+        bool,
+        typer.Option("--web", help="also serve the web console here / 同时提供网页控制台"),
+    ] = False,
 ) -> None:
     """生产进程：定时检查并发送提醒、督办、汇总。The production process (engine + chat adapters)."""
-    import asyncio
-
     from bot.adapters import configured
     from bot.clock import SystemClock
-    from bot.runtime import JobPolicy, Runtime, serve
+    from bot.runtime import JobPolicy, Runtime
+    from bot.web.cli import serve_until_stopped, web_server
     from bot.worker import Worker
 
     settings = get_settings()
@@ -493,16 +569,14 @@ def run_(
     worker = Worker(db, adapters, clock, lang=_lang(), horizon_days=settings.horizon_days)
     _say("running", tick=settings.tick_seconds, db=db.url.render_as_string(hide_password=True))
     runtime = Runtime(worker, JobPolicy(tick_seconds=settings.tick_seconds))
-
-    async def start() -> None:
-        for frontend in frontends:
-            await frontend.start()
-
-    async def stop() -> None:
-        for frontend in reversed(frontends):
-            await frontend.stop()
-
-    asyncio.run(serve(runtime, start_frontend=start, stop_frontend=stop))
+    server = None
+    if web:
+        server = web_server(settings, db=db, clock=clock, frontends=frontends, runtime=runtime)
+    else:
+        paths = [r.path for f in frontends for r in f.routes()]
+        if paths:  # received by `dutybot web`, not here
+            typer.echo(phrase("web", "routes_elsewhere", _lang(), paths=paths), err=True)
+    serve_until_stopped(settings, server, runtime=runtime, frontends=frontends)
 
 
 def _open_store_waiting(url: str):  # type: ignore[no-untyped-def]
@@ -533,10 +607,12 @@ def _register_extensions() -> None:
     the error is kept and said by :func:`at_edge` before anything runs."""
     from bot.conversation.cli import register as register_chat
     from bot.reports.cli import register as register_reports
+    from bot.web.cli import register as register_web
 
     try:
         register_reports(app)
         register_chat(app)
+        register_web(app)
     except ValidationError as exc:
         _import_errors.append(exc)
 

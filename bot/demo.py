@@ -201,7 +201,10 @@ def run_demo(
     full: bool = False,
     out: TextIO | None = None,
     platform: str = "console",
+    keep: Path | None = None,
 ) -> None:
+    """``keep``: leave the simulated run's SQLite database there (replaced if it exists), so
+    the web console (``dutybot web``) can be opened on the demo data afterwards."""
     out = out or sys.stdout
     loaded = load_schedule(SEED, lang=lang)
     if not loaded.ok or loaded.spec is None:
@@ -213,7 +216,10 @@ def run_demo(
     end_day = until or first_day + timedelta(days=100)
     started = wallclock.perf_counter()
     with tempfile.TemporaryDirectory() as folder:
-        db = open_store(f"sqlite:///{Path(folder) / 'demo.db'}")
+        if keep is not None:
+            for stale in (keep, Path(f"{keep}-wal"), Path(f"{keep}-shm")):
+                stale.unlink(missing_ok=True)
+        db = open_store(f"sqlite:///{keep or Path(folder) / 'demo.db'}")
         tz = ZoneInfo(spec.timezone)
         clock = SimulatedClock(datetime.combine(first_day, time(8, 0), tz))
         out.write(
@@ -275,3 +281,6 @@ def run_demo(
         )
         + "\n"
     )
+    admin = spec.admins[0] if spec.admins else "NAME"
+    kept = str(keep) if keep is not None else None
+    out.write(phrase("demo", "open_console", lang, kept=kept, admin=admin) + "\n")

@@ -17,13 +17,13 @@ from typing import Any
 from sqlmodel import Session
 
 from bot.replies import Via
+from bot.schedule.gaps import is_placeholder
 from bot.schedule.importer import ImportDiff, import_schedule
 from bot.schedule.validate import Loaded, Problem, load_schedule, read_yaml
 from bot.store.models import AuditEvent, Draft
 
 YAML_SUFFIXES = (".yaml", ".yml")
 OWNER_ROLES = ("lead", "responsible", "units", "partners")
-PLACEHOLDER_MARKS = ("××", "XX", "xx", "待指定", "待定", "待明确")
 
 
 class DraftRefused(Exception):
@@ -95,8 +95,8 @@ def _problem_flags(loaded: Loaded) -> list[dict[str, Any]]:
         {"kind": "warning", "ref": None, "line": p.line, "text": p.message} for p in loaded.warnings
     ]
     if loaded.spec is not None:
-        for name in loaded.spec.people:
-            if any(mark in name for mark in PLACEHOLDER_MARKS):
+        for name, person in loaded.spec.people.items():
+            if is_placeholder(name, person.title):
                 flags.append(
                     {"kind": "placeholder_contact", "ref": None, "line": None, "text": name}
                 )
@@ -227,6 +227,50 @@ def update_task_in_draft(
     return errors
 
 
+def add_admin(
+    session: Session, *, draft_id: int, name: str, person_id: int | None, now: datetime, via: Via
+) -> None:
+    """Name the uploader among the list's people and its admins, so that once applied they
+    manage the list they loaded (a document names officials, never its admin)."""
+    from ruamel.yaml.comments import CommentedMap
+
+    from bot.extract.draft import dump
+
+    draft = session.get(Draft, draft_id)
+    if draft is None or draft.state != "draft":
+        raise DraftRefused("no_draft")
+    tree = read_yaml(draft.yaml_text)
+    people = tree.get("people")
+    if people is None:
+        people = tree["people"] = CommentedMap()
+    if name not in people:
+        people[name] = CommentedMap()
+    admins = list(tree.get("admins") or [])
+    if name in admins:
+        return
+    tree["admins"] = [*admins, name]
+    draft.yaml_text, draft.updated_at = dump(tree), now
+    session.add(draft)
+    _audit(session, draft, "draft_edited", now, person_id, via, fields=["admins"], name=name)
+
+
+def claim(session: Session, *, schedule_id: str, name: str, identity_id: int) -> bool:
+    """After :func:`apply`: the person ``name`` of the list is the signed-in uploader (whom
+    :func:`add_admin` named), unless that row already belongs to another human."""
+    from sqlmodel import select
+
+    from bot.store.models import Person
+
+    person = session.exec(
+        select(Person).where(Person.schedule_id == schedule_id, Person.name == name)
+    ).first()
+    if person is None or person.identity_id not in (None, identity_id):
+        return False
+    person.identity_id = identity_id
+    session.add(person)
+    return True
+
+
 def preview(session: Session, *, draft_id: int, now: datetime, horizon_days: int) -> ImportDiff:
     """What applying would change, rehearsed in a nested transaction that is rolled back."""
     draft = session.get(Draft, draft_id)
@@ -243,6 +287,36 @@ def preview(session: Session, *, draft_id: int, now: datetime, horizon_days: int
     finally:
         rehearsal.rollback()
     return diff
+
+
+def forecast_draft(db: Any, *, draft_id: int, now: datetime, horizon_days: int) -> Any:
+    """Who the applied draft would message at the next sending window
+    (:class:`bot.forecast.Forecast`): the import and the window rehearsed on one connection,
+    then rolled back."""
+    from bot.forecast import forecast_on
+
+    with db.connect() as conn:
+        outer = conn.begin()
+        try:
+            with Session(conn) as session:
+                draft = session.get(Draft, draft_id)
+                if draft is None:
+                    raise DraftRefused("no_draft")
+                loaded = validate_draft(draft)
+                if not loaded.ok or loaded.spec is None:
+                    raise DraftRefused("invalid", count=len(loaded.errors))
+                import_schedule(
+                    session,
+                    loaded.spec,
+                    now=now,
+                    horizon_days=horizon_days,
+                    source_file=draft.source_name,
+                )
+                session.flush()
+                schedule_id = loaded.spec.schedule
+            return forecast_on(conn, schedule_id, now)
+        finally:
+            outer.rollback()
 
 
 def apply(

@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection
 from sqlalchemy import Engine as DbEngine
 from sqlmodel import Session, col, select
 
@@ -60,19 +61,25 @@ def forecast(db: DbEngine, schedule_id: str, now: datetime) -> Forecast:
     with db.connect() as conn:
         outer = conn.begin()
         try:
-            with Session(conn) as session:
-                at = next_window(session, schedule_id, now)
-                platforms = sorted(
-                    set(session.exec(select(ChatBinding.platform).distinct()).all())
-                ) or ["none"]
-            engine = Engine(conn)  # type: ignore[arg-type]  # a connection binds sessions too
-            engine.plan(at)
-            engine.plan_digests(at)
-            gather_all(lambda: session_scope(conn), at, platforms=platforms, ahead=timedelta(0))  # type: ignore[arg-type]
-            with Session(conn) as session:
-                found = _count(session, schedule_id, at)
+            return forecast_on(conn, schedule_id, now)
         finally:
             outer.rollback()
+
+
+def forecast_on(conn: Connection, schedule_id: str, now: datetime) -> Forecast:
+    """:func:`forecast` inside a transaction the caller rolls back (the web preview imports a
+    draft in it first, so a list not yet applied can be forecast)."""
+    with Session(conn) as session:
+        at = next_window(session, schedule_id, now)
+        platforms = sorted(set(session.exec(select(ChatBinding.platform).distinct()).all())) or [
+            "none"
+        ]
+    engine = Engine(conn)  # type: ignore[arg-type]  # a connection binds sessions too
+    engine.plan(at)
+    engine.plan_digests(at)
+    gather_all(lambda: session_scope(conn), at, platforms=platforms, ahead=timedelta(0))  # type: ignore[arg-type]
+    with Session(conn) as session:
+        found = _count(session, schedule_id, at)
     return Forecast(at, found)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bot.calendar import WorkCalendar, WorkingHours
 from bot.occurrences import DEADLINE, PlannedOccurrence, ScheduleTime, Timing, plan
@@ -49,7 +49,8 @@ def schedule_time(schedule: Schedule) -> ScheduleTime:
     )
 
 
-def task_timing(task: Task, schedule: Schedule) -> Timing:
+def task_timing(task: Task | Any, schedule: Schedule) -> Timing:
+    """``task``: a Task, or any row with its timing columns (see _TASK_COLUMNS)."""
     start = task.start or schedule.issued_on or schedule.planned_from
     by_day = None if task.by == "end" else int(task.by.split()[1])
     check_every = (task.policy or {}).get("ongoing_check", "month")
@@ -58,6 +59,7 @@ def task_timing(task: Task, schedule: Schedule) -> Timing:
     )
 
 
+_TASK_COLUMNS = ("id", "kind", "start", "due", "every", "times", "by", "until", "policy")
 _ROW_COLUMNS = (
     "id",
     "task_id",
@@ -94,6 +96,9 @@ class _Writes:
     cancelled: list[Any] = field(default_factory=list)  # rows (id, task_id, due_date, …)
 
 
+_CHUNK = 500  # ids per IN (…): SQLite allows 32,766 bound parameters, PostgreSQL 65,535
+
+
 def materialise(
     session: Session,
     schedule: Schedule,
@@ -118,25 +123,34 @@ def materialise(
         schedule.materialised_until + timedelta(days=1) if schedule.materialised_until else None
     )
     window_start = max(schedule.planned_from, min(today, resume or today))
-    tasks = session.exec(
-        select(Task).where(Task.schedule_id == schedule.id, col(Task.active).is_(True))
-    ).all()
     if only is not None and (
         schedule.materialised_until is None or schedule.materialised_until < window_end
     ):
         only = None  # the horizon rolls forward: every task gets its new days
-    if only is not None:
-        tasks = [t for t in tasks if t.id in only]
+    # tasks as plain rows too: building ORM objects cost more than the planning itself
+    tasks_table = Task.__table__  # type: ignore[attr-defined]
+    active = sa.select(*(tasks_table.c[n] for n in _TASK_COLUMNS)).where(
+        tasks_table.c.schedule_id == schedule.id, tasks_table.c.active.is_(True)
+    )
     table = Occurrence.__table__  # type: ignore[attr-defined]
     query = sa.select(*(table.c[n] for n in _ROW_COLUMNS)).where(
         table.c.schedule_id == schedule.id,
         (table.c.due_date >= window_start) | (table.c.kind == DEADLINE),
     )
-    if only is not None and len(only) <= 500:
-        query = query.where(table.c.task_id.in_(sorted(only)))
     existing: dict[int, list[Any]] = {}
-    for row in session.connection().execute(query):  # one query for the schedule
-        existing.setdefault(row.task_id, []).append(row)
+    connection = session.connection()
+    tasks: list[Any] = []
+    if only is None:
+        tasks.extend(connection.execute(active))
+        for row in connection.execute(query):  # one query for the schedule
+            existing.setdefault(row.task_id, []).append(row)
+    else:  # read only what moved, by chunks of ids (an IN list stays within every backend's limit)
+        ids = sorted(only)
+        for at in range(0, len(ids), _CHUNK):
+            chunk = ids[at : at + _CHUNK]
+            tasks.extend(connection.execute(active.where(tasks_table.c.id.in_(chunk))))
+            for row in connection.execute(query.where(table.c.task_id.in_(chunk))):
+                existing.setdefault(row.task_id, []).append(row)
     writes = _Writes()
     for task in tasks:
         assert task.id is not None
@@ -150,7 +164,7 @@ def materialise(
 
 def _reconcile(
     schedule: Schedule,
-    task: Task,
+    task: Any,  # a row of _TASK_COLUMNS
     wanted: list[PlannedOccurrence],
     rows: list[Any],
     st: ScheduleTime,
@@ -194,7 +208,7 @@ def _write(session: Session, writes: _Writes, reason: str, *, now: datetime, act
 
 
 def _new_row(
-    schedule: Schedule, task: Task, planned: PlannedOccurrence, st: ScheduleTime, now: datetime
+    schedule: Schedule, task: Any, planned: PlannedOccurrence, st: ScheduleTime, now: datetime
 ) -> dict[str, Any]:
     assert task.id is not None
     return {
@@ -264,10 +278,10 @@ def cancel_rows(
     table = Occurrence.__table__  # type: ignore[attr-defined]
     connection = session.connection()
     ids = [r.id for r in rows]
-    for chunk in range(0, len(ids), 500):
+    for chunk in range(0, len(ids), _CHUNK):
         connection.execute(
             sa.update(table)
-            .where(table.c.id.in_(ids[chunk : chunk + 500]))
+            .where(table.c.id.in_(ids[chunk : chunk + _CHUNK]))
             .values(status=CANCELLED, status_reason=reason)
         )
     events = [

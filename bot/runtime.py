@@ -27,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -34,6 +35,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.logs import log_event
 from bot.worker import Worker
+
+if TYPE_CHECKING:
+    from bot.web.server import WebServer
 
 log = logging.getLogger("dutybot.runtime")
 
@@ -212,26 +216,36 @@ class Runtime:
 
 
 async def serve(
-    runtime: Runtime,
+    runtime: Runtime | None,
     *,
     start_frontend: Callable[[], Awaitable[None]] | None = None,
     stop_frontend: Callable[[], Awaitable[None]] | None = None,
     stop: asyncio.Event | None = None,
+    web: WebServer | None = None,
 ) -> None:
-    """Run until SIGINT/SIGTERM (or ``stop`` is set), then shut down gracefully."""
+    """Run until SIGINT/SIGTERM (or ``stop`` is set), then shut down gracefully.
+
+    ``runtime`` is None for ``dutybot web`` alone (no planning, no sending).  The web server
+    binds first: a taken port fails before any platform is told where to post (a webhook
+    arriving before its frontend has started is answered 503 and sent again)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
-    if start_frontend:
-        await start_frontend()
-    await runtime.start()
+    if web is not None:
+        await web.start()
     try:
+        if start_frontend:
+            await start_frontend()
+        if runtime is not None:
+            await runtime.start()
         await stop.wait()
     finally:
-        released = await runtime.stop()
+        released = await runtime.stop() if runtime is not None else 0
         if stop_frontend:
             with contextlib.suppress(Exception):
                 await stop_frontend()
+        if web is not None:
+            await web.stop()
         log.info("stopped; %d claimed deliveries released", released)

@@ -36,7 +36,12 @@ def invoke(env: dict[str, str], *args: str) -> tuple[int, str]:
 
 def schedule_commands() -> list[list[str]]:
     """Every command with a --schedule option, with what else it needs to run."""
-    needs = {"audit": ["-o", "x.csv"], "ics": ["someone", "-o", "x.ics"], "invite": ["someone"]}
+    needs = {
+        "audit": ["-o", "x.csv"],
+        "ics": ["someone", "-o", "x.ics"],
+        "invite": ["someone"],
+        "login-link": ["someone"],
+    }
     group = get_command(app)
     found = [
         [name, *needs.get(name, [])]

@@ -155,6 +155,7 @@ def test_the_demo_runs_and_summarises() -> None:
     assert "== 演示小结：2022-05-23 至 2022-08-05" in out
     assert "申请延期并获批准：25" in out and "始终未办：39" in out
     assert "[演示] 第 1 周" in result.stderr
+    assert "send_outcome" not in result.stderr  # its output is the messages, not a send log
 
 
 def test_plan_counts_what_it_wrote_on_both_backends(engine: Engine) -> None:

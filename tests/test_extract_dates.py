@@ -81,7 +81,9 @@ def test_a_bare_month_counts_in_a_deadline_field() -> None:
     assert read_deadline_field("2023年", Y).due == date(2023, 12, 31)
 
 
-@pytest.mark.parametrize("field", ["长期坚持", "持续推进", "常态化", "全年", "长期", "动态调整"])
+@pytest.mark.parametrize(
+    "field", ["长期坚持", "持续推进", "常态化", "全年", "长期", "动态调整", "即时", "立即报告"]
+)
 def test_ongoing_fields(field: str) -> None:
     read = read_deadline_field(field, Y)
     assert read.ongoing and read.due is None

@@ -189,3 +189,163 @@ def test_unreadable(tmp_path: Path, name: str) -> None:
         path.write_bytes(b"\xd0\xcf\x11\xe0")
     with pytest.raises(UnreadableDocument):
         read_document(path)
+
+
+def _grouped_docx(path: Path, measures: list[str]) -> None:
+    """序号 and 重点任务 merged over two rows each; each row one 具体措施 with its owners."""
+    document = docx.Document()
+    document.add_paragraph("某区2023年安全生产工作任务分工")
+    rows = [
+        ["序号", "重点任务", "具体措施", "牵头单位", "配合单位", "完成时限"],
+        ["1", "压实责任", measures[0], "区应急局", "区委编办", "6月底前"],
+        ["", "", measures[1], "区委组织部", "区应急局", "年底前"],
+        ["2", "专项整治", measures[2], "区住建局", "区市场监管局", "9月底前"],
+        ["", "", measures[3], "区公安分局", "区交通局", "长期坚持"],
+    ]
+    table = document.add_table(rows=len(rows), cols=len(rows[0]))
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    for top in (1, 3):
+        for column in (0, 1):
+            table.cell(top, column).merge(table.cell(top + 1, column))
+    document.save(str(path))
+
+
+def test_docx_measures_numbered_again_under_a_merged_number_are_tasks(tmp_path: Path) -> None:
+    path = tmp_path / "grouped.docx"
+    _grouped_docx(
+        path,
+        [
+            "1.修订责任清单。",
+            "2.纳入年度考核。",
+            "1.开展燃气排查。",
+            "2.开展交通整治，每周通报1次。",
+        ],
+    )
+    items = {i.ref: i for i in extract_file(path).items}
+    assert list(items) == ["1.1", "1.2", "2.1", "2.2"]
+    assert items["1.2"].title == "纳入年度考核"
+    assert items["1.2"].owners.units == ["区委组织部"] and items["1.2"].due == date(2023, 12, 31)
+    assert items["2.2"].ongoing and [r.frequency.label() for r in items["2.2"].recurrences] == [
+        "week*1"
+    ]
+
+
+def test_docx_measures_numbered_on_under_a_merged_number_keep_their_numbers(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "running.docx"
+    _grouped_docx(
+        path, ["1.修订责任清单。", "2.纳入年度考核。", "3.开展燃气排查。", "4.开展交通整治。"]
+    )
+    items = {i.ref: i for i in extract_file(path).items}
+    assert list(items) == ["1", "2", "3", "4"]
+    assert items["4"].owners.units == ["区公安分局"]
+
+
+def test_an_owner_cell_with_labels_inside_gives_each_role(tmp_path: Path) -> None:
+    """One 责任单位 column whose cells say "牵头单位：A<br>配合单位：B": labels never leak."""
+    path = tmp_path / "labelled-cells.html"
+    path.write_text(
+        "<html><body><p>2023年3月1日</p><table border=1><thead><tr><th>序号</th>"
+        "<th>工作任务</th><th>责任单位</th><th>完成时限</th></tr></thead><tbody>"
+        "<tr><td>1</td><td>开展危化品检查。</td><td>牵头单位：区应急局<br>"
+        "配合单位：区公安分局、区交通局</td><td>6月底前</td></tr>"
+        "<tr><td>2</td><td>开展消防整治。</td><td>牵头：区消防救援支队；配合：各街道</td>"
+        "<td>每季度</td></tr></tbody></table></body></html>",
+        encoding="utf-8",
+    )
+    items = {i.ref: i for i in extract_file(path).items}
+    assert items["1"].owners.units == ["区应急局"]
+    assert items["1"].owners.partners == ["区公安分局", "区交通局"]
+    assert items["2"].owners.units == ["区消防救援支队"]
+    assert items["2"].owners.partners == ["各街道"]
+
+
+def test_an_owner_cell_with_role_verbs_gives_each_role(tmp_path: Path) -> None:
+    """ "A牵头，B配合" or "A会同B" in one 责任单位 cell: A leads, B partners; no verb, no split."""
+    path = tmp_path / "verb-cells.md"
+    path.write_text(
+        "\n".join(
+            [
+                "2023年3月1日",
+                "",
+                "| 序号 | 工作任务 | 责任单位 | 完成时限 |",
+                "|---|---|---|---|",
+                "| 1 | 开展燃气整治。 | 区住建委牵头，区市场监管局、各街道配合 | 6月底前 |",
+                "| 2 | 开展消防整治。 | 区消防救援支队会同区住建委负责 | 每季度 |",
+                "| 3 | 开展危化品检查。 | 区应急局、区公安分局 | 年底前 |",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    items = {i.ref: i for i in extract_file(path).items}
+    assert items["1"].owners.units == ["区住建委"]
+    assert items["1"].owners.partners == ["区市场监管局", "各街道"]
+    assert items["2"].owners.units == ["区消防救援支队"]
+    assert items["2"].owners.partners == ["区住建委"]
+    assert items["3"].owners.units == ["区应急局", "区公安分局"]
+    assert items["3"].owners.partners == []
+
+
+@pytest.mark.parametrize(
+    ("numbers", "refs"),
+    [
+        # Chinese numerals among Arabic ones in the 序号 column: section rows, not tasks
+        (["一", "1", "2", "二", "3"], ["1", "2", "3"]),
+        (["一、", "1", "2", "二、", "3"], ["1", "2", "3"]),
+        # N above N.1, N.2: N is the section, the tasks keep the numbers as written
+        (["1", "1.1", "1.2", "2", "2.1"], ["1.1", "1.2", "2.1"]),
+    ],
+)
+def test_section_rows_numbered_in_the_number_column(
+    tmp_path: Path, numbers: list[str], refs: list[str]
+) -> None:
+    rows = iter(
+        [
+            "| {} | 压实安全责任 |  |  |",
+            "| {} | 修订部门安全生产职责清单。 | 区应急局 | 6月底前 |",
+            "| {} | 签订安全生产目标责任书。 | 区安委办 | 3月底前 |",
+            "| {} | 开展专项整治 |  |  |",
+            "| {} | 开展燃气整治，每月通报1次。 | 区住建委 | 长期坚持 |",
+        ]
+    )
+    path = tmp_path / "sections.md"
+    lines = ["2023年3月1日", "", "| 序号 | 工作任务 | 责任单位 | 完成时限 |", "|---|---|---|---|"]
+    path.write_text("\n".join([*lines, *(next(rows).format(n) for n in numbers)]), "utf-8")
+    items = {i.ref: i for i in extract_file(path).items}
+    assert list(items) == refs
+    assert [i.owners.units for i in items.values()] == [["区应急局"], ["区安委办"], ["区住建委"]]
+    assert items[refs[0]].title.startswith("修订部门")
+
+
+def test_markdown_bold_lead_ins_are_labels(tmp_path: Path) -> None:
+    """A Word list exported to Markdown writes its bold lead-ins as **责任单位**： or
+    **完成时限：**; the markers never hide a label nor reach a name or a deadline."""
+    path = tmp_path / "bold.md"
+    path.write_text(
+        "\n\n".join(
+            [
+                "**某镇2024年安全生产工作责任清单**",
+                "**一、组织领导**",
+                "1．召开镇安委会全体会议，每季度至少研究1次。",
+                "**责任领导：**刘卫东　　**责任单位：**镇党政办、镇应急办　　"
+                "**完成时限：**2024年3月15日前",
+                "2．签订责任书。**责任领导**：张立群　**责任单位**：镇应急办　"
+                "**配合单位**：各村（社区）　**完成时限**：4月底前",
+                "3．开展巡查。",
+                "__责任单位__：镇应急办",
+                "*完成时限*：长期坚持",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    items = {i.ref: i for i in extract_file(path).items}
+    assert list(items) == ["1", "2", "3"]
+    assert items["1"].owners.responsible == ["刘卫东"]
+    assert items["1"].deadline_text == "2024年3月15日前"
+    assert items["2"].owners.units == ["镇应急办"]
+    assert items["2"].owners.partners == ["各村（社区）"]
+    assert items["2"].due == date(2024, 4, 30)
+    assert items["3"].owners.units == ["镇应急办"] and items["3"].ongoing

@@ -33,6 +33,21 @@ def labels(text: str) -> list[str]:
         ("班组日排查、部门周排查、厂长经理月排查", ["day*1", "week*1", "month*1"]),
         ("按月通报执法情况", ["month*1"]),
         ("每两周开展一次", ["FREQ=WEEKLY;INTERVAL=2*1"]),
+        # a 旬 is ten days: the format has no such period, so three times a month
+        ("每旬开展1次联合检查", ["month*3"]),
+        # the count right after the period: "一年两次" is twice a year, not a slogan
+        ("应急演练一年两次", ["year*2"]),
+        ("储备物资半年一次清查盘点", ["half-year*1"]),
+        ("联合检查一季度一次", ["quarter*1"]),
+        ("安全例会一月两次", ["month*2"]),
+        ("发放一次性补助", []),
+        ("第一年两次培训", []),
+        ("每旬通报违规车辆", ["month*3"]),
+        ("每旬至少调度2次", ["month*6"]),
+        # "一X一Y": once per period, even inside the quotes that name the system
+        ("实行“一月一调度、一季一通报”制度", ["month*1", "quarter*1"]),
+        ("半年一总结", ["half-year*1"]),
+        ("每双月通报1次", ["FREQ=MONTHLY;INTERVAL=2*1"]),
         # a yearly total after a comma belongs to the year, not to the quarter before it
         ("每季度组织开展1次危险化学品专项检查，全年不少于4次", ["quarter*1"]),
         ("每月检查1次，年内不少于12次", ["month*1"]),
@@ -80,3 +95,8 @@ def test_distinct_keeps_one_per_shape_and_the_first_phrase() -> None:
     found = distinct(find_frequencies("每季度组织1次专题研究；每季度实地开展调研检查1次"))
     assert [f.label() for f in found] == ["quarter*1"]
     assert found[0].phrase == "每季度组织1次专题研究"
+
+
+@pytest.mark.parametrize("text", ["2023年一月一日起施行", "统一部署", "一季度完成", "一月份"])
+def test_dates_and_words_with_one_are_no_recurrence(text: str) -> None:
+    assert labels(text) == []

@@ -76,6 +76,13 @@ def test_measures_split_only_where_numbers_run_on() -> None:
         ("序号", Role.NUMBER),
         ("备注", Role.REMARK),
         ("责任人", Role.OWNERS),
+        ("联系县领导", Role.LEAD),
+        ("包保市领导", Role.LEAD),
+        ("进度要求", Role.DEADLINE),
+        ("协办单位", Role.PARTNERS),
+        ("责任科室", Role.UNITS),
+        ("挂点县领导", Role.LEAD),
+        ("挂钩领导", Role.LEAD),
     ],
 )
 def test_column_names(name: str, role: Role) -> None:
@@ -95,6 +102,33 @@ def test_prose_tail_fields() -> None:
         Role.PARTNERS: ["办公室"],
         Role.DEADLINE: ["2022年5月底"],
     }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "签订责任书。（责任单位：镇应急办；配合单位：各村（社区））",
+        "签订责任书。（配合单位：各村（社区）；完成时限：4月底前）",
+        "签订责任书。　责任单位：镇应急办　配合单位：各村（社区）",
+        "责任单位：镇应急办　　配合单位：各村（社区）　　完成时限：4月底前",
+    ],
+)
+def test_a_name_ending_in_brackets_keeps_them_at_the_end_of_a_field(text: str) -> None:
+    _, fields = parse_tail(text)
+    assert fields[Role.PARTNERS] == ["各村（社区）"]
+
+
+def test_tail_labels_of_reporting_lists_and_assigned_leaders() -> None:
+    body, fields = parse_tail(
+        "报送季度工作总结。挂点领导：刘卫东；主办单位：镇党政办；报送对象：区安委办；"
+        "报送时限：每季度末"
+    )
+    assert body == "报送季度工作总结。"
+    assert fields[Role.LEAD] == ["刘卫东"]
+    assert fields[Role.UNITS] == ["镇党政办"]  # whom it goes to (报送对象) is no owner
+    assert fields[Role.DEADLINE] == ["每季度末"]
+    _, fields = parse_tail("开展排查。（责任单位：县住建局；进度安排：2023年9月底前）")
+    assert fields[Role.DEADLINE] == ["2023年9月底前"]
 
 
 def test_a_label_run_into_the_text_is_found() -> None:

@@ -35,6 +35,9 @@ def _items(text: str, year: int | None = 2023) -> dict:
             "2023年6月底前完成",
         ),
         ("（2022年9月底前）", [], [], "2022年9月底前"),
+        # owners without a verb, then the time clause
+        ("（市应急局、市住建局，2023年6月底前）", ["市应急局、市住建局"], [], "2023年6月底前"),
+        ("（各街道办事处负责，即时）", ["各街道办事处"], [], "即时"),
         ("（各村（社区）负责）", ["各村（社区）"], [], None),
     ],
 )
@@ -51,6 +54,39 @@ def test_unlabelled_assignments(
 @pytest.mark.parametrize("tail", ["（以下简称“十五条硬措施”）", "（含试点单位）", "（2022年版）"])
 def test_explanations_in_brackets_are_not_assignments(tail: str) -> None:
     assert read_assignment("落实制度" + tail)[1] == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "units", "partners", "title"),
+    [
+        (
+            "由区应急局牵头，区公安分局、区交通局配合，开展危化品运输专项整治，6月底前完成。",
+            ["区应急局"],
+            ["区公安分局", "区交通局"],
+            "开展危化品运输专项整治",
+        ),
+        ("区住建委负责，开展燃气隐患排查，每月通报1次。", ["区住建委"], [], "开展燃气隐患排查"),
+        ("由各街道办事处负责，开展“九小场所”消防排查。", ["各街道办事处"], [], "开展“九小场所”"),
+    ],
+)
+def test_an_assignment_leading_the_measure_gives_its_owners(
+    text: str, units: list[str], partners: list[str], title: str
+) -> None:
+    item = _items("1." + text)["1"]
+    assert item.owners.units == units
+    assert item.owners.partners == partners
+    assert item.title.startswith(title)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "主要负责人负责，组织制定本单位安全生产规章制度。",  # people, not units
+        "企业要落实主体责任，对本单位安全生产工作负责。",  # a sentence, not a clause of names
+    ],
+)
+def test_a_subject_that_is_no_unit_list_is_no_leading_assignment(text: str) -> None:
+    assert _items("1." + text)["1"].owners.units == []
 
 
 def test_every_numbered_measure_is_an_item_and_headings_and_frame_are_not() -> None:
@@ -150,3 +186,127 @@ def test_markup_never_reaches_a_name() -> None:
     [item] = _items(text).values()
     assert item.owners.units == ["应急", "公安"]
     assert item.deadline_text == "6月底前"
+
+
+def test_measures_under_a_title_line_are_tasks_of_their_own() -> None:
+    """（一）… 1.… (1)…: under a title alone the (1) (2) are the tasks, ref "3.1"."""
+    items = _items(
+        "\n".join(
+            [
+                "（一）健全责任体系",
+                "1.落实领导责任。每季度至少研究1次安全生产工作。（牵头单位：区安委办）",
+                "2.强化企业主体责任。",
+                "(1)督促企业建立全员安全生产责任制。（牵头单位：区应急局；配合单位：区经信局）",
+                "(2)推动企业投保安全生产责任保险。（区金融办负责，2023年9月底前）",
+                "3.加强执法检查。对重点企业开展执法检查，年底前全覆盖。",
+                "(1)制定年度执法计划。",
+                "(2)每月通报执法情况。",
+            ]
+        )
+    )
+    assert set(items) == {"1", "2.1", "2.2", "3"}
+    assert items["2.1"].owners.units == ["区应急局"]
+    assert items["2.1"].owners.partners == ["区经信局"]
+    assert items["2.2"].owners.units == ["区金融办"] and items["2.2"].due == date(2023, 9, 30)
+    # under a measure with text of its own, (1) (2) stay its parts
+    assert items["3"].due == date(2023, 12, 31)
+    assert [r.frequency.label() for r in items["3"].recurrences] == ["month*1"]
+
+
+def test_a_time_clause_after_the_labelled_owners_is_the_deadline() -> None:
+    items = _items(
+        "1.推动企业投保安全生产责任保险。（牵头单位：区应急局；配合单位：区金融办；"
+        "2023年第三季度）\n2.开展应急演练。（牵头单位：区应急局；配合单位：各街道，长期坚持）"
+    )
+    assert items["1"].owners.partners == ["区金融办"]
+    assert items["1"].due == date(2023, 9, 30) and items["1"].deadline_text == "2023年第三季度"
+    assert items["2"].owners.partners == ["各街道"] and items["2"].ongoing
+
+
+def test_a_deadline_column_naming_the_period_adds_no_second_duty() -> None:
+    """完成时限 "每月" beside "每月检查企业不少于10家": one monthly duty, the text's count."""
+    text = (
+        "序号\t工作任务\t责任科室\t完成时限\n"
+        "1\t开展执法检查，每月检查企业不少于10家。\t执法大队\t每月\n"
+        "2\t报送工作总结。\t安监股\t每月5日前\n"
+        "3\t开展联合检查，每月开展1次。\t安监股\t每月5日前"
+    )
+    items = _items(text)
+    assert [r.frequency.label() for r in items["1"].recurrences] == ["month*10"]
+    assert [r.frequency.label() for r in items["2"].recurrences] == ["month*1@day5"]
+    # the text's count, the column's day
+    assert [r.frequency.label() for r in items["3"].recurrences] == ["month*1@day5"]
+
+
+def test_a_row_below_a_merged_task_cell_is_titled_by_its_measure() -> None:
+    text = (
+        "序号\t工作任务\t具体措施\t牵头单位\t完成时限\n"
+        "1\t压实安全生产责任\t修订部门安全生产责任清单。\t区应急局\t6月底前\n"
+        "2\t\t将安全生产纳入年度目标考核。\t区委组织部\t年底前"
+    )
+    items = _items(text)
+    assert items["2"].title == "将安全生产纳入年度目标考核"
+
+
+def test_beside_a_table_measures_under_a_title_line_are_tasks_too() -> None:
+    """A notice whose body has owner tails and an annex table: "2.标题" over (1) (2)."""
+    text = "\n".join(
+        [
+            "1.落实领导责任，每季度研究1次安全生产工作。（牵头单位：区安委办）",
+            "2.强化企业主体责任。",
+            "(1)督促企业建立全员安全生产责任制。（牵头单位：区应急局）",
+            "(2)推动企业投保安全生产责任保险。（牵头单位：区金融办；完成时限：9月底前）",
+            "附件",
+            "序号\t工作任务\t牵头单位\t完成时限",
+            "1\t落实领导责任，每季度研究1次安全生产工作。\t区安委办\t长期坚持",
+            "3\t开展消防安全专项整治。\t区消防救援支队\t10月底前",
+        ]
+    )
+    items = _items(text)
+    assert set(items) == {"1", "2.1", "2.2", "3"}
+    assert items["2.1"].owners.units == ["区应急局"]
+    assert items["2.2"].owners.units == ["区金融办"] and items["2.2"].due == date(2023, 9, 30)
+    assert items["1"].owners.units == ["区安委办"]
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        "2023年3月5日印发",
+        "某某县人民政府办公室　　2023年3月5日印发",
+        "二〇二三年三月五日",
+        # as web pages and converted files write the date
+        "2023-03-05",
+        "2023/3/5",
+        "某某县人民政府办公室 2023.03.05 发布",
+    ],
+)
+def test_the_year_from_the_imprint_line(last: str) -> None:
+    doc = Document("y.txt", text_blocks(f"1.开展排查，6月底前完成。（县应急局负责）\n{last}"))
+    extraction = extract_document(doc)
+    assert extraction.meta.year == 2023 and extraction.year_found
+    assert extraction.meta.issued_on == date(2023, 3, 5)
+
+
+def test_measures_numbered_again_in_each_part_take_the_part_and_its_owners() -> None:
+    """1. 2. again under each （一）: refs "1.2"; a heading's owner tail covers its measures;
+    the signature's date after the last item is not that item's deadline."""
+    items = _items(
+        "\n".join(
+            [
+                "（一）加强危险化学品安全监管。（牵头单位：区应急局；配合单位：区公安分局）",
+                "1.开展危险化学品储存场所专项检查。",
+                "2.推进化工企业自动化改造，年底前完成。",
+                "（二）强化消防安全。",
+                "1.开展高层建筑消防整治。（区消防救援支队负责）",
+                "2.开展老旧小区消防整治。（区住建委负责）",
+                "二〇二三年三月五日",
+            ]
+        ),
+        year=None,
+    )
+    assert list(items) == ["1.1", "1.2", "2.1", "2.2"]
+    assert items["1.1"].owners.units == ["区应急局"]
+    assert items["1.1"].owners.partners == ["区公安分局"]
+    assert items["2.1"].owners.units == ["区消防救援支队"]
+    assert items["2.2"].due is None and items["2.2"].undated

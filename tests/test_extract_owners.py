@@ -27,6 +27,23 @@ from bot.extract.owners import Kind, classify, same_name, split_joined, split_na
         ("相关机关处室和直属单位", ["相关机关处室和直属单位"]),
         ("应急办、“一岗双责”科室、村（社区）", ["应急办", "“一岗双责”科室", "村（社区）"]),
         ("张三同志", ["张三"]),
+        # names padded to the column's width are one name; spaces between names still split
+        ("赵\xa0\xa0明", ["赵明"]),
+        ("王\u3000伟、李  强", ["王伟", "李强"]),
+        ("县委编办 县司法局", ["县委编办", "县司法局"]),
+        # one body named after its fields keeps its 和; two bodies joined by 和 split
+        ("县自然资源和规划局", ["县自然资源和规划局"]),
+        ("县商务局\n县文化和旅游局", ["县商务局", "县文化和旅游局"]),
+        ("住房和城乡建设局、工业和信息化局", ["住房和城乡建设局", "工业和信息化局"]),
+        ("应急局和公安局", ["应急局", "公安局"]),
+        ("宣传和应急", ["宣传", "应急"]),
+        # a person written with a title is the person: the title is a post, not an owner
+        ("张三（副局长）", ["张三"]),
+        ("副局长 张三", ["张三"]),
+        ("县委常委、副县长李明", ["李明"]),
+        ("李明（县委常委、副县长）、王刚", ["李明", "王刚"]),
+        ("分管副县长", ["分管副县长"]),
+        ("局长办公会", ["局长办公会"]),
         ("无", []),
     ],
 )
@@ -78,3 +95,7 @@ def test_names_run_together_split_on_names_seen_elsewhere() -> None:
 def test_spelling_variants() -> None:
     assert same_name("各项目审批科", "各项目审批科室")
     assert not same_name("能源科", "粮食科")
+
+
+def test_a_bureau_section_is_a_unit() -> None:
+    assert classify("安全监督股") is Kind.UNIT and classify("运输管理股") is Kind.UNIT

@@ -7,12 +7,12 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.materialise import schedule_time, task_timing
 from bot.occurrences import plan
-from bot.store.db import session_scope
-from bot.store.models import Schedule, Task
+from bot.store.db import _COPY_FROM, bulk_insert, session_scope
+from bot.store.models import Occurrence, Schedule, Task
 from tests.conftest import local
 from tests.test_import import run_import, spec_of
 
@@ -111,3 +111,31 @@ def test_import_and_reimport_with_moved_deadlines_write_the_expected_tables(
     # and a third import of the same file writes nothing
     assert run_import(engine, spec_of(moved, tmp_path), now=local(2024, 6, 3, 15, 0)).unchanged
     assert occurrences(engine) == after
+
+
+def test_a_large_bulk_insert_skips_rows_that_exist_and_counts_the_new_ones(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Enough rows for PostgreSQL's COPY path (bot.store.db._COPY_FROM): a re-insert of every
+    row after half were deleted adds back exactly that half, whatever the path."""
+    daily = "".join(
+        f'  - {{ref: "{n}", title: 巡查{n}, lead: [甲], every: day}}\n' for n in range(5, 30)
+    )
+    diff = run_import(engine, spec_of(FILE + daily, tmp_path), now=NOW)
+    full = occurrences(engine)
+    assert diff.occurrences.added == len(full) == 109 + 25 * 63 > _COPY_FROM
+    assert [r[1:] for r in full] == expected(engine)
+    columns = [c.name for c in Occurrence.__table__.columns if c.name != "id"]  # type: ignore[attr-defined]
+    with session_scope(engine) as session:
+        rows = [
+            dict(r._mapping)
+            for r in session.execute(select(*(col(getattr(Occurrence, c)) for c in columns)))
+        ]
+        deleted = session.execute(text("delete from occurrence where id % 2 = 0")).rowcount
+    assert 0 < deleted < len(rows)
+    with session_scope(engine) as session:
+        assert (
+            bulk_insert(session, Occurrence, rows, on_conflict=["task_id", "period_start"])
+            == deleted
+        )
+    assert [r[1:] for r in occurrences(engine)] == [r[1:] for r in full]

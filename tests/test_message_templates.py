@@ -132,6 +132,7 @@ CHATS: dict[str, list[dict[str, Any]]] = {
     "chat_digest_empty": [{"p": {**FULL, "date": "2022-06-14"}}],
     "chat_invite_unknown": [{"name": "王<五>"}],
     "chat_invite_link": [{"name": "张敏", "link": "https://t.me/b?start=a_b", "expires": "x"}],
+    "chat_web_link": [{"url": "https://duty.example.cn/login/abc", "minutes": 15}],
     "chat_report_caption": [{"tasks": 3}],
     "chat_ask_evidence": [{"p": p, "required": r} for p in (VIEW, BARE) for r in (True, False)],
     "chat_ask_progress": [{"p": VIEW}],

@@ -212,3 +212,39 @@ def test_ongoing_duty_asks_progress_monthly(engine: Engine, tmp_path: Path) -> N
     assert ongoing.rrule is not None and ongoing.rrule["FREQ"] == "MONTHLY"
     assert ongoing.start == date(2022, 5, 31) and "UNTIL" not in ongoing.rrule
     assert events["demo-town-2022/1@dutybot"].start == date(2022, 6, 30)
+
+
+def test_done_items_are_completed_and_open_ones_carry_an_alarm(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from sqlmodel import col, select
+
+    from bot import replies
+    from bot.materialise import materialise
+    from bot.store.models import OPEN, Occurrence, Person, Schedule, Task
+
+    seed_scenario(engine)
+    with session_scope(engine) as session:  # July's 7.3 done early, June's still open
+        schedule = session.get(Schedule, SCHEDULE)
+        assert schedule is not None
+        materialise(session, schedule, now=AS_OF, horizon_days=62)
+        deng = session.exec(select(Person).where(Person.name == "邓清华")).one()
+        task = session.exec(
+            select(Task).where(Task.schedule_id == SCHEDULE, Task.ref == "7.3")
+        ).one()
+        july = session.exec(
+            select(Occurrence)
+            .where(Occurrence.task_id == task.id, Occurrence.status == OPEN)
+            .order_by(col(Occurrence.period_start))
+        ).all()[1]
+        assert july.period_start == date(2022, 7, 1) and july.id and deng.id
+        replies.complete(session, occurrence_id=july.id, person_id=deng.id, now=AS_OF, note="x")
+    cal = export(engine, "邓清华", tmp_path / "deng.ics")
+    monthly = [e for e in vevents(cal) if str(e["UID"]) == uid("7.3")]
+    master = next(e for e in monthly if "RECURRENCE-ID" not in e)
+    [done] = [e for e in monthly if "RECURRENCE-ID" in e]
+    assert done.decoded("RECURRENCE-ID") == date(2022, 7, 29)
+    assert str(done["STATUS"]) == "COMPLETED" and not done.walk("VALARM")
+    assert "STATUS" not in master
+    [alarm] = master.walk("VALARM")
+    assert alarm.decoded("TRIGGER") == -timedelta(hours=15)  # 09:00 the day before

@@ -10,9 +10,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -145,17 +147,48 @@ def _run(database: str, tmp: Path) -> subprocess.Popen[str]:
     )
 
 
-def _stop(process: subprocess.Popen[str]) -> tuple[str, str]:
+class _Output:
+    """What a child process printed so far, read by threads (a pipe left unread would block
+    it), so that a test waits for what it expects rather than for a fixed time."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self.readers = [
+            threading.Thread(target=self._read, args=(stream, into), daemon=True)
+            for stream, into in ((process.stdout, self.out), (process.stderr, self.err))
+        ]
+        for reader in self.readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream: Any, into: list[str]) -> None:
+        for line in iter(stream.readline, ""):
+            into.append(line)
+
+    def wait_for(self, text: str, *, stderr: bool = False, timeout: float = 60.0) -> None:
+        lines = self.err if stderr else self.out
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in list(lines)):
+            assert time.monotonic() < deadline, f"no {text!r} after {timeout} s: {lines[-20:]}"
+            time.sleep(0.05)
+
+
+def _stop(process: subprocess.Popen[str], output: _Output) -> tuple[str, str]:
     process.send_signal(signal.SIGTERM)
-    out, err = process.communicate(timeout=30)
-    return out, err
+    process.wait(timeout=30)
+    for reader in output.readers:
+        reader.join(timeout=10)
+    return "".join(output.out), "".join(output.err)
 
 
 def test_sigterm_stops_the_process_cleanly(tmp_path: Path) -> None:
     process = _run(f"sqlite:///{tmp_path / 'run.db'}", tmp_path)
-    time.sleep(4)  # started, planning and sending
+    output = _Output(process)
+    output.wait_for("dutybot 已启动")  # started; planning and sending under way
+    time.sleep(1)
     assert process.poll() is None
-    out, err = _stop(process)
+    out, err = _stop(process, output)
     assert process.returncode == 0, err[-2000:]
     assert "Traceback" not in err and "CancelledError" not in err
     assert "dutybot 已启动" in out
@@ -166,9 +199,11 @@ def test_run_waits_for_a_database_that_is_down(tmp_path: Path) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     process = _run(f"postgresql://postgres@127.0.0.1:{port}/test", tmp_path)
-    time.sleep(3)
-    assert process.poll() is None  # still running, waiting for the store
-    _out, err = _stop(process)
+    output = _Output(process)
+    output.wait_for("数据库暂时无法连接", stderr=True)
+    time.sleep(2)  # a few retries later: still running, still waiting for the store
+    assert process.poll() is None
+    _out, err = _stop(process, output)
     assert "数据库暂时无法连接" in err  # said once, not a traceback a second
     assert err.count("数据库暂时无法连接") == 1
     assert "Traceback" not in err

@@ -83,3 +83,27 @@ def test_derived_secrets_depend_on_token_and_purpose() -> None:
     assert a == derive_secret("123:abc", "callback")
     assert a != derive_secret("123:abc", "webhook")
     assert a != derive_secret("123:abd", "callback")
+
+
+def test_a_link_names_its_person_and_last_day_and_is_no_button() -> None:
+    from datetime import date
+
+    from bot.signing import LinkExpired, SignedLink
+
+    data = SIGNER.sign_link("done", 7, 42, date(2026, 6, 30))
+    assert SIGNER.verify_link(data, date(2026, 6, 30)) == SignedLink(
+        "done", 7, 42, date(2026, 6, 30)
+    )
+    with pytest.raises(LinkExpired):
+        SIGNER.verify_link(data, date(2026, 7, 1))
+    code, ref, person, day, mac = data.split(".")
+    for forged in (
+        f"{code}.{ref}.43.{day}.{mac}",  # another person
+        f"{code}.{ref}.{person}.{int(day) + 30}.{mac}",  # a later last day
+        f"p.{ref}.{person}.{day}.{mac}",  # another action
+        f"{code}.{ref}.{person}.{day}.{mac[:-1]}A",
+    ):
+        with pytest.raises(BadSignature):
+            SIGNER.verify_link(forged, date(2026, 6, 1))
+    with pytest.raises(BadSignature):  # a button's signature is not a link's
+        SIGNER.verify_link(SIGNER.sign("done", 7), date(2026, 6, 1))

@@ -34,6 +34,8 @@ from bot.store.models import (
     Schedule,
     Task,
 )
+from bot.web.app import create_app
+from bot.web.server import WebServer
 from bot.worker import Worker
 from tests.conftest import local
 from tests.fakes.botapi import Call, FakeBotApi, Fault, parse_html, utf16_len
@@ -441,15 +443,21 @@ def test_webhook_mode_checks_the_secret_token(engine: Engine, api: FakeBotApi) -
             clock,
             telegram_mode="webhook",
             telegram_webhook_url="https://bot.example.invalid/tg/hook",
-            telegram_webhook_port=0,
             telegram_webhook_secret="s3cret-token",
         ) as bot:
             registered = api.calls_to("setWebhook")
             assert registered[0].params["url"] == "https://bot.example.invalid/tg/hook"
             assert registered[0].params["secret_token"] == "s3cret-token"
             assert not api.calls_to("getUpdates")
-            assert bot.frontend.webhook is not None
-            url = f"http://127.0.0.1:{bot.frontend.webhook.port}/tg/hook"
+            web = WebServer(
+                create_app(
+                    Settings(web_secret="t"), engine=engine, clock=clock, frontends=[bot.frontend]
+                ),
+                host="127.0.0.1",
+                port=0,
+            )
+            await web.start()
+            url = f"{web.url}/tg/hook"
             update = {
                 "update_id": 1,
                 "message": {
@@ -473,8 +481,17 @@ def test_webhook_mode_checks_the_secret_token(engine: Engine, api: FakeBotApi) -
                     content=json.dumps(update),
                     headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-token"},
                 )
+                get = await client.get(
+                    url, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-token"}
+                )
                 assert (forged.status_code, missing.status_code) == (403, 403)
-                assert wrong_path.status_code == 404
+                assert wrong_path.status_code == 404 and get.status_code == 405
+                huge = await client.post(
+                    url,
+                    content=b"{" + b" " * (1024 * 1024) + b"}",
+                    headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-token"},
+                )
+                assert huge.status_code == 413
                 await asyncio.sleep(0.2)
                 assert not api.calls_to("sendMessage", chat_id=901)
                 good = await client.post(
@@ -483,8 +500,11 @@ def test_webhook_mode_checks_the_secret_token(engine: Engine, api: FakeBotApi) -
                     headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret-token"},
                 )
                 assert good.status_code == 200
+                health = await client.get(f"{web.url}/healthz")
             answer = (await bot.wait("sendMessage", 901, 1))[0]
             assert "尚未绑定任何人员" in answer.params["text"]
+            assert health.status_code == 200 and "telegram" in health.json()["adapters"]
+            await web.stop()
 
     run(scenario())
 
@@ -524,3 +544,18 @@ def test_replies_survive_one_429_or_5xx_and_long_ones_are_split(
     run(scenario())
     assert api.token not in caplog.text
     assert api.token.split(":")[1] not in caplog.text
+
+
+def test_slash_web_answers_with_a_sign_in_link(engine: Engine, api: FakeBotApi) -> None:
+    tokens = seed(engine)
+    clock = SimulatedClock(REMIND_DAY)
+
+    async def scenario() -> None:
+        async with running(engine, api, clock, web_url="https://duty.example.cn/") as bot:
+            await bot.bind("张敏", tokens["张敏"])
+            answer = await bot.send(CHATS["张敏"], "/web")
+            assert "https://duty.example.cn/login/" in answer.params["text"]
+            commands = api.calls_to("setMyCommands")
+            assert any(c["command"] == "web" for c in commands[0].params["commands"])
+
+    run(scenario())

@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 from sqlmodel import Session, select
-from starlette.applications import Starlette
 
 from bot.adapters.telegram import TelegramAdapter
 from bot.adapters.wecom.app import WeComFrontend
@@ -30,6 +28,8 @@ from bot.schedule.validate import load_schedule
 from bot.settings import Settings
 from bot.store.db import session_scope
 from bot.store.models import AuditEvent, ChatBinding, Evidence, Person, Reply
+from bot.web.app import create_app
+from bot.web.server import WebServer
 from bot.worker import Worker
 from tests.fakes.botapi import FakeBotApi
 from tests.fakes.chat import IMPORTED, REMIND_DAY, SCHEDULE_YAML
@@ -105,28 +105,18 @@ async def running(engine: Engine, tmp_path: Path, **options: Any) -> AsyncIterat
         worker = Worker(
             engine, {"wecom": frontend.adapter, "telegram": telegram}, clock, name="e2e"
         )
-        server = uvicorn.Server(
-            uvicorn.Config(
-                Starlette(routes=frontend.routes()),
-                host="127.0.0.1",
-                port=0,
-                log_level="warning",
-                lifespan="off",
-            )
-        )
-        serving = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        url = f"http://127.0.0.1:{port}{settings.wecom_callback_path}"
+        # the callback URL is a route of the one web app, as `dutybot web` serves it
+        app = create_app(settings, engine=engine, clock=clock, frontends=[frontend])
+        web = WebServer(app, host="127.0.0.1", port=0)
+        await web.start()
+        url = f"{web.url}{settings.wecom_callback_path}"
         await frontend.start()
         try:
             yield Rig(fake, tg, frontend, worker, CallbackClient(url, now=clock.now), clock, engine)
         finally:
             await frontend.stop()
             await telegram.stop()
-            server.should_exit = True
-            await serving
+            await web.stop()
 
 
 def test_reminder_card_click_photo_lead_told_card_updated_through_a_token_expiry(

@@ -3,10 +3,10 @@
 Updates become :class:`~bot.conversation.events.Inbound` events; the conversation decides;
 its replies go out through the send-side :class:`~bot.adapters.telegram.TelegramAdapter`,
 which renders each neutral message (HTML, split at 4,096, signed buttons, documents).
-Long polling by default; in webhook mode a small HTTP endpoint checks Telegram's
-``X-Telegram-Bot-Api-Secret-Token`` in constant time before reading a byte of the body,
-and queues the update for the same Application.
-(PTB's own webhook server needs tornado, which this project does not otherwise use.)
+Long polling by default; in webhook mode :meth:`TelegramFrontend.routes` is a route of the
+web app (bot.web) that checks Telegram's ``X-Telegram-Bot-Api-Secret-Token`` in constant
+time before reading a byte of the body, and queues the update for the same Application
+(PTB's own webhook server needs tornado, which this project does not otherwise use).
 
 Updates are handled one at a time (``concurrent_updates`` off): multi-step flows keep
 state, and two updates of one chat must not race.  The token comes from the settings
@@ -15,18 +15,19 @@ state, and two updates of one chat must not race.  The token comes from the sett
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine as DbEngine
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from telegram import BotCommand, Message, Update
 from telegram.constants import ChatType, MessageEntityType
 from telegram.error import TelegramError
@@ -66,10 +67,11 @@ COMMANDS = (
     "import",
     "invite",
     "report",
+    "web",
 )
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 TOAST_LIMIT = 200
-SECRET_HEADER = b"x-telegram-bot-api-secret-token"
+SECRET_HEADER = "x-telegram-bot-api-secret-token"
 MAX_UPDATE_BYTES = 1024 * 1024
 
 
@@ -161,90 +163,28 @@ class _Files:
         return bytes(await file.download_as_bytearray())
 
 
-class WebhookServer:
-    """A minimal HTTP endpoint for Telegram's webhook POSTs (one update per request)."""
-
-    def __init__(
-        self,
-        *,
-        listen: str,
-        port: int,
-        path: str,
-        secret: str,
-        deliver: Callable[[dict[str, Any]], Awaitable[None]],
-    ) -> None:
-        if not secret:  # an empty secret would let anyone post updates
-            raise ValueError("a webhook needs a non-empty secret token")
-        self.listen, self.port, self.path = listen, port, path or "/"
-        self._secret = secret.encode()
-        self._deliver = deliver
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self.listen, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]  # the real one when 0 was asked
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            status = await asyncio.wait_for(self._request(reader), timeout=30)
-        except (TimeoutError, ValueError, asyncio.IncompleteReadError, ConnectionError):
-            status = 400
-        except Exception:
-            log.exception("webhook request failed")
-            status = 500
-        reason = {
-            200: "OK",
-            400: "Bad Request",
-            403: "Forbidden",
-            404: "Not Found",
-            405: "Method Not Allowed",
-            411: "Length Required",
-            413: "Payload Too Large",
-            500: "Internal Server Error",
-        }[status]
-        with contextlib.suppress(ConnectionError):
-            writer.write(
-                f"HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\n"
-                "Connection: close\r\n\r\n".encode()
-            )
-            await writer.drain()
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
-
-    async def _request(self, reader: asyncio.StreamReader) -> int:
-        method, target, _ = (await reader.readline()).decode("latin-1").split(" ", 2)
-        headers: dict[bytes, bytes] = {}
-        for _ in range(100):
-            line = await reader.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = line.partition(b":")
-            headers[name.strip().lower()] = value.strip()
-        if urlsplit(target).path != self.path:
-            return 404
-        if method != "POST":
-            return 405
-        if not hmac.compare_digest(headers.get(SECRET_HEADER, b""), self._secret):
-            log.warning("webhook request without the right secret token refused")
-            return 403
-        if b"content-length" not in headers:
-            return 411
-        length = int(headers[b"content-length"])
-        if length > MAX_UPDATE_BYTES:
+async def _read_update(request: Request, secret: bytes) -> dict[str, Any] | int:
+    """The update a webhook POST carries, or the status to refuse it with.  The secret is
+    compared in constant time before a byte of the body is read."""
+    sent = request.headers.get(SECRET_HEADER, "").encode()
+    if not hmac.compare_digest(sent, secret):
+        log.warning("webhook request without the right secret token refused")
+        return 403
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit():
+        return 411
+    if int(length) > MAX_UPDATE_BYTES:
+        return 413
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_UPDATE_BYTES:
             return 413
-        body = await reader.readexactly(length)
+    try:
         data = json.loads(body)
-        if not isinstance(data, dict):
-            return 400
-        await self._deliver(data)
-        return 200
+    except ValueError:
+        return 400
+    return data if isinstance(data, dict) else 400
 
 
 class TelegramFrontend:
@@ -293,7 +233,7 @@ class TelegramFrontend:
             .concurrent_updates(False)
             .job_queue(None)
         )
-        self.webhook: WebhookServer | None = None
+        self.webhook_path: str | None = None
         if settings.telegram_mode == "webhook":
             if not settings.telegram_webhook_url:
                 raise ValueError("webhook mode needs DUTYBOT_TELEGRAM_WEBHOOK_URL")
@@ -303,14 +243,10 @@ class TelegramFrontend:
                 if settings.telegram_webhook_secret
                 else derive_secret(token, "webhook").hex()
             )
+            if not webhook_secret:  # an empty secret would let anyone post updates
+                raise ValueError("a webhook needs a non-empty secret token")
             self._webhook_secret = webhook_secret
-            self.webhook = WebhookServer(
-                listen=settings.telegram_webhook_listen,
-                port=settings.telegram_webhook_port,
-                path=urlsplit(settings.telegram_webhook_url).path or "/",
-                secret=webhook_secret,
-                deliver=self._queue_update,
-            )
+            self.webhook_path = urlsplit(settings.telegram_webhook_url).path or "/"
         self.application = builder.build()
         self.username = settings.telegram_bot_username
         self.conversation = Conversation(
@@ -325,6 +261,8 @@ class TelegramFrontend:
                 evidence_dir=Path(settings.evidence_dir) if settings.evidence_dir else None,
                 evidence_max_bytes=settings.evidence_max_bytes,
                 horizon_days=settings.horizon_days,
+                web_url=settings.web_url,
+                signin_minutes=settings.web_signin_minutes,
             ),
             files=_Files(self.application),
             invite_link=self.invite_link,
@@ -342,8 +280,19 @@ class TelegramFrontend:
         self._started = False
 
     def routes(self) -> list[Any]:
-        """The webhook lives in bot.web once that app hosts it; polling needs none."""
-        return []
+        """In webhook mode, the webhook's path on the web app (bot.web); polling needs none."""
+        if self.webhook_path is None:
+            return []
+        return [Route(self.webhook_path, self._webhook, methods=["POST"], name="telegram")]
+
+    async def _webhook(self, request: Request) -> Response:
+        found = await _read_update(request, self._webhook_secret.encode())
+        if isinstance(found, int):
+            return Response(status_code=found)
+        if not self._started:  # not started in this process: Telegram sends it again
+            return Response(status_code=503)
+        await self._queue_update(found)
+        return Response(status_code=200)
 
     def invite_link(self, token: str) -> str:
         if not self.username:
@@ -360,16 +309,13 @@ class TelegramFrontend:
         self.username = self.username or app.bot.username
         await self._register_commands()
         await app.start()
-        if self.webhook is not None:
-            await self.webhook.start()
+        if self.webhook_path is not None:
             await app.bot.set_webhook(
                 url=str(self.settings.telegram_webhook_url),
                 secret_token=self._webhook_secret,
                 allowed_updates=ALLOWED_UPDATES,
             )
-            log.info(
-                "listening for webhook updates on %s:%d", self.webhook.listen, self.webhook.port
-            )
+            log.info("webhook set; updates arrive at %s on the web app", self.webhook_path)
         else:
             assert app.updater is not None
             await app.updater.start_polling(
@@ -384,8 +330,7 @@ class TelegramFrontend:
     async def stop(self) -> None:
         """Finish the update in hand, stop fetching, close connections."""
         app = self.application
-        if self.webhook is not None:
-            await self.webhook.stop()
+        self._started = False
         if app.updater is not None and app.updater.running:
             await app.updater.stop()
         if app.running:

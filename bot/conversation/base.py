@@ -40,6 +40,8 @@ class ChatConfig:
     evidence_max_bytes: int = 20 * 1024 * 1024
     horizon_days: int = 62
     list_limit: int = 20
+    web_url: str = "http://127.0.0.1:8080"  # the console's public base URL (sign-in links)
+    signin_minutes: float = 15.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> ChatConfig:
@@ -51,6 +53,8 @@ class ChatConfig:
             evidence_dir=Path(settings.evidence_dir) if settings.evidence_dir else None,
             evidence_max_bytes=settings.evidence_max_bytes,
             horizon_days=settings.horizon_days,
+            web_url=settings.web_url,
+            signin_minutes=settings.web_signin_minutes,
         )
 
 

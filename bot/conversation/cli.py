@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Annotated
 
 import typer
-from sqlmodel import col, select
 
 from bot.settings import Settings, get_settings
 from bot.texts import phrase
@@ -57,6 +56,8 @@ def register(app: typer.Typer) -> None:
             typer.Option("--schedule", help=phrase("chat_cli", "invite_help_schedule", lang)),
         ] = None,
     ) -> None:
+        from sqlmodel import col, select
+
         from bot.clock import SystemClock
         from bot.conversation.invites import create_invite, telegram_link
         from bot.materialise import schedule_time

@@ -37,9 +37,16 @@ def telegram_link(bot_username: str, token: str) -> str:
 
 
 def create_invite(
-    session: Session, *, person: Person, now: datetime, ttl: timedelta, actor: str
+    session: Session,
+    *,
+    person: Person,
+    now: datetime,
+    ttl: timedelta,
+    actor: str,
+    channel: str | None = None,
 ) -> tuple[str, Invite]:
-    """A fresh token (shown once, never stored) and its row."""
+    """A fresh token (shown once, never stored) and its row; ``channel`` (web, chat, cli) is
+    written on the audit event."""
     assert person.id is not None
     token = secrets.token_urlsafe(TOKEN_BYTES)
     invite = Invite(
@@ -54,6 +61,7 @@ def create_invite(
             action="invite_created",
             schedule_id=person.schedule_id,
             person_id=person.id,
+            channel=channel,
             detail={
                 "person": person.name,
                 "invite": invite.id,

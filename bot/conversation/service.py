@@ -83,6 +83,8 @@ _ALIASES = {
     "督办汇总": "digest",
     "帮助": "help",
     "help": "help",
+    "网页": "web",
+    "网页版": "web",
 }
 
 
@@ -254,6 +256,8 @@ class Conversation(AdminActions):
             return self._list(session, person, event, overdue=name == "overdue")
         if name == "done":
             return self._done_command(session, person, event)
+        if name == "web":
+            return self._web_link(session, person)
         if name == "cancel":
             flows.clear(session, self.platform, event.chat_id)
             return Outcome().say("chat_cancelled", lang)
@@ -275,6 +279,21 @@ class Conversation(AdminActions):
                 return self._invite_command(session, person, event.args.strip())
             return self._report(session, person)
         return Outcome().say("chat_not_understood", lang, roles=sorted(roles))
+
+    def _web_link(self, session: Session, person: Person) -> Outcome:
+        """/web: a one-time sign-in link to the console, sent to this bound (private) chat --
+        the chat is the proof of who asks, as an invite link is the proof at binding."""
+        from bot.web.links import signin_link
+
+        url = signin_link(
+            session,
+            person=person,
+            base_url=self.config.web_url,
+            minutes=self.config.signin_minutes,
+            now=self.clock.now(),
+        )
+        minutes = int(self.config.signin_minutes)
+        return Outcome().say("chat_web_link", self._lang(person), url=url, minutes=minutes)
 
     def _list(self, session: Session, person: Person, event: Inbound, *, overdue: bool) -> Outcome:
         """My items on every list this chat answers for (one human, several lists)."""

@@ -54,6 +54,43 @@ def read_assignment(text: str) -> tuple[str, Fields]:
     return text[: match.start()].rstrip(" ，,；;"), fields
 
 
+# The same at the start of a measure, as its own clause: "由区应急局牵头，区公安分局配合，开展…",
+# "区住建委负责，开展…".  Only bare unit names before the verbs: a sentence's subject
+# ("主要负责人负责…", "企业要…") is no assignment.
+_LEADING = re.compile(
+    r"^由?(?P<lead>[^，,。；;（(]{2,60}?)(?:牵头负责|负总责|牵头|负责)[，,]"
+    r"(?:(?P<partners>[^，,。；;（(]{2,80}?)(?:配合|参与|协助)[，,])?"
+)
+
+
+def read_leading_assignment(text: str) -> tuple[str, Fields]:
+    """``text`` without a leading "由A牵头，B配合，" clause, and the fields it names (or none)."""
+    match = _LEADING.match(text)
+    if match is None or not match.end() < len(text):
+        return text, {}
+    lead, partners = match["lead"].strip(), (match["partners"] or "").strip()
+    if not _only_units(lead) or (partners and not _only_units(partners)):
+        return text, {}
+    fields: Fields = {Role.UNITS: [lead]}
+    if partners:
+        fields[Role.PARTNERS] = [partners]
+    return text[match.end() :].lstrip(), fields
+
+
+_MARKED = re.compile(r"[（(]\s*(?:牵头|配合|负责)\s*[）)]")
+
+
+def read_owner_cell(text: str) -> Fields:
+    """A 责任单位 cell that tells the roles apart with verbs: "A牵头，B配合", "A会同B"."""
+    if _MARKED.search(text) or not re.search("|".join((_WITH, *_PARTNER_VERBS)), text):
+        return {}
+    fields = _fields(text)
+    if Role.PARTNERS not in fields or set(fields) - {Role.UNITS, Role.PARTNERS}:
+        return {}
+    names = [v for values in fields.values() for v in values]
+    return fields if all(_only_units(n) for n in names) else {}
+
+
 def _fields(inside: str) -> Fields:
     fields: Fields = {}
     position = 0
@@ -73,15 +110,18 @@ def _fields(inside: str) -> Fields:
             role, partners_next = (Role.PARTNERS if partners_next else Role.UNITS), False
         fields.setdefault(role, []).append(names)
     rest = inside[position:]
-    timing = [c.strip(" 、") for c in _CLAUSES.split(rest) if _is_timing(c)]
-    if not fields and not timing and _only_units(rest):
-        fields[Role.UNITS] = [rest.strip()]  # "（市应急局、市公安局）"
+    clauses = _CLAUSES.split(rest)
+    timing = [c.strip(" 、") for c in clauses if is_timing(c)]
+    names = "、".join(c.strip(" 、") for c in clauses if c.strip(" 、") and not is_timing(c))
+    if not fields and names and _only_units(names):
+        fields[Role.UNITS] = [names]  # "（市应急局、市公安局）", "（市应急局，6月底前）"
     if timing:
         fields[Role.DEADLINE] = ["，".join(timing)]
     return fields
 
 
-def _is_timing(clause: str) -> bool:
+def is_timing(clause: str) -> bool:
+    """A clause that says when (a date, 长期坚持, 每季度…), not who."""
     clause = clause.strip()
     return bool(clause) and bool(
         find_dates(clause, 2000, field=True)

@@ -6,7 +6,8 @@ Reading rules (the same ones the hand labels follow):
 - 上旬 → the 10th, 中旬 → the 20th, 下旬 / 底 / 末 → the last day of the month;
 - 上半年 / 年中 → 30 June, 下半年 / 年底 / 年内 → 31 December, 三季度末 → 30 September;
 - a month without a year takes the document's year; 明年 / 次年 add one;
-- 长期坚持 / 持续推进 / 常态化 … in a deadline field mean ongoing (no deadline); in running
+- 长期坚持 / 持续推进 / 常态化 / 即时 … in a deadline field mean ongoing (no deadline: 即时,
+  "as it happens", is a standing duty, not a date to chase); in running
   text only 长期 / 常态化 / 常年 do (定期, 持续深化 describe how, not for how long).
 Recurrences ("每月10日前") are not dates: :mod:`.frequency` reads those.
 """
@@ -51,7 +52,7 @@ _NOT_DEADLINE_BEFORE = re.compile(
 
 ONGOING_TEXT = re.compile(r"长期|常态化|常年")
 ONGOING_FIELD = re.compile(
-    r"长期|常态|持续|长效|常年|经常|全年|定期|动态|随时|日常|坚持|不定期|滚动"
+    r"长期|常态|持续|长效|常年|经常|全年|定期|动态|随时|日常|坚持|不定期|滚动|即时|立即|及时"
 )
 
 

@@ -1,10 +1,11 @@
 """Frequency phrases → ``every`` + ``times`` (+ ``by``).  Pure.
 
-每日 / 每周 / 每月 / 每季度 / 每半年 / 每年 / 工作日 name the period; 至少…N次, 不少于N次,
+每日 / 每周 / 每月 / 每季度 / 每半年 / 每年 / 工作日 name the period; 每旬 (every ten days)
+is three times a month, the format having no ten-day period; 至少…N次, 不少于N次,
 N次以上, 每月至少检查2家 give ``times`` (a head-count, 不少于100名, does not); 每月2日前
-gives ``by: day 2``.  The terse
-forms of the same duties ("周检查、月通报", "班组日排查") count too.  Slogans in quotes
-("日周月"隐患排查) name a system, not a period, and are skipped.
+gives ``by: day 2``.  The terse forms of the same duties ("周检查、月通报", "班组日排查",
+"一月一调度", "每双月") count too.  Slogans in quotes ("日周月"隐患排查) name a system,
+not a period, and are skipped ("一月一调度" says once a month even when quoted).
 """
 
 from __future__ import annotations
@@ -36,7 +37,19 @@ _PERIODS = {
 _MULTI = {"week": "WEEKLY", "month": "MONTHLY", "year": "YEARLY", "day": "DAILY"}
 
 _EVERY = re.compile(
-    r"每(?P<n>[两二三四五六2-6])?(?P<p>个工作日|工作日|个星期|星期|个季度|季度|个月|月度|半年|年度|一年|[日天周月季年])"
+    r"每(?P<n>[两二三四五六2-6双])?(?P<p>个工作日|工作日|个星期|星期|个季度|季度|个月|月度|半年|年度|一年|[日天周旬月季年])"
+)
+# periods the format has no word for, as a multiple of one it has: a 旬 is a third of a month
+_PER_MONTH = {"旬": 3}
+# "一月一调度、一季一通报", "半年一总结": once per period, quoted or not (the words say it)
+_ONE_PER = re.compile(
+    r"(?:(?<![\d一二三四五六七八九十两每第])一(?P<p>周|旬|月|季度|季|年)|(?P<half>半年))"
+    r"一(?![日号次个些定起切直般致体同样方道律共批项类部])(?=[\u4e00-\u9fff])"
+)
+# "一年两次", "半年一次", "一季度一次": the count right after the period (not "一次性")
+_N_PER = re.compile(
+    r"(?:(?<![\d一二三四五六七八九十两每第])一(?P<p>周|旬|月|季度|季|年)|(?P<half>半年))"
+    r"(?=[一二两三四五六1-6]次(?!性))"
 )
 _WORKDAY = re.compile(r"(?<![\d一二三四五六七八九十个每])工作日(?!内|之内|以内|前)")
 _TERSE = re.compile(
@@ -92,9 +105,11 @@ def _mask_quotes(text: str) -> str:
 
 
 def _period(word: str, n: str | None) -> str:
+    if word in _PER_MONTH:
+        return "month"
     period = _PERIODS[word]
     if n:
-        count = cn_to_int(n) or 1
+        count = 2 if n == "双" else cn_to_int(n) or 1
         if count > 1 and period in _MULTI:
             return f"FREQ={_MULTI[period]};INTERVAL={count}"
     return period
@@ -114,8 +129,23 @@ def find_frequencies(text: str) -> list[Frequency]:
     """Every recurrence stated in ``text``, in order of appearance."""
     masked = _mask_quotes(text)
     starts: list[tuple[int, int, str]] = []  # (start, end of period word, every)
+    per_month: dict[int, int] = {}  # start → completions a month the period word implies
     for match in _EVERY.finditer(masked):
         starts.append((match.start(), match.end(), _period(match["p"], match["n"])))
+        if match["p"] in _PER_MONTH and not match["n"]:
+            per_month[match.start()] = _PER_MONTH[match["p"]]
+    for match in _ONE_PER.finditer(text):
+        if not any(s <= match.start() < e for s, e, _ in starts):
+            word = match["p"] or "半年"
+            starts.append((match.start(), match.end(), _period(word, None)))
+            if word in _PER_MONTH:
+                per_month[match.start()] = _PER_MONTH[word]
+    for match in _N_PER.finditer(masked):
+        if not any(s <= match.start() < e for s, e, _ in starts):
+            word = match["p"] or "半年"
+            starts.append((match.start(), match.end(), _period(word, None)))
+            if word in _PER_MONTH:
+                per_month[match.start()] = _PER_MONTH[word]
     for match in _WORKDAY.finditer(masked):
         if not any(s <= match.start() < e for s, e, _ in starts):
             starts.append((match.start(), match.end(), "workday"))
@@ -143,7 +173,7 @@ def find_frequencies(text: str) -> list[Frequency]:
         found.append(
             Frequency(
                 every=every,
-                times=_times(clause),
+                times=_times(clause) * per_month.get(start, 1),
                 by=by,
                 phrase=text[phrase_start:phrase_end].strip(" ，,、"),
                 start=start,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from bot.extract.dates import find_dates, latest, ongoing_word, read_deadline_field
@@ -90,6 +90,7 @@ class Item:
     recurrences: list[Recurrence]
     lines: list[int]
     section: int | None = None
+    part: int | None = None  # the numbered heading right above (一、 or （一）), see raw
     level: Level = Level.ITEM
     due_from: str = ""  # "field" | "text" | ""
     deadline_text: str = ""  # the document's deadline wording, verbatim
@@ -227,8 +228,9 @@ def build_item(raw: RawItem, year: int, read_names: NameReader, *, year_known: b
                 detail_lines.append(part.text.strip())
     return Item(
         number=raw.number,
-        ref=str(raw.number),
-        title=title_of(main.text) or title_of(raw.text),
+        ref=str(raw.number) if raw.parent is None else f"{raw.parent}.{raw.number}",
+        # a merged 工作任务 cell is empty below its first row: the row's 具体措施 names it
+        title=title_of(main.text) or title_of(raw.text) or title_of(_first(detail_lines)),
         detail="\n".join(line for line in detail_lines if line),
         owners=owners,
         due=due,
@@ -236,6 +238,7 @@ def build_item(raw: RawItem, year: int, read_names: NameReader, *, year_known: b
         recurrences=recurrences,
         lines=[main.line, *(i.line for i in twins if i is not main)],
         section=raw.section,
+        part=raw.part if raw.part is not None else raw.section,
         level=raw.level,
         due_from=due_from,
         deadline_text=deadline_text,
@@ -283,9 +286,11 @@ def _recurrences(
     read_names: NameReader,
 ) -> list[Recurrence]:
     found: dict[tuple[str, int, str], Recurrence] = {}
-    sources = [*texts, *((v, None) for v in deadline_fields)]
-    for text, fields in sources:
+    sources = [*((t, f, False) for t, f in texts), *((v, None, True) for v in deadline_fields)]
+    for text, fields, is_deadline in sources:
         for frequency in find_frequencies(_unnumbered(text)):
+            if is_deadline and frequency.times == 1 and _fold_into_text(frequency, found):
+                continue  # 完成时限 "每月" / "每月5日前" names the period the text counts
             own = owners_of(fields, read_names) if fields else None
             if own is not None and (own.empty() or _covers(own, owners)):
                 own = None
@@ -297,6 +302,22 @@ def _recurrences(
     return list(found.values())
 
 
+def _fold_into_text(frequency: Frequency, found: dict[tuple[str, int, str], Recurrence]) -> bool:
+    """A deadline column's period the text already states a duty of: one duty, the text's
+    count and the column's day ("每月开展1次" + "每月5日前" → month*1@day5)."""
+    for key, known in list(found.items()):
+        if key[0] != frequency.every:
+            continue
+        if frequency.by in (key[2], "end"):
+            return True
+        if key[2] == "end":
+            del found[key]
+            moved = replace(known.frequency, by=frequency.by)
+            found.setdefault(moved.key, Recurrence(moved, known.phrases, known.owners))
+            return True
+    return False
+
+
 def _unnumbered(text: str) -> str:
     number = parse_number(text)
     return number.rest if number else text
@@ -305,3 +326,7 @@ def _unnumbered(text: str) -> str:
 def _covers(part: Owners, item: Owners) -> bool:
     """The row names the same owners as the whole item: nothing specific to it."""
     return all(set(part.get(r)) == set(item.get(r)) for r in ROLE_NAMES)
+
+
+def _first(lines: list[str]) -> str:
+    return next((line for line in lines if line.strip()), "")

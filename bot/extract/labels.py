@@ -35,13 +35,14 @@ _RULES: tuple[tuple[Role, re.Pattern[str]], ...] = tuple(
     (role, re.compile(pattern))
     for role, pattern in (
         (Role.NUMBER, r"^(序号|编号|序|项次|条目)$"),
-        (Role.DEADLINE, r"时限|期限|时间|节点|日期|截止|完成时|进度安排|时序"),
+        (Role.DEADLINE, r"时限|期限|时间|节点|日期|截止|完成时|进度安排|进度要求|时序"),
         (Role.PROGRESS, r"进度|进展|完成情况|落实情况|推进情况|台账|成效"),
         (Role.REMARK, r"^备\s*注$|^说明$"),
         (Role.PARTNERS, r"配合|协助|协办|协同|参与|协作"),
         (
             Role.LEAD,
-            r"牵头.{0,3}领导|牵头负责人|主要领导|主要负责人|第一责任人|总负责|包保领导|联系领导",
+            r"牵头.{0,3}领导|牵头负责人|主要领导|主要负责人|第一责任人|总负责|包保.{0,3}领导"
+            r"|联系.{0,3}领导|挂点.{0,3}领导|挂钩.{0,3}领导",
         ),
         (
             Role.RESPONSIBLE,
@@ -95,6 +96,11 @@ _LABEL_STARTS = (
     "参与",
     "办结",
     "工作时限",
+    "挂点",
+    "挂钩",
+    "主办",
+    "报送",
+    "进度",
 )
 TAIL_ROLES = (*OWNER_ROLES, Role.DEADLINE)
 

@@ -56,6 +56,15 @@ def _tidy(text: str) -> str:
     return _MANY_NEWLINES.sub("\n", "\n".join(line for line in lines if line)).strip()
 
 
+# Markdown emphasis as exports write bold lead-ins: "**责任单位**：", "**完成时限：**", "*注*"
+_EMPHASIS = re.compile(r"(\*{1,3}|_{2,3})(?=\S)(?P<inner>[^*_\n]+?)(?<=\S)\1")
+
+
+def strip_emphasis(text: str) -> str:
+    """The text without Markdown emphasis markers, so a bold label still reads as a label."""
+    return _EMPHASIS.sub(lambda m: m["inner"], text) if ("*" in text or "__" in text) else text
+
+
 def markdown_tables(lines: list[str], first_line: int) -> list[Table]:
     """Pipe tables in ``lines`` (which start at 1-based ``first_line``), via markdown-it."""
     md = MarkdownIt("commonmark", {"html": True}).enable("table")
@@ -70,7 +79,7 @@ def markdown_tables(lines: list[str], first_line: int) -> list[Table]:
             row_cells = []
             row_line = first_line + (token.map[0] if token.map else 0)
         elif token.type == "inline" and tables and token.level >= 3:
-            row_cells.append(Cell(fragment_text(token.content), row_line))
+            row_cells.append(Cell(strip_emphasis(fragment_text(token.content)), row_line))
         elif token.type == "tr_close" and tables:
             tables[-1].rows.append(Row(tuple(row_cells)))
     return [t for t in tables if t.rows]

@@ -34,10 +34,14 @@ def merge_items(prose: list[RawItem], table: list[RawItem]) -> tuple[list[RawIte
         return table, []
     by_number: dict[int, list[RawItem]] = {}
     for item in table:
-        by_number.setdefault(item.number, []).append(item)
+        if item.parent is None:
+            by_number.setdefault(item.number, []).append(item)
     unplaced: list[Unplaced] = []
     lone: list[RawItem] = []
     for item in prose:
+        if item.parent is not None:  # "3.(2)": its number is not the table's item 2
+            lone.append(item)
+            continue
         twins = [t for t in by_number.get(item.number, []) if t.other is None]
         twin = next((t for t in twins if similar(item.text, t.text)), None)
         if twin is not None:

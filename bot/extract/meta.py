@@ -11,9 +11,15 @@ from datetime import date
 from bot.extract.blocks import Document, Para, Table
 from bot.extract.dates import find_dates
 
-_DATE_LINE = re.compile(
-    r"^\s*(?:20\d\d|二[〇零][一二三四五六七八九〇零]{2})\s*年\s*[\d一二三四五六七八九十]{1,3}\s*月"
-    r"\s*[\d一二三四五六七八九十]{1,3}\s*日\s*$"
+_DATE = (
+    r"(?:(?:20\d\d|二[〇零][一二三四五六七八九〇零]{2})\s*年\s*[\d一二三四五六七八九十]{1,3}\s*月"
+    r"\s*[\d一二三四五六七八九十]{1,3}\s*日"
+    # as a web page or a converted file writes it: 2023-03-05, 2023/3/5, 2023.3.5
+    r"|20\d\d-[01]?\d-[0-3]?\d|20\d\d/[01]?\d/[0-3]?\d|20\d\d\.[01]?\d\.[0-3]?\d)"
+)
+# the signature's date line, or the 版记's "某某办公室　2023年2月16日印发"
+DATE_LINE = re.compile(
+    rf"^\s*(?:{_DATE}|(?:\S{{2,40}}[\s\u3000]+)?{_DATE}\s*(?:印发|签发|发布))\s*$"
 )
 _DOC_NUMBER_YEAR = re.compile(r"[〔［\[（(【]\s*(20\d\d)\s*[〕］\]）)】]")
 _YEAR = re.compile(r"(20\d\d)\s*年")
@@ -51,7 +57,7 @@ def _issue_date(paras: list[Para], year_hint: int) -> tuple[int, date] | None:
     """The last paragraph that is only a date (the signature's date line): (index, date)."""
     found = None
     for index, para in enumerate(paras):
-        if _DATE_LINE.match(para.text):
+        if DATE_LINE.match(para.text):
             hits = find_dates(para.text, year_hint, field=True)
             if hits:
                 found = (index, hits[0].value)

@@ -34,6 +34,7 @@ _EDGE = re.compile(r"^[\s：:。．.·•\-—*]+|[\s：:。．.·•\-—*]+$")
 _UNIT_END = (
     "科",
     "科室",
+    "股",  # a county bureau's section: 安全监督股
     "办",
     "办公室",
     "局",
@@ -274,10 +275,43 @@ def looks_like_person(name: str) -> bool:
     return not (len(name) >= 3 and name[-1] in "村镇乡区县市局委办处科室所站队组院校馆厂矿场库")
 
 
+# A name padded to the column's width with spaces ("赵  明", "王　伟"): no owner is one
+# character, so a lone character beside spaces is part of the name next to it
+_PADDED = re.compile(
+    r"(?<![\u4e00-\u9fff])([\u4e00-\u9fff])[ \u3000\xa0]+([\u4e00-\u9fff]{1,3})(?![\u4e00-\u9fff])"
+    r"|(?<![\u4e00-\u9fff])([\u4e00-\u9fff]{2})[ \u3000\xa0]+([\u4e00-\u9fff])(?![\u4e00-\u9fff])"
+)
+
+
+def _unpad(text: str) -> str:
+    return _PADDED.sub(lambda m: "".join(g for g in m.groups() if g), text)
+
+
+# A person written with a title: "张三（副局长）", "副县长李明", "县委常委、副县长 李明".  The
+# title is the person's post (people: 职务), not a second owner, and the name is the key.
+_TITLE = (
+    r"[\u4e00-\u9fff]{0,6}?(?:副)?(?:县长|区长|市长|镇长|乡长|局长|主任|书记|部长|处长|科长|"
+    r"所长|站长|队长|股长|常委|委员|调研员|组长|总经理|经理|厂长|院长|主席)"
+)
+_TITLES = rf"(?:{_TITLE}[、，,\s\u3000]*)+"
+_NAME_THEN_TITLES = re.compile(rf"(?P<name>[\u4e00-\u9fff]{{2,4}})[（(]{_TITLES}[）)]")
+_TITLES_THEN_NAME = re.compile(
+    rf"(?:(?<=^)|(?<=[、，,；;\n]))(?P<titles>{_TITLES})(?P<name>[\u4e00-\u9fff]{{2,3}})(?=$|[、，,；;\n])"
+)
+
+
+def _untitle(text: str) -> str:
+    def name_only(match: re.Match[str]) -> str:
+        name = match["name"]
+        return name if looks_like_person(name) else match.group(0)
+
+    return _TITLES_THEN_NAME.sub(name_only, _NAME_THEN_TITLES.sub(name_only, text))
+
+
 def split_names(text: str) -> list[str]:
     """Split an owner field into names; "A和B" splits only when both halves are units."""
     names: list[str] = []
-    for part in _SEPARATORS.split(text or ""):
+    for part in _SEPARATORS.split(_untitle(_unpad(text or ""))):
         name = clean_name(part)
         if not name or name in ("无", "—", "-", "/", "暂无"):
             continue
@@ -303,12 +337,19 @@ def _split_and(name: str) -> list[str]:
     if name.startswith(("各", "相关", "有关", "其他", "其它")):
         return [name]  # a described group: 相关机关处室和直属单位
     pieces = _AND.split(name)
+    if len(pieces) > 1 and _ends_as_unit(pieces[-1]) and not all(map(_ends_as_unit, pieces)):
+        return [name]  # one body named by its fields: 自然资源和规划局, 文化和旅游局
     if len(pieces) > 1 and all(
         2 <= len(p) <= 10 and classify(p) is Kind.UNIT and not _UNIT_WORDS.fullmatch(p)
         for p in pieces
     ):
         return pieces
     return [name]
+
+
+def _ends_as_unit(name: str) -> bool:
+    """Ends in an institution's word (局, 委, 办 …), as a department's full name does."""
+    return name.endswith(_UNIT_END) and not is_department(name)
 
 
 def split_joined(name: str, known: Iterable[str]) -> list[str]:

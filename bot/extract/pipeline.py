@@ -152,31 +152,34 @@ def _assign_refs(items: list[Item]) -> None:
     The main sequence is the numbering form most items use; if that form itself restarts
     in each part, the part holding most of its items (at least 60 %) is the main one
     ("二、重点任务" 1.–8. beside "三、保障措施" 1.–3.).  Every other item whose number is
-    taken becomes "part.number" ("3.2", part 三、).  When no part dominates, every ref is
+    taken becomes "part.number" ("3.2", part 三、; the part is the numbered heading right
+    above, （二） when 1. numbers again under each （一）).  When no part dominates, every ref is
     "part.number".
     """
+    qualified = {i.ref for i in items if "." in i.ref}  # measures under a heading: "3.2"
+    items = [i for i in items if "." not in i.ref]
     numbers = [i.number for i in items]
-    if len(set(numbers)) == len(numbers):
+    if len(set(numbers)) == len(numbers) or not items:
         return
     main_level = Counter(i.level for i in items).most_common(1)[0][0]
     at_level = [i for i in items if i.level == main_level]
     main = at_level
     if len({i.number for i in at_level}) != len(at_level):
-        section, size = Counter(i.section for i in at_level).most_common(1)[0]
-        main = [i for i in at_level if i.section == section]
+        section, size = Counter(i.part for i in at_level).most_common(1)[0]
+        main = [i for i in at_level if i.part == section]
         if size < 0.6 * len(at_level) or len({i.number for i in main}) != len(main):
             main = []
     keep = {id(i) for i in main}
-    seen: set[str] = {str(i.number) for i in main}
+    seen: set[str] = {str(i.number) for i in main} | qualified
     # a part whose numbers collide with the main ones is qualified as a whole
-    colliding = {(i.section, i.level) for i in items if id(i) not in keep and str(i.number) in seen}
+    colliding = {(i.part, i.level) for i in items if id(i) not in keep and str(i.number) in seen}
     for item in items:
         if id(item) in keep:
             continue
-        if main and (item.section, item.level) not in colliding and str(item.number) not in seen:
+        if main and (item.part, item.level) not in colliding and str(item.number) not in seen:
             seen.add(str(item.number))
             continue
-        ref = f"{item.section or 0}.{item.number}"
+        ref = f"{item.part or 0}.{item.number}"
         while ref in seen:
             ref += ".1"
         item.ref = ref

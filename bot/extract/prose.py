@@ -16,9 +16,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.extract.assignment import read_assignment
+from bot.extract.assignment import is_timing, read_assignment, read_leading_assignment
 from bot.extract.blocks import Para
-from bot.extract.labels import Role, tail_label
+from bot.extract.labels import OWNER_ROLES, Role, tail_label
+from bot.extract.meta import DATE_LINE
 from bot.extract.numbering import Level, Number, parse_number
 from bot.extract.raw import Fields, Part, RawItem
 
@@ -31,6 +32,7 @@ _CLOSERS = "）)】]"
 def parse_tail(text: str) -> tuple[str, Fields]:
     """Split a paragraph into its body and its labelled fields (role → values)."""
     labels: list[tuple[int, int, Role]] = []  # label start, value start, role
+    stops: list[int] = []  # other "label：" after a separator (报送对象：…): a value ends there
     for colon in _COLON.finditer(text):
         run = _CJK_RUN.search(text[: colon.start()].rstrip())
         if not run:
@@ -39,20 +41,39 @@ def parse_tail(text: str) -> tuple[str, Fields]:
         if found:
             offset, role = found
             labels.append((run.start() + offset, colon.end(), role))
+        elif _is_other_label(text, run):
+            stops.append(run.start())
     if not labels:
         return text.strip(), {}
     fields: Fields = {}
     for index, (_, value_start, role) in enumerate(labels):
         value_end = labels[index + 1][0] if index + 1 < len(labels) else len(text)
+        value_end = min([value_end, *(s for s in stops if value_start < s < value_end)])
         value = _close_at_paren(text[value_start:value_end])
         value = value.strip().strip("；;，,。．.、 ").strip()
-        value = value.rstrip("".join(_CLOSERS)).strip().strip("；;，,。 ")
+        value = _drop_unopened_closers(value).strip().strip("；;，,。 ")
+        when = ""
+        if role is not Role.DEADLINE:
+            value, when = _split_timing(value)
         if value:
             fields.setdefault(role, []).append(value)
+        if when:
+            fields.setdefault(Role.DEADLINE, []).append(when)
     body = text[: labels[0][0]].rstrip()
     if body and body[-1] in _OPENERS:
         body = body[:-1].rstrip()
     return body, fields
+
+
+_LAST_CLAUSE = re.compile(r"[；;，,](?P<when>[^；;，,]+)$")
+
+
+def _split_timing(value: str) -> tuple[str, str]:
+    """ "区金融办；2023年第三季度": an unlabelled time clause after the last owner."""
+    match = _LAST_CLAUSE.search(value)
+    if match is None or not is_timing(match["when"]):
+        return value, ""
+    return value[: match.start()].strip(), match["when"].strip()
 
 
 def _close_at_paren(value: str) -> str:
@@ -68,6 +89,25 @@ def _close_at_paren(value: str) -> str:
     return value
 
 
+_SEPARATORS = "；;，,。　 \t"
+
+
+def _is_other_label(text: str, run: re.Match[str]) -> bool:
+    """A short ``word：`` right after a separator is a field we do not read, not a value's."""
+    return 2 <= len(run.group(0)) <= 6 and run.start() > 0 and text[run.start() - 1] in _SEPARATORS
+
+
+def _drop_unopened_closers(value: str) -> str:
+    """The tail's own closing brackets go, a name's stay: "各村（社区））" → "各村（社区）"."""
+    while value and value[-1] in _CLOSERS and _unopened(value):
+        value = value[:-1].rstrip()
+    return value
+
+
+def _unopened(value: str) -> bool:
+    return sum(value.count(c) for c in _CLOSERS) > sum(value.count(c) for c in _OPENERS)
+
+
 def read_fields(text: str) -> tuple[str, Fields]:
     """Body and fields of one paragraph: labelled tails first, else an unlabelled assignment."""
     body, fields = parse_tail(text)
@@ -75,6 +115,9 @@ def read_fields(text: str) -> tuple[str, Fields]:
         body, assigned = read_assignment(body)
         for role, values in assigned.items():
             fields.setdefault(role, []).extend(values)
+    if not any(role is not Role.DEADLINE for role in fields):
+        body, assigned = read_leading_assignment(body)
+        fields.update(assigned)
     return body, fields
 
 
@@ -122,14 +165,25 @@ def _with_fields(lines: list[_Line]) -> tuple[list[RawItem], list[Para]]:
     items: list[RawItem] = []
     others: list[Para] = []
     pending: _Line | None = None  # a numbered paragraph still waiting for label lines
+    heading: _Line | None = None  # "3.强化企业主体责任。" over measures (1) (2) with fields
     section: int | None = None
     for line in lines:
         number, body, fields, para = line.number, line.body, line.fields, line.para
+        if number and number.level < Level.SUB:
+            heading = None
         if number and number.level is Level.SECTION and not fields:
             section = number.value
             pending = None
             continue
-        if number and fields and items and number.level >= Level.SUB > items[-1].level:
+        if number and fields and number.level >= Level.SUB and _is_heading(pending):
+            assert pending is not None
+            heading, pending = pending, None
+            others.append(heading.para)
+        if number and fields and number.level >= Level.SUB and heading is not None:
+            item = RawItem(number.value, number.level, para.line, body, "prose", section, fields)
+            item.parent = _value(heading)
+            items.append(item)
+        elif number and fields and items and number.level >= Level.SUB > items[-1].level:
             # "(1)…（责任单位：…）" under "2.…": a measure of item 2 with its own owners
             items[-1].parts.append(Part(body, para.line, fields))
             items[-1].add_fields({r: v for r, v in fields.items() if r is not Role.DEADLINE})
@@ -181,6 +235,28 @@ def _title_like(text: str) -> bool:
     return len(text) <= 30 and not _SENTENCE.search(text)
 
 
+def _is_heading(line: _Line | None) -> bool:
+    """A numbered title alone, no fields ("3.强化企业主体责任。"): measures follow it."""
+    return (
+        line is not None and line.level < Level.SUB and _title_like(line.body) and not line.fields
+    )
+
+
+def _under_heading(item: RawItem, heading: _Line) -> None:
+    """A measure under "（一）加强危化品监管。（牵头单位：区应急局）": the heading's part number
+    (for refs when the measures number again in each part), and its owners when the measure
+    names none: the document itself says they cover its measures (no guess to flag)."""
+    item.part = _value(heading)
+    owners = {r: v for r, v in heading.fields.items() if r in OWNER_ROLES}
+    if owners and not item.has_owner_fields():
+        item.add_fields(owners)
+
+
+def _value(line: _Line) -> int:
+    assert line.number is not None
+    return line.number.value
+
+
 def _measures(lines: list[_Line]) -> tuple[list[RawItem], list[Para]]:
     """No table of items: every numbered measure is an item (see the module's rules)."""
     parent: dict[int, int | None] = {}
@@ -202,6 +278,18 @@ def _measures(lines: list[_Line]) -> tuple[list[RawItem], list[Para]]:
         for i in parent
         if lines[i].level in heading_levels and _title_like(lines[i].body) and not lines[i].fields
     }
+    # a title alone ("3.强化企业主体责任。") over (1) (2) …: a heading whose measures are the
+    # tasks, ref "3.1"; under a measure with text of its own they stay its parts
+    sub_heads = {
+        p
+        for i, p in parent.items()
+        if p is not None
+        and lines[i].level >= Level.SUB
+        and lines[p].level in _TASK_LEVELS
+        and _title_like(lines[p].body)
+        and not lines[p].fields
+    }
+    heads |= sub_heads
     frame: set[int] = set()
     for i, up in parent.items():
         if _FRAME.match(lines[i].body) or (up is not None and up in frame):
@@ -220,7 +308,12 @@ def _measures(lines: list[_Line]) -> tuple[list[RawItem], list[Para]]:
             if current is not None and line.fields and not line.body:
                 current.add_fields(line.fields)  # "牵头单位：…" on the lines after an item
                 continue
-            if current is not None and _title_like(current.text) and not current.parts:
+            if (
+                current is not None
+                and _title_like(current.text)
+                and not current.parts
+                and not DATE_LINE.match(para.text)  # the signature's date, after the last item
+            ):
                 current.text = f"{current.text}\n{line.body}".strip()  # a title, then its text
                 current.add_fields(line.fields)
                 continue
@@ -247,6 +340,10 @@ def _measures(lines: list[_Line]) -> tuple[list[RawItem], list[Para]]:
         item = RawItem(
             number.value, number.level, para.line, line.body, "prose", section, line.fields
         )
+        if up in sub_heads and up is not None:
+            item.parent = _value(lines[up])
+        elif up in heads and up is not None:
+            _under_heading(item, lines[up])
         items.append(item)
         owner[index] = item
         current = item

@@ -30,6 +30,8 @@ class RawItem:
     fields: Fields = field(default_factory=dict)  # owners / deadline over all its rows
     parts: list[Part] = field(default_factory=list)
     inherited_from: int | None = None  # owners copied from this item (merged cell above)
+    parent: int | None = None  # "(2)" under the heading "3.强化企业主体责任。": 3, ref "3.2"
+    part: int | None = None  # the numbered heading above ("（二）…"), for refs that repeat
     other: RawItem | None = None  # the same item found in the other place (prose ↔ table)
 
     def add_fields(self, fields: Fields) -> None:

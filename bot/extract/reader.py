@@ -19,7 +19,7 @@ from pathlib import Path
 from bot.extract.blocks import Block, Cell, Document, Para, Row, Table
 from bot.extract.labels import role_of
 from bot.extract.limits import MAX_BLOCKS, DocumentRefused, Tally, check_file, check_package
-from bot.extract.markup import fragment_text, html_blocks, markdown_tables
+from bot.extract.markup import fragment_text, html_blocks, markdown_tables, strip_emphasis
 from bot.extract.numbering import Level, parse_number
 from bot.extract.office import docx_blocks, xlsx_blocks
 
@@ -143,7 +143,7 @@ def _plain_blocks(text: str) -> list[Block]:
             blocks.append(table)
         else:
             if line.strip():
-                blocks.append(Para(line.strip(), i + 1))
+                blocks.append(Para(strip_emphasis(line.strip()), i + 1))
             i += 1
     return blocks
 

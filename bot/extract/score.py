@@ -104,6 +104,8 @@ def draft_facts(tasks: Iterable[Mapping[str, Any]]) -> dict[str, Facts]:
         if parent not in by_ref:  # only sub-tasks were written: they carry the item's owners
             for role in ROLE_NAMES:
                 into[role] |= facts[role]
+            # and the first of them the item's deadline wording (draft.py, subtasks_only)
+            into["deadline_text"] = into["deadline_text"] or facts["deadline_text"]
     return out
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.extract.assignment import read_owner_cell
 from bot.extract.blocks import Cell, Row, Table
 from bot.extract.labels import OWNER_ROLES, TEXT_ROLES, Role, role_of
 from bot.extract.numbering import Level, cn_to_int, parse_number, split_measures
+from bot.extract.prose import parse_tail
 from bot.extract.raw import Fields, Part, RawItem, Unplaced
 
 _FIELD_ROLES = (*OWNER_ROLES, Role.DEADLINE)
@@ -96,7 +98,12 @@ def _settle_text_columns(roles: list[Role | None], rows: list[Row]) -> Layout:
         elif (
             task is not None
             and i < task
-            and (roles[i] is Role.CATEGORY or counts[i].get(Level.SECTION, 0) > 0)
+            and (
+                roles[i] is Role.CATEGORY
+                or counts[i].get(Level.SECTION, 0) > 0
+                # "重点任务 | 具体措施" with the measures numbered: the tasks are the measures
+                or (roles[i] is Role.TASK and items_in(i) == 0)
+            )
         ):
             settled[i] = Role.CATEGORY
         elif task is not None and i > task and roles[i] in (Role.MEASURE, Role.TASK, None):
@@ -145,7 +152,18 @@ def _row_fields(row: Row, layout: Layout) -> Fields:
     for i, role in enumerate(layout.roles):
         if role in _FIELD_ROLES and i < len(row.cells):
             text = row.cells[i].text.strip()
-            if text:
+            if not text:
+                continue
+            # one 责任单位 cell holding "牵头单位：A\n配合单位：B": the labels give the roles
+            labelled = parse_tail(text)[1] if role in OWNER_ROLES else {}
+            if labelled and not parse_tail(text)[0]:
+                for inner, values in labelled.items():
+                    fields.setdefault(inner, []).extend(values)
+                continue
+            assigned = read_owner_cell(text) if role in (Role.UNITS, Role.OWNERS) else {}
+            for inner, values in assigned.items():  # "A牵头，B配合" in one cell
+                fields.setdefault(inner, []).extend(values)
+            if not assigned:
                 fields.setdefault(role, []).append(text)
     return fields
 
@@ -171,6 +189,10 @@ class TableReader:
         self.section: int | None = None
         self.numbered = False  # the item column uses numbers: unnumbered text continues
         self._merges_known = False
+        self.grouped = False  # 序号 merged over measures numbered 1. 2. again: refs "序号.n"
+        self.group: int | None = None  # the 序号 the rows are under
+        self.number_groups = False
+        self.heading_numbers: set[str] = set()  # 序号 of section rows (一 / 1 above 1.1)
 
     def read(self, table: Table) -> None:
         rows = table.rows
@@ -201,6 +223,13 @@ class TableReader:
             for r in rows[start:]
             if task_col is not None and task_col < len(r.cells)
         )
+        self.grouped = _grouped(rows[start:], layout)
+        number_col = layout.index(Role.NUMBER)
+        # a 序号 merged over several rows numbers groups; the task cells' own numbers win
+        self.number_groups = number_col is not None and any(
+            c.merged for r in rows[start:] if (c := _cell(r, number_col)) is not None
+        )
+        self.heading_numbers = _heading_numbers(rows[start:], number_col)
         first_new = len(self.items)
         for row in rows[start:]:
             if header is not None and row.texts() == header.texts():
@@ -225,6 +254,12 @@ class TableReader:
         number_cell = _cell(row, layout.index(Role.NUMBER))
         task_text = task.text.strip() if task is not None and not task.merged else ""
         fields = _row_fields(row, layout)
+        own_number = number_cell is not None and not number_cell.merged
+        written = number_cell.text.strip() if number_cell is not None and own_number else ""
+        if written in self.heading_numbers and not fields:
+            self.section = cn_to_int(written.rstrip(".、．"))  # "一 | 压实责任 |  |"
+            return
+        decimal = _DECIMAL.match(written)
         measures = [
             c
             for i in layout.indices(Role.MEASURE)
@@ -234,8 +269,15 @@ class TableReader:
         if number is not None and number.level not in (Level.ITEM, Level.ITEM_CN):
             number = None
         value = number.value if number else None
+        parent: int | None = None
         if number_cell is not None and number_cell.text.strip() and not number_cell.merged:
-            value = cn_to_int(number_cell.text.strip().rstrip(".、．")) or value
+            self.group = cn_to_int(number_cell.text.strip().rstrip(".、．"))
+            if not self.grouped and not (self.number_groups and number is not None):
+                value = self.group or value
+        if self.grouped and value is not None:
+            parent = self.group
+        if decimal is not None:
+            parent, value = int(decimal["head"]), int(decimal["sub"])  # 序号 "1.2": ref 1.2
         if value is not None or (task_text and not self.numbered):
             if value is None:
                 value = len(self.items) + 1
@@ -248,6 +290,7 @@ class TableReader:
                 "table",
                 self.section,
             )
+            item.parent = parent
             self.items.append(item)
         elif not self.items:
             if any(c.text.strip() for c in row.cells):
@@ -275,6 +318,57 @@ class TableReader:
                 if source.fields.get(role):
                     item.fields[role] = list(source.fields[role][:1])
             item.inherited_from = source.inherited_from or source.number
+
+
+_DECIMAL = re.compile(r"^(?P<head>\d{1,3})\s*[.．]\s*(?P<sub>\d{1,3})$")
+_CN_NUMBER = re.compile(r"^[一二三四五六七八九十]{1,3}[、.．]?$")
+
+
+def _heading_numbers(rows: list[Row], number_col: int | None) -> set[str]:
+    """序号 that open a section rather than number an item: Chinese numerals (一, 二、) among
+    Arabic ones, and N above rows numbered N.1, N.2."""
+    if number_col is None:
+        return set()
+    written = [
+        c.text.strip()
+        for r in rows
+        if (c := _cell(r, number_col)) is not None and c.text.strip() and not c.merged
+    ]
+    out: set[str] = set()
+    if any(w.isdigit() or _DECIMAL.match(w) for w in written):
+        out |= {w for w in written if _CN_NUMBER.match(w)}
+    heads = {m["head"] for w in written if (m := _DECIMAL.match(w))}
+    out |= {w for w in written if w.rstrip(".、．") in heads and w.rstrip(".、．").isdigit()}
+    return out
+
+
+def _grouped(rows: list[Row], layout: Layout) -> bool:
+    """The 序号 cell is merged over several rows whose task cells number again from 1."""
+    number_col, task_col = layout.index(Role.NUMBER), layout.index(Role.TASK)
+    if number_col is None or task_col is None:
+        return False
+    group: int | None = None
+    owns = [
+        n
+        for row in rows
+        if (task := _cell(row, task_col)) is not None
+        and not task.merged
+        and (n := _item_number(task.text)) is not None
+    ]
+    if len(set(owns)) == len(owns):
+        return False  # the measures' numbers run on: they are the items' own numbers
+    for row in rows:
+        number_cell, task = _cell(row, number_col), _cell(row, task_col)
+        if number_cell is None or task is None:
+            continue
+        if number_cell.text.strip() and not number_cell.merged:
+            group = cn_to_int(number_cell.text.strip().rstrip(".、．"))
+        elif not number_cell.merged:
+            continue
+        own = _item_number(task.text) if not task.merged else None
+        if group is not None and own is not None and number_cell.merged and own > 1:
+            return True  # "2.…" in a row still under the 序号 above
+    return False
 
 
 def table_items(tables: list[Table]) -> tuple[list[RawItem], list[Unplaced]]:

@@ -129,16 +129,23 @@ def register(app: typer.Typer) -> None:
     def ics(
         person: Annotated[str, typer.Argument(help=phrase("ics", "help_person", lang))],
         output: Annotated[
-            Path, typer.Option("-o", "--output", help=phrase("ics", "help_output", lang))
-        ],
+            Path | None, typer.Option("-o", "--output", help=phrase("ics", "help_output", lang))
+        ] = None,
         schedule: Annotated[
             str | None, typer.Option("--schedule", help=phrase("ics", "help_schedule", lang))
         ] = None,
         at: Annotated[
             datetime | None, typer.Option("--now", help=phrase("report", "help_now", lang))
         ] = None,
+        revoke: Annotated[
+            bool, typer.Option("--revoke", help=phrase("web", "help_ics_revoke", lang))
+        ] = False,
     ) -> None:
-        """Export a person's calendar; ``--now`` only stamps DTSTAMP, UIDs never change."""
+        """Without ``-o``: the person's calendar *feed* (a secret URL of the web app, a new
+        one each time, the old one revoked); with ``-o``: the same calendar as a file.
+        ``--now`` only stamps DTSTAMP, UIDs never change."""
+        if output is None or revoke:
+            raise typer.Exit(_subscription(person, schedule, revoke=revoke, lang=lang))
         from bot.reports.ics import UnknownPerson, build_calendar, person_events
         from bot.reports.writers import write_ics
 
@@ -154,3 +161,38 @@ def register(app: typer.Typer) -> None:
         typer.echo(
             phrase("ics", "written", lang, file=str(output), person=person, events=len(events))
         )
+
+
+def _subscription(person: str, schedule: str | None, *, revoke: bool, lang: str) -> int:
+    """Print a new feed URL for the person (bot.web.links), or revoke their feeds."""
+    from bot.clock import SystemClock
+    from bot.identities import identity_of
+    from bot.store.db import open_store, session_scope
+    from bot.web.links import AmbiguousName, UnknownName, feed_link, person_named, revoke_feeds
+
+    settings = get_settings()
+    now = SystemClock().now()
+    engine = open_store(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            try:
+                found = person_named(session, person, schedule)
+            except UnknownName:
+                typer.echo(phrase("web", "unknown_person", lang, name=person), err=True)
+                return 1
+            except AmbiguousName as many:
+                said = phrase(
+                    "web", "ambiguous_person", lang, name=person, schedules=many.schedules
+                )
+                typer.echo(said, err=True)
+                return 1
+            if revoke:
+                identity_id = identity_of(session, found, now)
+                count = revoke_feeds(session, identity_id=identity_id, now=now)
+                typer.echo(phrase("web", "ics_revoked", lang, name=found.name, count=count))
+                return 0
+            url = feed_link(session, person=found, settings=settings, now=now)
+    finally:
+        engine.dispose()
+    typer.echo(phrase("web", "ics_subscribed", lang, name=found.name, url=url))
+    return 0

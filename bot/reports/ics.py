@@ -9,7 +9,9 @@ RECURRENCE-ID override; where the rule has an instance the plan does not, it is 
 then show exactly the days dutybot chases.
 
 UIDs are derived from the schedule and task ref only, so re-exporting updates events in
-place instead of duplicating them.
+place instead of duplicating them.  A completed item carries STATUS:COMPLETED; an open one a
+VALARM at 09:00 the day before (an all-day event starts at midnight), so a subscribed phone
+reminds without the bot.
 """
 
 from __future__ import annotations
@@ -20,19 +22,20 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from dateutil.rrule import rrulestr
-from icalendar import Calendar, Event, vRecur
+from icalendar import Alarm, Calendar, Event, vRecur
 
 from bot.materialise import task_timing
 from bot.occurrences import ScheduleTime, plan
 from bot.reports.ledger import deadline_cell
 from bot.reports.records import ScheduleRecord, TaskRecord
-from bot.store.models import CANCELLED, OPEN, Schedule
+from bot.store.models import CANCELLED, DONE, OPEN, Schedule
 from bot.texts import phrase
 
 PRODID = "-//dutybot//dutybot calendar feed//ZH"
 UID_DOMAIN = "dutybot"
 HORIZON_DAYS = 400  # how far an open-ended duty's plan is laid beside its rule
 ROLES = ("lead", "responsible", "assignee")
+ALARM_BEFORE = timedelta(hours=15)  # 09:00 the day before an all-day event's midnight
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 _WORKWEEK = list(_WEEKDAYS[:5])
 _PERIOD_MONTHS = {  # months in which a period ends / begins
@@ -57,6 +60,7 @@ class DutyEvent:
     rrule: dict[str, Any] | None = None
     exdates: tuple[date, ...] = ()
     recurrence_id: date | None = None
+    completed: bool = False
 
 
 @dataclass
@@ -67,6 +71,7 @@ class _Slot:
     period_end: date
     due: date
     cancelled: bool = False
+    done: bool = False
     used: bool = field(default=False, compare=False)
 
 
@@ -137,7 +142,8 @@ def _slots(
         row = stored.get(planned.period_start)
         due = (row.extended_to or row.due_date) if row else planned.due_date
         cancelled = row is not None and row.status == CANCELLED
-        slots.append(_Slot(planned.period_start, planned.period_end, due, cancelled))
+        done = row is not None and row.status == DONE
+        slots.append(_Slot(planned.period_start, planned.period_end, due, cancelled, done))
     return slots
 
 
@@ -193,7 +199,7 @@ def recurring_events(
                     slot.used = True
                 continue
             slot.used = True
-            if slot.due != day:
+            if slot.due != day or slot.done:  # moved, or done out of turn: its own instance
                 overrides.append(
                     DutyEvent(
                         uid(schedule.id, task.ref),
@@ -201,6 +207,7 @@ def recurring_events(
                         summary,
                         description,
                         recurrence_id=day,
+                        completed=slot.done,
                     )
                 )
         master = DutyEvent(
@@ -215,7 +222,13 @@ def recurring_events(
     for slot in slots:
         if not slot.used and not slot.cancelled:
             events.append(
-                DutyEvent(uid(schedule.id, task.ref, slot.due), slot.due, summary, description)
+                DutyEvent(
+                    uid(schedule.id, task.ref, slot.due),
+                    slot.due,
+                    summary,
+                    description,
+                    completed=slot.done,
+                )
             )
     return events
 
@@ -249,7 +262,8 @@ def task_events(
     due = (live[-1].extended_to or live[-1].due_date) if live else task.due
     if due is None:
         return []
-    return [DutyEvent(uid(schedule.id, task.ref), due, summary, description)]
+    done = bool(live) and live[-1].status == DONE
+    return [DutyEvent(uid(schedule.id, task.ref), due, summary, description, completed=done)]
 
 
 def person_events(records: list[ScheduleRecord], person: str, lang: str) -> list[DutyEvent]:
@@ -297,5 +311,13 @@ def build_calendar(
             event.add("exdate", list(item.exdates))
         if item.recurrence_id is not None:
             event.add("recurrence-id", item.recurrence_id)
+        if item.completed:
+            event.add("status", "COMPLETED")
+        else:
+            alarm = Alarm()
+            alarm.add("action", "DISPLAY")
+            alarm.add("description", item.summary)
+            alarm.add("trigger", -ALARM_BEFORE)
+            event.add_component(alarm)
         cal.add_component(event)
     return cal

@@ -7,6 +7,7 @@ so a report is one consistent read of the database.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -100,20 +101,26 @@ def partner_names(roster: Roster, task_id: int) -> list[str]:
     return names
 
 
-def load_schedule_record(session: Session, schedule: Schedule) -> ScheduleRecord:
-    """One schedule: active tasks in list order, then removed ones (their history stays)."""
-    roster = Roster.load(session, schedule.id)
+def load_schedule_record(
+    session: Session, schedule: Schedule, only: Collection[int] | None = None
+) -> ScheduleRecord:
+    """One schedule: active tasks in list order, then removed ones (their history stays).
+
+    ``only``: just these task ids (the web dashboard re-reads the tasks that changed)."""
+    roster = Roster.cached(session, schedule)  # changes only with an import (its stamp)
+    picked = [] if only is None else [col(Occurrence.task_id).in_(list(only))]
     tasks = list(
         session.exec(
             select(Task)
             .where(Task.schedule_id == schedule.id)
+            .where(*([] if only is None else [col(Task.id).in_(list(only))]))
             .order_by(col(Task.active).desc(), Task.position, Task.id)
         )
     )
     occurrences: dict[int, list[Occurrence]] = defaultdict(list)
     for occ in session.exec(
         select(Occurrence)
-        .where(Occurrence.schedule_id == schedule.id)
+        .where(Occurrence.schedule_id == schedule.id, *picked)
         .order_by(Occurrence.period_start, Occurrence.id)
     ):
         occurrences[occ.task_id].append(occ)
@@ -123,7 +130,7 @@ def load_schedule_record(session: Session, schedule: Schedule) -> ScheduleRecord
             select(Evidence.reply_id, func.count(col(Evidence.id)))
             .join(Reply, col(Reply.id) == Evidence.reply_id)
             .join(Occurrence, col(Occurrence.id) == Reply.occurrence_id)
-            .where(Occurrence.schedule_id == schedule.id)
+            .where(Occurrence.schedule_id == schedule.id, *picked)
             .group_by(Evidence.reply_id)
         )
     }
@@ -132,7 +139,7 @@ def load_schedule_record(session: Session, schedule: Schedule) -> ScheduleRecord
     for reply, task_id in session.exec(
         select(Reply, Occurrence.task_id)
         .join(Occurrence, col(Occurrence.id) == Reply.occurrence_id)
-        .where(Occurrence.schedule_id == schedule.id)
+        .where(Occurrence.schedule_id == schedule.id, *picked)
         .order_by(Reply.created_at, Reply.id)
     ):
         assert reply.id is not None

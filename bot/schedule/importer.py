@@ -205,18 +205,24 @@ def _sync_units(
     for name, unit_spec in spec.units.items():
         unit = existing[name]
         wanted = [people[c].id for c in unit_spec.contacts]
-        rows = session.exec(select(UnitContact).where(UnitContact.unit_id == unit.id)).all()
-        current = [r.person_id for r in sorted(rows, key=lambda r: r.position)]
-        if current != wanted:
-            for row in rows:
-                session.delete(row)
-            session.flush()
-            for position, person_id in enumerate(wanted):
-                assert unit.id is not None and person_id is not None
-                session.add(UnitContact(unit_id=unit.id, person_id=person_id, position=position))
-            if name not in diff.units_added:
-                diff.units_changed.append(name)
+        if replace_contacts(session, unit, wanted) and name not in diff.units_added:
+            diff.units_changed.append(name)
     return existing
+
+
+def replace_contacts(session: Session, unit: Unit, wanted: list[int | None]) -> bool:
+    """Make ``wanted`` (person ids, in order) the unit's contacts; False when they already are."""
+    rows = session.exec(select(UnitContact).where(UnitContact.unit_id == unit.id)).all()
+    current = [r.person_id for r in sorted(rows, key=lambda r: r.position)]
+    if current == wanted:
+        return False
+    for row in rows:
+        session.delete(row)
+    session.flush()
+    for position, person_id in enumerate(wanted):
+        assert unit.id is not None and person_id is not None
+        session.add(UnitContact(unit_id=unit.id, person_id=person_id, position=position))
+    return True
 
 
 def _task_values(spec: ScheduleFile, task: TaskSpec, position: int) -> dict[str, Any]:

@@ -1,8 +1,11 @@
 """``create_app``: the FastAPI app every HTTP need goes through.
 
-app.state holds ``engine``, ``clock``, ``settings``, ``templates`` and ``frontends``; pages
-are routers listed in :mod:`bot.web.pages` (each included with the CSRF check); every
-frontend's own routes (Telegram webhook, WeCom callback) are mounted as they are.
+app.state holds ``engine``, ``clock``, ``settings``, ``templates``, ``frontends`` and
+``runtime`` (the sender, when it runs in this process); pages are routers listed in
+:mod:`bot.web.pages` (each included with the CSRF check), beside the app's own: /healthz and
+/metrics (bot.web.ops), calendar feeds (bot.web.feeds), one-tap action pages
+(bot.web.actions); every frontend's own routes (Telegram webhook, WeCom callback) are
+mounted as they are.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ def create_app(
     clock: Clock | None = None,
     frontends: Sequence[Any] = (),
 ) -> FastAPI:
+    from bot.web import actions, feeds, ops
     from bot.web.pages import ROUTERS
 
     if engine is None:
@@ -78,6 +82,7 @@ def create_app(
     app.state.clock = clock or SystemClock()
     app.state.settings = settings
     app.state.frontends = list(frontends)
+    app.state.runtime = None  # the sender, when `dutybot run --web` serves it alongside
     templates = Jinja2Templates(directory=str(templates_dir()))
     templates.env.globals["static_version"] = hashlib.sha256(
         (STATIC / "htmx.min.js").read_bytes()
@@ -92,7 +97,9 @@ def create_app(
         https_only=settings.web_url.startswith("https://"),
     )
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    for router in ROUTERS:
+    app.include_router(ops.router)
+    app.include_router(feeds.router)
+    for router in [actions.router, *ROUTERS]:
         app.include_router(router, dependencies=[Depends(csrf_protect)])
     for frontend in frontends:
         for route in frontend.routes():

@@ -143,7 +143,11 @@ def _when(value: Any) -> datetime | None:
 
 
 def build_docx(spec: dict[str, Any], path: Path) -> None:
-    """``body``: a list of ``{p: text}`` and ``{table: {rows, merge}}``; ``metadata``."""
+    """``body``: a list of ``{p: text}`` and ``{table: {rows, merge}}``; ``metadata``.
+
+    A paragraph may be a list of runs, each a string or ``{b: text}`` (bold), the way Word
+    writes a bold lead-in ("**责任单位**：…").
+    """
     import docx
 
     document = docx.Document()
@@ -155,7 +159,7 @@ def build_docx(spec: dict[str, Any], path: Path) -> None:
     props.title = str(meta.get("title", ""))
     for block in spec.get("body") or []:
         if "p" in block:
-            document.add_paragraph(str(block["p"]))
+            _paragraph(document, block["p"])
             continue
         rows = block["table"]["rows"]
         width = max(len(r) for r in rows)
@@ -166,6 +170,18 @@ def build_docx(spec: dict[str, Any], path: Path) -> None:
         for r1, c1, r2, c2 in block["table"].get("merge") or []:
             table.cell(r1 - 1, c1 - 1).merge(table.cell(r2 - 1, c2 - 1))
     document.save(str(path))
+
+
+def _paragraph(document: Any, value: Any) -> None:
+    if not isinstance(value, list):
+        document.add_paragraph(str(value))
+        return
+    paragraph = document.add_paragraph()
+    for run in value:
+        if isinstance(run, dict):
+            paragraph.add_run(str(run["b"])).bold = True
+        else:
+            paragraph.add_run(str(run))
 
 
 def build_xlsx(spec: dict[str, Any], path: Path) -> None:

@@ -6,6 +6,9 @@
 It plans (with --plan: engine, digests, gathering into bundles) and sends against the given
 database with a simulated clock fixed at --now, over real HTTP to the given Bot API, until
 nothing is left; then prints one JSON line of counts.  The test process kills or races it.
+The clock starts at --now and follows the wall clock, so that the leases of a worker that died
+expire and its rows are taken over: a worker stops only when no row is pending or claimed by
+anyone (or after --linger seconds of finding nothing it may claim).
 """
 
 from __future__ import annotations
@@ -13,12 +16,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, and_, func, or_, select
+from sqlmodel import col
 
 from bot.adapters.telegram import TelegramAdapter
 from bot.clock import SimulatedClock
 from bot.dispatch import SendPolicy
+from bot.outbox import CLAIMED, PENDING
 from bot.store.db import open_store
+from bot.store.models import Delivery
 from bot.worker import Worker
 
 
@@ -33,27 +42,62 @@ async def main() -> None:
     parser.add_argument("--plan", action="store_true")
     parser.add_argument("--rounds", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--linger", type=float, default=None, help="default: 3 leases")
     args = parser.parse_args()
+    linger = args.linger if args.linger is not None else 3 * args.lease
 
     db = open_store(args.db)
-    clock = SimulatedClock(datetime.fromisoformat(args.now))
+    start = datetime.fromisoformat(args.now)
+    clock = SimulatedClock(start)
+    began = time.monotonic()
     adapter = TelegramAdapter(args.token, base_url=args.api, read_timeout=5.0)
     adapter.limits = None
     policy = SendPolicy(lease=timedelta(seconds=args.lease), batch=args.batch)
     worker = Worker(db, adapter, clock, name=args.name, policy=policy)
     planned = sent = 0
+
+    async def heartbeat() -> None:
+        """As the runtime's heartbeat job does: renew the leases of what is in flight."""
+        dispatcher = worker.dispatcher
+        while True:
+            await asyncio.sleep(max(args.lease / 3, 0.5))
+            clock.set(start + timedelta(seconds=time.monotonic() - began))
+            await asyncio.to_thread(dispatcher.heartbeat, dispatcher.in_flight())
+
     async with adapter:
+        beating = asyncio.create_task(heartbeat())
+        idle_since: float | None = None
         for _ in range(args.rounds):
+            clock.set(start + timedelta(seconds=time.monotonic() - began))
             if args.plan:
                 p, d, _ = await asyncio.to_thread(worker.plan_pass, clock.now())
                 planned += p + d
             stats = await worker.dispatcher.run_once()
             sent += stats.sent
             print(json.dumps({"round_sent": stats.sent}), flush=True)
-            if not stats.claimed:
+            if stats.claimed:
+                idle_since = None
+                continue
+            if not _unfinished(db, clock.now()):
                 break
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since > linger:
+                break
+            await asyncio.sleep(0.2)  # rows claimed by another worker: wait for it, or its lease
+        beating.cancel()
     print(json.dumps({"name": worker.name, "planned": planned, "sent": sent}), flush=True)
     db.dispose()
+
+
+def _unfinished(db: Engine, now: datetime) -> int:
+    """Deliveries due and pending, or claimed by anyone (a live worker's, or a dead one's)."""
+    state, not_before = col(Delivery.state), col(Delivery.not_before)
+    with db.connect() as conn:
+        return conn.execute(
+            select(func.count()).where(
+                or_(state == CLAIMED, and_(state == PENDING, not_before <= now))
+            )
+        ).scalar_one()
 
 
 if __name__ == "__main__":

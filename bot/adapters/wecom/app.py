@@ -140,6 +140,8 @@ class WeComFrontend:
                 evidence_dir=evidence,  # always: a media id is gone after three days
                 evidence_max_bytes=settings.evidence_max_bytes,
                 horizon_days=settings.horizon_days,
+                web_url=settings.web_url,
+                signin_minutes=settings.web_signin_minutes,
             ),
             files=_Files(self.api, settings.evidence_max_bytes),
             invite_link=self.invite_link,
@@ -161,8 +163,12 @@ class WeComFrontend:
         self._serving: asyncio.Task[None] | None = None
 
     def routes(self) -> list[Any]:
-        """The callback URL; none (send only) without DUTYBOT_WECOM_TOKEN and _AES_KEY."""
-        return self.callback.routes() if self.callback is not None else []
+        """The callback URL for the web app to mount; none without DUTYBOT_WECOM_TOKEN and
+        _AES_KEY (send only), nor when DUTYBOT_WECOM_LISTEN serves it from ``dutybot run``
+        (so ``dutybot web`` neither mounts it nor starts a second listener)."""
+        if self.callback is None or self.settings.wecom_listen:
+            return []
+        return self.callback.routes()
 
     def invite_link(self, token: str) -> str:
         """WeCom has no deep links into a self-built app: the invite is a text to send it."""
@@ -193,7 +199,7 @@ class WeComFrontend:
 
         host, _, port = where.rpartition(":")
         config = uvicorn.Config(
-            Starlette(routes=self.routes()),
+            Starlette(routes=self.callback.routes() if self.callback else []),
             host=host or "127.0.0.1",
             port=int(port),
             log_level="warning",

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bot.web.pages import home, ledger
+from bot.web.pages import audit, drafts, home, ledger, people
 
-ROUTERS: list[APIRouter] = [home.router, ledger.router]
+ROUTERS: list[APIRouter] = [
+    home.router,
+    ledger.router,
+    drafts.router,
+    people.router,
+    audit.router,
+]
