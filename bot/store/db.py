@@ -106,10 +106,10 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 
 def bulk_insert(
-    session: Session, model: Any, rows: list[dict[str, Any]], *, on_conflict: list[str]
+    session: Session, model: Any, rows: list[dict[str, Any]], *, on_conflict: list[str] | None
 ) -> int:
-    """Insert many rows at once, skipping those whose ``on_conflict`` columns exist already;
-    returns how many were new.
+    """Insert many rows at once, skipping those whose ``on_conflict`` columns exist already
+    (``None``: rows that cannot collide, a conflict is an error); returns how many were new.
 
     Why not SQLAlchemy's executemany here: on psycopg it renders one huge multi-VALUES
     statement that psycopg then parses (most of a 1,000-row tick went there) and reports no
@@ -123,8 +123,7 @@ def bulk_insert(
         names = list(rows[0])
         sql = (
             f"INSERT INTO {table.name} ({', '.join(names)}) "
-            f"VALUES ({', '.join('?' for _ in names)}) "
-            f"ON CONFLICT ({', '.join(on_conflict)}) DO NOTHING"
+            f"VALUES ({', '.join('?' for _ in names)}){_skip(on_conflict)}"
         )
         columns = [[row[n] for row in rows] for n in names]  # column by column: few calls
         for i, name in enumerate(names):
@@ -155,10 +154,15 @@ def bulk_insert(
     if len(rows) < _COPY_FROM:
         sql = (
             f"INSERT INTO {table.name} ({columns}) "
-            f"VALUES ({', '.join(f'%({n})s' for n in names)}) "
-            f"ON CONFLICT ({', '.join(on_conflict)}) DO NOTHING"
+            f"VALUES ({', '.join(f'%({n})s' for n in names)}){_skip(on_conflict)}"
         )
         return int(connection.exec_driver_sql(sql, params).rowcount or 0)
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    if on_conflict is None:  # nothing to skip: COPY straight into the table
+        with cursor, cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+            for values in params:
+                copy.write_row([values[n] for n in names])
+        return len(params)
     # Many rows: COPY into a scratch table, then one INSERT … SELECT keeps ON CONFLICT's
     # semantics (COPY itself has none); psycopg's pipelined executemany spent most of an
     # import of 100k occurrences in its per-row round of dumping and queueing.
@@ -168,15 +172,17 @@ def bulk_insert(
         f"CREATE TEMP TABLE {scratch} ON COMMIT DROP AS "
         f"SELECT {columns} FROM {table.name} WITH NO DATA"
     )
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     with cursor, cursor.copy(f"COPY {scratch} ({columns}) FROM STDIN") as copy:
         for values in params:
             copy.write_row([values[n] for n in names])
     result = connection.exec_driver_sql(
-        f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {scratch} "
-        f"ON CONFLICT ({', '.join(on_conflict)}) DO NOTHING"
+        f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {scratch}{_skip(on_conflict)}"
     )
     return int(result.rowcount or 0)
+
+
+def _skip(on_conflict: list[str] | None) -> str:
+    return f" ON CONFLICT ({', '.join(on_conflict)}) DO NOTHING" if on_conflict else ""
 
 
 _COPY_FROM = 1000  # rows: below this, a pipelined executemany is as fast as COPY
