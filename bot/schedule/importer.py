@@ -226,7 +226,14 @@ def replace_contacts(session: Session, unit: Unit, wanted: list[int | None]) -> 
     return True
 
 
-def _task_values(spec: ScheduleFile, task: TaskSpec, position: int) -> dict[str, Any]:
+def _task_values(
+    spec: ScheduleFile, task: TaskSpec, position: int, shared: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``shared``: the schedule's own policy dumped once, for every task that keeps it."""
+    if task.policy or shared is None:
+        policy = spec.task_policy(task).model_dump(mode="json")
+    else:
+        policy = shared
     return {
         "title": task.title,
         "detail": task.detail,
@@ -239,7 +246,7 @@ def _task_values(spec: ScheduleFile, task: TaskSpec, position: int) -> dict[str,
         "start": task.start,
         "until": task.until,
         "source": task.source,
-        "policy": spec.task_policy(task).model_dump(mode="json"),
+        "policy": policy,
         "spec": task.model_dump(mode="json", by_alias=True, exclude_none=True),
         "active": True,
     }
@@ -267,9 +274,10 @@ def _sync_tasks(
     tasks: list[tuple[str, TaskSpec]] = []
     retimed: list[Task] = []
     added: list[dict[str, Any]] = []
+    shared = spec.policy.model_dump(mode="json")
     for position, task_spec in enumerate(spec.tasks):
         seen.add(task_spec.ref)
-        values = _task_values(spec, task_spec, position)
+        values = _task_values(spec, task_spec, position, shared)
         task = existing.get(task_spec.ref)
         if task is None:
             added.append({"schedule_id": schedule.id, "ref": task_spec.ref, **values})
