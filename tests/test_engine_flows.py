@@ -212,3 +212,32 @@ def test_an_approval_can_never_shorten_a_deadline_the_list_moved_meanwhile(engin
     with Session(engine) as session:
         occ = session.get(Occurrence, occ_id)
         assert occ is not None and occ.extended_to is None and occ.due_date == date(2022, 8, 31)
+
+
+def test_an_occurrence_that_cannot_be_planned_stops_nothing_else(engine: Engine) -> None:
+    """A row the calendar cannot place (9999-12-31: no working day after it; written before
+    validation bounded dates, or by hand) is set aside with its error, the list's admins are
+    told, and every other occurrence of the tick is planned as usual (issue 15, B)."""
+    worker, _clock, _adapter, _timeline = setup(engine)
+    now = local(2022, 5, 26, 8, 30)
+    with session_scope(engine) as session:
+        poisoned = session.exec(
+            select(Occurrence).join(Task).where(Task.ref == "6").order_by(Occurrence.id)
+        ).first()
+        assert poisoned is not None
+        poisoned.due_date = date(9999, 12, 31)
+        poisoned.next_action_at = now - timedelta(minutes=1)
+        session.add(poisoned)
+        poisoned_id = poisoned.id
+    written = worker.engine.plan(now)
+    with Session(engine) as session:
+        row = session.get(Occurrence, poisoned_id)
+        assert row is not None and row.planning_error and row.next_action_at is None
+        notes = session.exec(select(Notification)).all()
+        admins = {p.id for p in session.exec(select(Person).where(Person.admin))}
+    assert written == len(notes)
+    planning = [n for n in notes if n.kind == "admin_alert" and n.occurrence_id == poisoned_id]
+    assert admins and {n.person_id for n in planning} == admins  # the list's admins are told
+    others = [n for n in notes if n.occurrence_id != poisoned_id and n.kind == "reminder"]
+    assert others, "the rest of the tick was planned"
+    assert worker.engine.plan(now) == 0  # set aside: not retried every tick
