@@ -482,6 +482,56 @@ def bindings(
     raise typer.Exit(run_bindings(get_settings(), schedule, platform, resolve=resolve))
 
 
+@app.command("dead-letters")
+def dead_letters_(
+    schedule: Annotated[
+        str | None, typer.Option("--schedule", help="schedule id / 清单编号")
+    ] = None,
+    redrive: Annotated[bool, typer.Option("--redrive", help="send them again / 重新发送")] = False,
+) -> None:
+    """列出投递失败的消息；--redrive 重新发送。Messages that could not be delivered."""
+    from zoneinfo import ZoneInfo
+
+    from bot.clock import SystemClock
+    from bot.outbox import dead_letters, redrive_dead_letters
+    from bot.store.db import open_store, session_scope
+    from bot.store.models import Schedule
+
+    now = SystemClock().now()  # the command line is the edge where the clock is read
+    engine = open_store(get_settings().database_url)
+    try:
+        with session_scope(engine) as session:
+            if redrive:
+                count = redrive_dead_letters(
+                    session, now=now, schedule_id=schedule, actor="cli", channel="cli"
+                )
+                _say("dead_letters_redriven", count=count)
+                return
+            found = dead_letters(session, schedule_ids=None if schedule is None else [schedule])
+            if not found:
+                _say("dead_letters_none")
+                return
+            zones: dict[str | None, ZoneInfo] = {}
+            for d in found:
+                if d.schedule_id not in zones:
+                    listed = session.get(Schedule, d.schedule_id) if d.schedule_id else None
+                    zones[d.schedule_id] = ZoneInfo(listed.timezone if listed else "Asia/Shanghai")
+                since = as_of(d.since).astimezone(zones[d.schedule_id]).strftime("%Y-%m-%d %H:%M")
+                _say(
+                    "dead_letter",
+                    id=d.delivery_id,
+                    person=d.person,
+                    platform=d.platform,
+                    kind=d.kind,
+                    items=d.items,
+                    error=d.error,
+                    since=since,
+                )
+            _say("dead_letters_hint", count=len(found))
+    finally:
+        engine.dispose()
+
+
 @app.command()
 def extract(
     doc: Annotated[Path, typer.Argument(help="document: .txt .md .html .docx .xlsx / 清单文件")],

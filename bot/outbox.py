@@ -37,6 +37,7 @@ from bot.occurrences import ScheduleTime
 from bot.store.db import bulk_insert
 from bot.store.models import (
     OPEN,
+    AuditEvent,
     Bundle,
     ChatBinding,
     Delivery,
@@ -598,3 +599,29 @@ def redrive(session: Session, *, now: datetime, delivery_ids: Iterable[int] | No
             .execution_options(synchronize_session=False)
         )
     return len(rows)
+
+
+def redrive_dead_letters(
+    session: Session, *, now: datetime, schedule_id: str | None, actor: str, channel: str
+) -> int:
+    """An admin sends a list's dead letters (or every list's) again: the one domain action
+    behind ``dutybot dead-letters --redrive``, audited with the channel it came through."""
+    ids = [
+        d.delivery_id
+        for d in dead_letters(
+            session, schedule_ids=None if schedule_id is None else [schedule_id], limit=100_000
+        )
+    ]
+    count = redrive(session, now=now, delivery_ids=ids) if ids else 0
+    if count:
+        session.add(
+            AuditEvent(
+                at=now,
+                actor=actor,
+                action="dead_letters_redriven",
+                schedule_id=schedule_id,
+                channel=channel,
+                detail={"deliveries": ids[:200], "count": count},
+            )
+        )
+    return count
