@@ -8,6 +8,7 @@ deadline task's single row, which follows its deadline wherever it is.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -107,11 +108,14 @@ def materialise(
     horizon_days: int,
     actor: str = "system",
     only: set[int] | None = None,
+    fresh: Collection[int] = (),
 ) -> Counts:
     """Bring every active task's occurrences up to ``today + horizon_days``.
 
     ``only`` limits the work to those task ids (a re-import re-plans what moved, not 100k rows
     that did not); the caller vouches that the others are planned up to the window already.
+    ``fresh``: tasks created by the caller's transaction, whose rows nobody else can have
+    written (they are inserted without the conflict check: COPY straight in on PostgreSQL).
     Rows are read as plain tuples and written in bulk: ORM objects for 100k rows cost seconds
     and hundreds of MiB."""
     session.flush()
@@ -156,7 +160,7 @@ def materialise(
         assert task.id is not None
         wanted = plan(task_timing(task, schedule), st.calendar, window_start, window_end)
         _reconcile(schedule, task, wanted, existing.get(task.id, []), st, today, now, writes)
-    counts = _write(session, writes, REPLANNED, now=now, actor=actor)
+    counts = _write(session, writes, REPLANNED, now=now, actor=actor, fresh=set(fresh))
     schedule.materialised_until = max(window_end, schedule.materialised_until or window_end)
     session.add(schedule)
     return counts
@@ -186,12 +190,24 @@ def _reconcile(
             writes.cancelled.append(row)
 
 
-def _write(session: Session, writes: _Writes, reason: str, *, now: datetime, actor: str) -> Counts:
+def _write(
+    session: Session,
+    writes: _Writes,
+    reason: str,
+    *,
+    now: datetime,
+    actor: str,
+    fresh: Collection[int] = (),
+) -> Counts:
     """Inserts by executemany (COPY-like speed without ORM objects), updates by primary key in
     one executemany, cancellations in one UPDATE … WHERE id IN plus their audit events."""
     table = Occurrence.__table__  # type: ignore[attr-defined]
     connection = session.connection()
-    added = bulk_insert(session, Occurrence, writes.added, on_conflict=["task_id", "period_start"])
+    new = [row for row in writes.added if row["task_id"] in fresh]
+    rest = [row for row in writes.added if row["task_id"] not in fresh] if new else writes.added
+    added = bulk_insert(session, Occurrence, new, on_conflict=None) + bulk_insert(
+        session, Occurrence, rest, on_conflict=["task_id", "period_start"]
+    )
     if writes.updated:
         statement = (
             sa.update(table)

@@ -106,7 +106,7 @@ def import_schedule(
 
     people = _sync_people(session, spec, diff)
     units = _sync_units(session, spec, people, diff)
-    retimed = _sync_tasks(session, spec, schedule, people, units, diff, now=now, actor=actor)
+    retimed, fresh = _sync_tasks(session, spec, schedule, people, units, diff, now=now, actor=actor)
     session.flush()
     # only what moved is re-planned, unless the schedule's own time changed (every due_at)
     everything = diff.created or timing_before != _schedule_timing(schedule)
@@ -117,6 +117,7 @@ def import_schedule(
         horizon_days=horizon_days,
         actor=actor,
         only=None if everything else retimed,
+        fresh=fresh,
     )
     session.add(
         AuditEvent(
@@ -265,8 +266,9 @@ def _sync_tasks(
     *,
     now: datetime,
     actor: str,
-) -> set[int]:
-    """Returns the ids of the tasks whose occurrences may have moved (new or re-timed).
+) -> tuple[set[int], set[int]]:
+    """Returns the ids of the tasks whose occurrences may have moved (new or re-timed), and
+    of the new ones.
     New tasks are inserted in bulk as plain rows (10,000 ORM objects cost seconds), changed
     ones are updated through the ORM."""
     existing = {t.ref: t for t in session.exec(select(Task).where(Task.schedule_id == schedule.id))}
@@ -306,7 +308,8 @@ def _sync_tasks(
                 )
         tasks.append((task_spec.ref, task_spec))
     session.flush()
-    bulk_insert(session, Task, added, on_conflict=["schedule_id", "ref"])
+    # a list created by this transaction has no tasks anyone else could have written
+    bulk_insert(session, Task, added, on_conflict=None if diff.created else ["schedule_id", "ref"])
     table = Task.__table__  # type: ignore[attr-defined]
     query = sa.select(table.c.ref, table.c.id).where(table.c.schedule_id == schedule.id)
     task_ids: dict[str, int] = {ref: i for ref, i in session.connection().execute(query)}
@@ -340,7 +343,8 @@ def _sync_tasks(
         ]
         cancel_rows(session, open_rows, TASK_REMOVED, now=now, actor=actor)
         diff.occurrences.cancelled += len(open_rows)
-    return {t.id for t in retimed if t.id is not None} | {task_ids[row["ref"]] for row in added}
+    fresh = {task_ids[row["ref"]] for row in added}
+    return {t.id for t in retimed if t.id is not None} | fresh, fresh
 
 
 def _wanted_members(
