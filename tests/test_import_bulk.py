@@ -139,3 +139,17 @@ def test_a_large_bulk_insert_skips_rows_that_exist_and_counts_the_new_ones(
             == deleted
         )
     assert [r[1:] for r in occurrences(engine)] == [r[1:] for r in full]
+
+
+def test_an_ongoing_tasks_own_check_period_is_planned(engine: Engine, tmp_path: Path) -> None:
+    """The planner reads a task's ``ongoing_check`` from its stored policy (in SQL, without
+    decoding the policy): a quarterly check is planned by quarter, as the ORM's view says."""
+    ongoing = (
+        '  - {ref: "9", title: 长期坚持, lead: [甲], ongoing: true,'
+        " policy: {ongoing_check: quarter}}\n"
+    )
+    run_import(engine, spec_of(FILE + ongoing, tmp_path), now=NOW)
+    rows = [r[1:] for r in occurrences(engine)]
+    assert rows == expected(engine)
+    # the 62-day window from 06-03 holds one quarter end (monthly checks would be two)
+    assert [r[3] for r in rows if r[0] == "9"] == ["2024-06-30"]
