@@ -68,6 +68,7 @@ class Runtime:
         self.health = Health()
         self.wake = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
+        self._startup: asyncio.Task[None] | None = None
         self._stopping = False
         self._backoff = 1.0
 
@@ -150,9 +151,18 @@ class Runtime:
             self.wake.clear()
             await clock.sleep_until(min(due, idle) if due else idle, self.wake)
 
-    async def start(self) -> None:
+    async def _first_pass(self) -> None:
+        """Roll the horizon and plan what fell due while the process was down, then let the
+        tick job run (it never overlaps this pass: ``max_instances`` covers only its own runs)."""
         await self._materialise()
         await self._tick()
+        if not self._stopping and self.scheduler.running:
+            self.scheduler.resume_job(TICK_JOB)
+
+    async def start(self) -> None:
+        """The sender starts first: what is already in the outbox (a restart after a crash)
+        leaves at once, while the first planning pass -- which may be a long catch-up after
+        an outage -- runs beside it and wakes it when it has gathered its bundles."""
         jobs = (
             (
                 self._tick,
@@ -183,9 +193,12 @@ class Runtime:
                 coalesce=True,
                 max_instances=1,
                 misfire_grace_time=int(grace.total_seconds()),
+                # the tick waits (paused) for the first pass
+                **({"next_run_time": None} if job_id == TICK_JOB else {}),
             )
         self.scheduler.start()
         self._sender = asyncio.create_task(self._send_loop())
+        self._startup = asyncio.create_task(self._first_pass())
 
     async def stop(self) -> int:
         """Stop waking up, let sends in flight finish (bounded), hand back the rest."""
@@ -194,6 +207,10 @@ class Runtime:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         self.wake.set()
+        if self._startup is not None and not self._startup.done():
+            self._startup.cancel()  # its thread finishes its transaction; nothing half-written
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._startup
         if self._sender is not None:
             grace = self.worker.dispatcher.policy.shutdown_grace
             done, _ = await asyncio.wait({self._sender}, timeout=grace)
