@@ -47,14 +47,24 @@ class _Context:
     tasks: dict[int, Task] = field(default_factory=dict)
     overdue: dict[int, int] = field(default_factory=dict)
     ladders: dict[tuple[Any, ...], Ladder] = field(default_factory=dict)
+    rules: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     def ladder(
         self, occ: Occurrence, task: Task, st: ScheduleTime, escalation: list[dict[str, Any]] | None
     ) -> Ladder:
-        """Occurrences of one task due the same day share their ladder: computed once."""
+        """Occurrences due the same day under the same rules share their ladder, computed
+        once: the rules, not the task, are the key (most tasks inherit the list's policy)."""
+        assert task.id is not None
+        rules = self.rules.get(task.id)
+        if rules is None:
+            policy = task.policy or {}
+            rules = self.rules[task.id] = (
+                repr(policy.get("remind", [])),
+                repr(policy.get("escalate", [])),
+            )
         escalate = (task.policy or {}).get("escalate", [])
-        snapshot = None if escalation is None or escalation == escalate else repr(escalation)
-        key = (task.id, snapshot, effective_due(occ), occ.period_start, occ.kind)
+        snapshot = rules[1] if escalation is None or escalation == escalate else repr(escalation)
+        key = (occ.schedule_id, rules[0], snapshot, effective_due(occ), occ.period_start, occ.kind)
         found = self.ladders.get(key)
         if found is None:
             found = self.ladders[key] = _ladder(occ, task, st, escalation)
