@@ -32,6 +32,8 @@ class Roster:
     _units: dict[int, list[int]] = field(init=False, repr=False)
     _live: frozenset[int] = field(init=False, repr=False)
     _by_name: dict[str, int] = field(init=False, repr=False)
+    _chief: list[int] = field(init=False, repr=False)
+    _admins: list[int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._roles, self._units = defaultdict(list), defaultdict(list)
@@ -44,6 +46,8 @@ class Roster:
                     self._roles[(task_id, m.role)].append(m.person_id)
         self._live = frozenset(pid for pid, p in self.people.items() if p.active)
         self._by_name = {p.name: pid for pid, p in self.people.items() if p.active}
+        self._chief = [pid for pid, p in self.people.items() if p.chief and p.active]
+        self._admins = [pid for pid, p in self.people.items() if p.admin and p.active]
 
     @classmethod
     def load(cls, session: Session, schedule_id: str) -> Roster:
@@ -119,10 +123,10 @@ class Roster:
         return found or self.lead(task_id)
 
     def chief(self) -> list[int]:
-        return [pid for pid, p in self.people.items() if p.chief and pid in self._live]
+        return list(self._chief)
 
     def admins(self) -> list[int]:
-        return [pid for pid, p in self.people.items() if p.admin and pid in self._live]
+        return list(self._admins)
 
     def resolve(self, task_id: int, targets: list[str]) -> list[int]:
         """Escalation/digest targets (roles or names) as person ids, in order, once each."""
