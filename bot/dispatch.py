@@ -584,6 +584,8 @@ class Dispatcher:
             log.exception("adapter %s failed unexpectedly", job.platform)
             return DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False)
         finally:
+            if pacer is not None:
+                pacer.release(job.chat_id)  # counted from its answer on: see bot.pacing
             metrics.SEND_LATENCY.labels(job.platform).observe(time.perf_counter() - started)
 
     # -- outcomes ------------------------------------------------------------------------
