@@ -11,6 +11,7 @@ never plan the same occurrence; the outbox's unique key is the backstop.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -32,6 +33,9 @@ from bot.store.models import DONE, OPEN, AuditEvent, Occurrence, Schedule, Task
 log = logging.getLogger("dutybot.engine")
 
 DIGEST = "digest"
+# tasks by (database, schedule): as of the import stamped on the schedule (see _known_tasks)
+_TASKS: dict[tuple[str, str], tuple[tuple[datetime | None, str], dict[int, Task]]] = {}
+_TASKS_LOCK = threading.Lock()
 ROUTINE = ("day", "workday")
 
 
@@ -88,23 +92,32 @@ class _Context:
         return self.rosters[schedule_id]
 
     def load(self, rows: list[Occurrence], today_of: dict[str, date]) -> None:
-        """The batch's tasks in one query, and the open overdue periods of its recurring
-        tasks in one GROUP BY (not one query per row)."""
-        wanted = {occ.task_id for occ in rows} - set(self.tasks)
-        if wanted:
+        """The batch's tasks (kept across ticks until the next import) in one query, and the
+        open overdue periods of its recurring tasks in one GROUP BY (not one query per row)."""
+        by_schedule: dict[str, set[int]] = {}
+        for occ in rows:
+            if occ.task_id not in self.tasks:
+                by_schedule.setdefault(occ.schedule_id, set()).add(occ.task_id)
+        for schedule_id, ids in by_schedule.items():
+            known = self._known_tasks(schedule_id)
+            self.tasks.update({tid: known[tid] for tid in ids if tid in known})
+            wanted = ids - set(known)
+            if not wanted:
+                continue
             for task in self.session.exec(select(Task).where(col(Task.id).in_(wanted))).all():
                 assert task.id is not None
-                self.tasks[task.id] = task
+                self.session.expunge(task)  # read-only, shared: no rollback may expire it
+                known[task.id] = self.tasks[task.id] = task
         recurring = {
             occ.task_id
             for occ in rows
             if occ.task_id not in self.overdue and self.tasks[occ.task_id].kind != "deadline"
         }
-        by_schedule: dict[str, set[int]] = {}
+        counting: dict[str, set[int]] = {}
         for occ in rows:
             if occ.task_id in recurring:
-                by_schedule.setdefault(occ.schedule_id, set()).add(occ.task_id)
-        for schedule_id, task_ids in by_schedule.items():
+                counting.setdefault(occ.schedule_id, set()).add(occ.task_id)
+        for schedule_id, task_ids in counting.items():
             counts = self.session.exec(
                 select(Occurrence.task_id, func.count())
                 .where(col(Occurrence.task_id).in_(task_ids), Occurrence.status == OPEN)
@@ -116,6 +129,20 @@ class _Context:
             ).all()
             self.overdue.update({task_id: 0 for task_id in task_ids})
             self.overdue.update({task_id: int(n) for task_id, n in counts})
+
+    def _known_tasks(self, schedule_id: str) -> dict[int, Task]:
+        """Tasks of a schedule read by earlier ticks of this process, as of its last import
+        (tasks change only through an import, which stamps the schedule, as rosters do)."""
+        schedule = self.schedule(schedule_id)
+        bind = self.session.get_bind()
+        engine = getattr(bind, "engine", bind)
+        key = (str(engine.url), schedule_id)
+        stamp = (schedule.imported_at, schedule.content_hash)
+        with _TASKS_LOCK:
+            found = _TASKS.get(key)
+            if found is None or found[0] != stamp:
+                found = _TASKS[key] = (stamp, {})
+        return found[1]
 
     def open_periods(self, task_id: int) -> int:
         """How many periods of a recurring task are overdue and still open."""
