@@ -199,10 +199,12 @@ def timed(dispatcher: Dispatcher, spent: dict[str, float]) -> None:
         if method is None or asyncio.iscoroutinefunction(method):
             continue
 
-        def wrapper(*args: Any, _m: Callable[..., Any] = method, _n: str = name) -> Any:
+        def wrapper(
+            *args: Any, _m: Callable[..., Any] = method, _n: str = name, **kwargs: Any
+        ) -> Any:
             started = time.perf_counter()
             try:
-                return _m(*args)
+                return _m(*args, **kwargs)
             finally:
                 spent[_n] = spent.get(_n, 0.0) + time.perf_counter() - started
 
