@@ -75,6 +75,7 @@ class WorkCalendar:
             raise ValueError(f"dates listed both as holiday and as workday: {listed}")
         self._cache: dict[date, bool] = {}
         self._shifts: dict[tuple[date, int], date] = {}
+        self._spans: dict[tuple[date, date], int] = {}
         self._fallback_years: set[int] = set()
 
     def __repr__(self) -> str:
@@ -174,7 +175,15 @@ class WorkCalendar:
         return day if self.is_workday(day) else self._step(day, 1)
 
     def workdays_after(self, start: date, end: date) -> int:
-        """Count working days d with start < d <= end, e.g. how overdue a task is."""
+        """Count working days d with start < d <= end, e.g. how overdue a task is.
+        Cached: a digest or a catch-up asks it for thousands of items due the same days."""
+        key = (start, end)
+        found = self._spans.get(key)
+        if found is None:
+            found = self._spans[key] = self._workdays_after(start, end)
+        return found
+
+    def _workdays_after(self, start: date, end: date) -> int:
         _check_date(start)
         _check_date(end)
         count = 0

@@ -320,9 +320,9 @@ class Dispatcher:
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     # -- claim ---------------------------------------------------------------------------
-    def claim(self, now: datetime) -> list[_Job]:
+    def claim(self, now: datetime, *, limit: int | None = None) -> list[_Job]:
         """Due deliveries for the platforms whose circuit lets them through (one probe for a
-        circuit whose pause has passed)."""
+        circuit whose pause has passed); at most ``limit`` per platform (default: a batch)."""
         token = uuid.uuid4().hex[:16]
         jobs: list[_Job] = []
         with session_scope(self.db) as session:
@@ -335,7 +335,7 @@ class Dispatcher:
             for platform, circuit in self.circuits.items():
                 if circuit.is_open and circuit.retry_at and circuit.retry_at > now:
                     continue
-                limit = 1 if circuit.is_open else self.policy.batch
+                most = 1 if circuit.is_open else (limit or self.policy.batch)
                 # fair: a few per chat per round, so one chat's backlog (paced at 1/s) does not
                 # fill a batch while every other chat waits behind it
                 ranked = (
@@ -360,7 +360,7 @@ class Dispatcher:
                     select(ranked.c.id)
                     .where(ranked.c.n <= self.policy.per_chat_claim)
                     .order_by(ranked.c.not_before, ranked.c.id)
-                    .limit(limit)
+                    .limit(most)
                 )
                 claimed = session.execute(
                     update(Delivery)
@@ -401,12 +401,12 @@ class Dispatcher:
         return jobs
 
     # -- rounds --------------------------------------------------------------------------
-    async def run_once(self) -> DispatchStats:
-        """Claim one batch, send it, record every outcome."""
+    async def run_once(self, *, limit: int | None = None) -> DispatchStats:
+        """Claim one batch (of at most ``limit``), send it, record every outcome."""
         if not self._registered:
             await asyncio.to_thread(self.register)
         stats = DispatchStats()
-        jobs = await asyncio.to_thread(self.claim, self.clock.now())
+        jobs = await asyncio.to_thread(self.claim, self.clock.now(), limit=limit)
         stats.claimed = len(jobs)
         if not jobs:
             return stats
@@ -584,6 +584,8 @@ class Dispatcher:
             log.exception("adapter %s failed unexpectedly", job.platform)
             return DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False)
         finally:
+            if pacer is not None:
+                pacer.release(job.chat_id)  # counted from its answer on: see bot.pacing
             metrics.SEND_LATENCY.labels(job.platform).observe(time.perf_counter() - started)
 
     # -- outcomes ------------------------------------------------------------------------

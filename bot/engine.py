@@ -11,6 +11,7 @@ never plan the same occurrence; the outbox's unique key is the backstop.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -32,6 +33,9 @@ from bot.store.models import DONE, OPEN, AuditEvent, Occurrence, Schedule, Task
 log = logging.getLogger("dutybot.engine")
 
 DIGEST = "digest"
+# tasks by (database, schedule): as of the import stamped on the schedule (see _known_tasks)
+_TASKS: dict[tuple[str, str], tuple[tuple[datetime | None, str], dict[int, Task]]] = {}
+_TASKS_LOCK = threading.Lock()
 ROUTINE = ("day", "workday")
 
 
@@ -47,14 +51,24 @@ class _Context:
     tasks: dict[int, Task] = field(default_factory=dict)
     overdue: dict[int, int] = field(default_factory=dict)
     ladders: dict[tuple[Any, ...], Ladder] = field(default_factory=dict)
+    rules: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     def ladder(
         self, occ: Occurrence, task: Task, st: ScheduleTime, escalation: list[dict[str, Any]] | None
     ) -> Ladder:
-        """Occurrences of one task due the same day share their ladder: computed once."""
+        """Occurrences due the same day under the same rules share their ladder, computed
+        once: the rules, not the task, are the key (most tasks inherit the list's policy)."""
+        assert task.id is not None
+        rules = self.rules.get(task.id)
+        if rules is None:
+            policy = task.policy or {}
+            rules = self.rules[task.id] = (
+                repr(policy.get("remind", [])),
+                repr(policy.get("escalate", [])),
+            )
         escalate = (task.policy or {}).get("escalate", [])
-        snapshot = None if escalation is None or escalation == escalate else repr(escalation)
-        key = (task.id, snapshot, effective_due(occ), occ.period_start, occ.kind)
+        snapshot = rules[1] if escalation is None or escalation == escalate else repr(escalation)
+        key = (occ.schedule_id, rules[0], snapshot, effective_due(occ), occ.period_start, occ.kind)
         found = self.ladders.get(key)
         if found is None:
             found = self.ladders[key] = _ladder(occ, task, st, escalation)
@@ -78,23 +92,32 @@ class _Context:
         return self.rosters[schedule_id]
 
     def load(self, rows: list[Occurrence], today_of: dict[str, date]) -> None:
-        """The batch's tasks in one query, and the open overdue periods of its recurring
-        tasks in one GROUP BY (not one query per row)."""
-        wanted = {occ.task_id for occ in rows} - set(self.tasks)
-        if wanted:
+        """The batch's tasks (kept across ticks until the next import) in one query, and the
+        open overdue periods of its recurring tasks in one GROUP BY (not one query per row)."""
+        by_schedule: dict[str, set[int]] = {}
+        for occ in rows:
+            if occ.task_id not in self.tasks:
+                by_schedule.setdefault(occ.schedule_id, set()).add(occ.task_id)
+        for schedule_id, ids in by_schedule.items():
+            known = self._known_tasks(schedule_id)
+            self.tasks.update({tid: known[tid] for tid in ids if tid in known})
+            wanted = ids - set(known)
+            if not wanted:
+                continue
             for task in self.session.exec(select(Task).where(col(Task.id).in_(wanted))).all():
                 assert task.id is not None
-                self.tasks[task.id] = task
+                self.session.expunge(task)  # read-only, shared: no rollback may expire it
+                known[task.id] = self.tasks[task.id] = task
         recurring = {
             occ.task_id
             for occ in rows
             if occ.task_id not in self.overdue and self.tasks[occ.task_id].kind != "deadline"
         }
-        by_schedule: dict[str, set[int]] = {}
+        counting: dict[str, set[int]] = {}
         for occ in rows:
             if occ.task_id in recurring:
-                by_schedule.setdefault(occ.schedule_id, set()).add(occ.task_id)
-        for schedule_id, task_ids in by_schedule.items():
+                counting.setdefault(occ.schedule_id, set()).add(occ.task_id)
+        for schedule_id, task_ids in counting.items():
             counts = self.session.exec(
                 select(Occurrence.task_id, func.count())
                 .where(col(Occurrence.task_id).in_(task_ids), Occurrence.status == OPEN)
@@ -106,6 +129,20 @@ class _Context:
             ).all()
             self.overdue.update({task_id: 0 for task_id in task_ids})
             self.overdue.update({task_id: int(n) for task_id, n in counts})
+
+    def _known_tasks(self, schedule_id: str) -> dict[int, Task]:
+        """Tasks of a schedule read by earlier ticks of this process, as of its last import
+        (tasks change only through an import, which stamps the schedule, as rosters do)."""
+        schedule = self.schedule(schedule_id)
+        bind = self.session.get_bind()
+        engine = getattr(bind, "engine", bind)
+        key = (str(engine.url), schedule_id)
+        stamp = (schedule.imported_at, schedule.content_hash)
+        with _TASKS_LOCK:
+            found = _TASKS.get(key)
+            if found is None or found[0] != stamp:
+                found = _TASKS[key] = (stamp, {})
+        return found[1]
 
     def open_periods(self, task_id: int) -> int:
         """How many periods of a recurring task are overdue and still open."""
@@ -245,14 +282,16 @@ class Engine:
         while True:
             with session_scope(self.db) as session, session.no_autoflush:
                 ctx = _Context(session)
+                # plain rows, not ORM objects: read-only here (the new ladder states are
+                # written in one statement), and building objects cost more than planning
                 query = (
-                    select(Occurrence)
+                    select(*Occurrence.__table__.c)  # type: ignore[attr-defined]
                     .where(Occurrence.status == OPEN, col(Occurrence.next_action_at) <= horizon)
                     .order_by(col(Occurrence.next_action_at), col(Occurrence.id))
                     .limit(self.batch)
                     .with_for_update(skip_locked=True)
                 )
-                rows = session.exec(query).all()
+                rows: list[Any] = list(session.execute(query).all())
                 today_of = {
                     sid: ctx.time(sid).local_date(now) for sid in {o.schedule_id for o in rows}
                 }
@@ -494,6 +533,31 @@ def digest_item(occ: Occurrence, task: Task, roster: Roster, st: ScheduleTime) -
     )
 
 
+@dataclass(frozen=True)
+class _TaskLine:
+    """What a digest line shows of its task (read as plain columns, not an ORM object)."""
+
+    id: int
+    ref: str
+    title: str
+    every: str | None
+
+
+_DIGEST_TASK = (Task.id, Task.ref, Task.title, Task.every)
+
+
+def _digest_rows(ctx: _Context, query: Any) -> list[digests.Item]:
+    """Digest lines from plain rows: a list of 10k open items built 20k ORM objects."""
+    occ_columns = list(Occurrence.__table__.c)  # type: ignore[attr-defined]
+    rows = ctx.session.execute(query.with_only_columns(*occ_columns, *_DIGEST_TASK)).all()
+    n = len(occ_columns)
+    items = []
+    for row in rows:
+        task = _TaskLine(*row[n:])
+        items.append(_item(ctx, row, task))  # type: ignore[arg-type]
+    return items
+
+
 def _digest_items(ctx: _Context, schedule_id: str, today: date) -> list[digests.Item]:
     st = ctx.time(schedule_id)
     soon = st.calendar.shift_workdays(today, digests.DUE_SOON_WORKDAYS)
@@ -513,7 +577,7 @@ def _digest_items(ctx: _Context, schedule_id: str, today: date) -> list[digests.
             )
         )
     )
-    return [_item(ctx, occ, task) for occ, task in ctx.session.exec(query).all()]
+    return _digest_rows(ctx, query)
 
 
 def _weekly_items(ctx: _Context, schedule_id: str, today: date) -> list[digests.Item]:
@@ -525,7 +589,7 @@ def _weekly_items(ctx: _Context, schedule_id: str, today: date) -> list[digests.
         .where(Occurrence.schedule_id == schedule_id, Occurrence.status != "cancelled")
         .where(Occurrence.due_date >= monday, Occurrence.due_date <= monday + timedelta(days=6))
     )
-    return [_item(ctx, occ, task) for occ, task in ctx.session.exec(query).all()]
+    return _digest_rows(ctx, query)
 
 
 def _local_midnight(day: date, st: ScheduleTime) -> datetime:

@@ -148,6 +148,10 @@ ITEM_FIELDS: dict[str, tuple[str, ...]] = {
 ANSWERABLE = ("reminder", "escalation", "progress", "nudge")
 ASSIGNEE_ACTIONS = (("done", "progress"), ("extend", "not_mine"))
 MAX_DIGEST_BUTTONS = 5
+# Items a bundle lists (the most overdue first); the rest are counted in its footer.  A
+# catch-up after an outage may put thousands of items in one leader's message: listed in
+# full it would leave as 150 Telegram messages, not one.
+MAX_BUNDLE_ITEMS = 15
 _SEVERITY = {"red": 3, "yellow": 2, "blue": 1}
 
 
@@ -194,9 +198,11 @@ def compose(kind: str, payloads: Sequence[Mapping[str, Any]], *, person: str, la
     if not template.has("bundle_header"):
         return _generic_bundle(kind, ordered, person=person, lang=lang)
     level = _highest(p.get("level") for p in ordered)
+    shown = ordered[:MAX_BUNDLE_ITEMS]
     context = {
-        "items": ordered,
+        "items": shown,
         "count": len(ordered),
+        "more": len(ordered) - len(shown),
         "mine": sum(person in p.get("assignees", ()) for p in ordered),
         "overdue": sum(bool(p.get("overdue_days")) for p in ordered),
         "schedule": ordered[0].get("schedule", ""),
@@ -211,7 +217,7 @@ def compose(kind: str, payloads: Sequence[Mapping[str, Any]], *, person: str, la
             {"p": p, "person": person, "level": p.get("level")},
             actions=_flat(_actions(kind, p, person, lang, compact=True)),
         )
-        for p in ordered
+        for p in shown
     )
     return Message(
         kind=kind,
@@ -291,9 +297,16 @@ def _generic_bundle(
     kind: str, payloads: Sequence[Mapping[str, Any]], *, person: str, lang: str
 ) -> Message:
     """Several notifications of a kind without bundle wording: each card becomes an item."""
+    count = len(payloads)
+    payloads = payloads[:MAX_BUNDLE_ITEMS]
     cards = [compose(kind, [p], person=person, lang=lang) for p in payloads]
     bundle = message_template("bundle", lang)
-    context = {"first": cards[0].header, "count": len(cards), "person": person}
+    context = {
+        "first": cards[0].header,
+        "count": count,
+        "more": count - len(cards),
+        "person": person,
+    }
     items = tuple(
         Item(
             title=card.title or card.header,
@@ -311,6 +324,7 @@ def _generic_bundle(
         header=bundle.text("bundle_header", **context),
         body=bundle.lines("bundle_body", **context),
         items=items,
+        footer=bundle.lines("bundle_footer", **context),
     )
 
 

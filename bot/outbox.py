@@ -27,10 +27,17 @@ from typing import Any
 from sqlalchemy import bindparam, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import load_only
 from sqlmodel import Session, col, select
 
-from bot.bundling import CHASING_KINDS, Windows, bundle_class, place, relevance
+from bot.bundling import (
+    CHASING_KINDS,
+    DIGEST,
+    Placement,
+    Windows,
+    bundle_class,
+    place,
+    relevance,
+)
 from bot.identities import ensure_identities
 from bot.materialise import schedule_time
 from bot.occurrences import ScheduleTime
@@ -168,7 +175,7 @@ class _Times:
 class _Placing:
     """One notification finding its bundle: where it would go at this attempt."""
 
-    row: Notification
+    row: Any  # a row of the _GATHERED columns
     identity_id: int
     person_id: int
     rules: tuple[ScheduleTime, Windows] | None
@@ -176,6 +183,9 @@ class _Placing:
     key: str = ""
     send_at: datetime | None = None
     day: date | None = None
+    # placements already worked out in this pass: a catch-up places thousands of items of
+    # one kind and level due at the same instant (only a digest's depends on its row)
+    placed: dict[tuple[Any, ...], Placement] | None = None
 
     def place(self, now: datetime) -> None:
         row = self.row
@@ -186,15 +196,20 @@ class _Placing:
             bucket, self.send_at, self.day = f"m{due.replace(second=0, microsecond=0)}", due, None
         else:
             st, windows = self.rules
-            placed = place(
-                kind=row.kind,
-                level=row.level,
-                not_before=due,
-                notification_id=row.id,
-                windows=windows,
-                st=st,
-                attempt=self.attempt,
-            )
+            memo = (id(windows), row.kind, row.level, due, self.attempt)
+            placed = None if self.placed is None or row.kind == DIGEST else self.placed.get(memo)
+            if placed is None:
+                placed = place(
+                    kind=row.kind,
+                    level=row.level,
+                    not_before=due,
+                    notification_id=row.id,
+                    windows=windows,
+                    st=st,
+                    attempt=self.attempt,
+                )
+                if self.placed is not None and row.kind != DIGEST:
+                    self.placed[memo] = placed
             bucket, self.send_at, self.day = placed.bucket, placed.send_at, placed.day
         self.key = f"{self.identity_id}:{klass}:{bucket}"
 
@@ -212,9 +227,10 @@ def gather(
     batch whatever its size; call it until it returns fewer than ``limit`` rows
     (:func:`gather_all`)."""
     stats = GatherStats()
-    rows = session.exec(
-        select(Notification)
-        .options(load_only(*_GATHERED))  # not the payload: that is read when composing
+    # plain rows of the few columns placing needs (not the payload: that is read when
+    # composing); ORM objects cost more to build than everything else gathering does
+    rows = session.execute(
+        select(*_GATHERED)
         .where(Notification.state == PENDING, col(Notification.not_before) <= now + ahead)
         .order_by(col(Notification.not_before), col(Notification.id))
         .limit(limit)
@@ -250,6 +266,7 @@ def gather(
             if payload and payload.get("except_binding"):
                 excluded[nid] = int(payload["except_binding"])
     times = _Times(session)
+    placements: dict[tuple[Any, ...], Placement] = {}
     placing: list[_Placing] = []
     for row in rows:
         assert row.id is not None
@@ -264,7 +281,9 @@ def gather(
             stats.waiting += 1
         else:
             assert person.identity_id is not None and person.id is not None
-            item = _Placing(row, person.identity_id, person.id, times.of(row.schedule_id))
+            item = _Placing(
+                row, person.identity_id, person.id, times.of(row.schedule_id), placed=placements
+            )
             item.place(now)
             placing.append(item)
     chosen, created = _choose_bundles(session, placing, now)
@@ -420,17 +439,30 @@ def _lasting(a: datetime | None, b: datetime | None) -> datetime | None:
 
 
 def _extend_expiry(session: Session, rows: Iterable[dict[str, Any]]) -> None:
-    """A bundle joined by a longer-lived item keeps its deliveries alive as long."""
+    """A bundle joined by a longer-lived item keeps its deliveries alive as long (one
+    executemany for those that never expire, one for the rest: not a statement per row)."""
+    table = Delivery.__table__
+    forever, until = [], []
     for row in rows:
-        until = row["expires_at"]
-        query = update(Delivery).where(
-            col(Delivery.bundle_id) == row["bundle_id"],
-            col(Delivery.binding_id) == row["binding_id"],
-            col(Delivery.state) == PENDING,
+        keys = {"d_bundle": row["bundle_id"], "d_binding": row["binding_id"]}
+        if row["expires_at"] is None:
+            forever.append(keys)
+        else:
+            until.append({**keys, "d_until": row["expires_at"]})
+    match = (
+        table.c.bundle_id == bindparam("d_bundle"),
+        table.c.binding_id == bindparam("d_binding"),
+        table.c.state == PENDING,
+    )
+    if forever:
+        session.connection().execute(update(table).where(*match).values(expires_at=None), forever)
+    if until:
+        session.connection().execute(
+            update(table)
+            .where(*match, table.c.expires_at < bindparam("d_until"))
+            .values(expires_at=bindparam("d_until")),
+            until,
         )
-        if until is not None:
-            query = query.where(col(Delivery.expires_at) < until)
-        session.execute(query.values(expires_at=until).execution_options(synchronize_session=False))
 
 
 def gather_all(

@@ -26,6 +26,28 @@ class Roster:
     unit_names: dict[int, str]
     unit_contacts: dict[int, list[int]]
     members: dict[int, list[TaskMember]] = field(default_factory=dict)
+    # plain indexes built once (a roster is cached across ticks and read for every due row:
+    # ORM attribute access per member per row was a third of a due tick)
+    _roles: dict[tuple[int, str], list[int]] = field(init=False, repr=False)
+    _units: dict[int, list[int]] = field(init=False, repr=False)
+    _live: frozenset[int] = field(init=False, repr=False)
+    _by_name: dict[str, int] = field(init=False, repr=False)
+    _chief: list[int] = field(init=False, repr=False)
+    _admins: list[int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._roles, self._units = defaultdict(list), defaultdict(list)
+        for task_id, rows in self.members.items():
+            for m in rows:
+                if m.role == "unit":
+                    if m.unit_id:
+                        self._units[task_id].append(m.unit_id)
+                elif m.person_id:
+                    self._roles[(task_id, m.role)].append(m.person_id)
+        self._live = frozenset(pid for pid, p in self.people.items() if p.active)
+        self._by_name = {p.name: pid for pid, p in self.people.items() if p.active}
+        self._chief = [pid for pid, p in self.people.items() if p.chief and p.active]
+        self._admins = [pid for pid, p in self.people.items() if p.admin and p.active]
 
     @classmethod
     def load(cls, session: Session, schedule_id: str) -> Roster:
@@ -74,9 +96,7 @@ class Roster:
         return roster
 
     def _role(self, task_id: int, role: str) -> list[int]:
-        return [
-            m.person_id for m in self.members.get(task_id, []) if m.role == role and m.person_id
-        ]
+        return self._roles.get((task_id, role), [])
 
     def lead(self, task_id: int) -> list[int]:
         return self._active(self._role(task_id, "lead"))
@@ -85,7 +105,7 @@ class Roster:
         return self._active(self._role(task_id, "responsible"))
 
     def units(self, task_id: int) -> list[int]:
-        return [m.unit_id for m in self.members.get(task_id, []) if m.role == "unit" and m.unit_id]
+        return list(self._units.get(task_id, ()))
 
     def partners(self, task_id: int) -> list[int]:
         """Partner people, and the contacts of partner units."""
@@ -103,14 +123,14 @@ class Roster:
         return found or self.lead(task_id)
 
     def chief(self) -> list[int]:
-        return [pid for pid, p in self.people.items() if p.chief and p.active]
+        return list(self._chief)
 
     def admins(self) -> list[int]:
-        return [pid for pid, p in self.people.items() if p.admin and p.active]
+        return list(self._admins)
 
     def resolve(self, task_id: int, targets: list[str]) -> list[int]:
         """Escalation/digest targets (roles or names) as person ids, in order, once each."""
-        by_name = {p.name: pid for pid, p in self.people.items() if p.active}
+        by_name = self._by_name
         roles = {
             "assignees": lambda: self.assignees(task_id),
             "responsible": lambda: self.responsible(task_id),
@@ -136,8 +156,9 @@ class Roster:
         return [self.unit_names[uid] for uid in self.units(task_id) if uid in self.unit_names]
 
     def _active(self, ids: list[int]) -> list[int]:
+        live = self._live
         seen: list[int] = []
         for pid in ids:
-            if pid not in seen and pid in self.people and self.people[pid].active:
+            if pid in live and pid not in seen:
                 seen.append(pid)
         return seen

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from bot.adapters.telegram import TEXT_LIMIT
 from bot.bundling import Windows, place
 from bot.calendar import WorkingHours
 from bot.clock import SimulatedClock
@@ -219,3 +220,30 @@ def test_deliveries_of_a_bundle_record_their_own_outcome(engine: Engine) -> None
         states = sorted(d.state for d in session.exec(select(Delivery)).all())
         notes = {n.state for n in session.exec(select(Notification)).all() if n.kind == "reminder"}
     assert states == ["gone", "sent"] and notes == {"sent"}
+
+
+def test_after_an_outage_each_person_gets_one_message_per_level_that_fits_one_screen(
+    engine: Engine,
+) -> None:
+    """Two hundred tasks left unanswered for three weeks (the restart bench's 10k, small): the
+    catch-up is one escalation message per person and level, listing the most overdue and
+    counting the rest -- not the whole list split over many Telegram messages."""
+    imported(engine, many_tasks("2022-05-31", count=200), local(2022, 5, 23, 9, 0))
+    for name, chat in (("张敏", "zm"), ("熊伟", "xw"), ("邓清华", "dqh")):
+        bind_on(engine, name, "scripted", chat, local(2022, 5, 23, 9, 0))
+    adapter = ScriptedAdapter()
+    clock = SimulatedClock(local(2022, 6, 20, 9, 0))
+    worker = Worker(engine, adapter, clock)
+    asyncio.run(worker.tick())
+    clock.set(local(2022, 6, 20, 15, 0))  # later that day: nothing more for the same level
+    asyncio.run(worker.tick())
+    escalations = {
+        chat: [t for t in texts if "督办" in t and "汇总" not in t]
+        for chat, texts in adapter.sent.items()
+    }
+    assert escalations["dqh"] and escalations["zm"]
+    assert all(len(texts) == 1 for texts in escalations.values() if texts)
+    for texts in escalations.values():
+        for text in texts:
+            assert "200 项已逾期" in text and "另有 185 项未列出" in text
+            assert len(text) < TEXT_LIMIT

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 from bot.pacing import Limit, Pacer, SlidingWindow
@@ -38,6 +39,7 @@ def test_overall_limit_holds_in_every_window_not_just_on_average() -> None:
         for _ in range(5):
             await pacer.acquire(f"c{n}")
             stamps.append(time.monotonic())
+            pacer.release(f"c{n}")
 
     async def all_chats() -> None:
         await asyncio.gather(*(chat(n) for n in range(8)))
@@ -48,6 +50,36 @@ def test_overall_limit_holds_in_every_window_not_just_on_average() -> None:
     assert stamps[-1] - stamps[0] >= 0.25 * 3 * 0.95  # 40 at 10 per window: ≥ 3 windows
 
 
+def test_the_limit_holds_where_sends_arrive_however_late_each_one_travels() -> None:
+    """The platform counts arrivals.  Each send here arrives at a random point of its flight
+    (0-80 ms, like a loaded host): counting only starts let 41-48 of a 30/s burst arrive
+    inside one second; a send holding its place until its answer keeps every window at the
+    limit (scaled: 10 per 0.25 s, 60 sends from 20 chats)."""
+    pacer = Pacer(overall=(Limit(10, 0.25),), per_chat=(Limit(100, 1.0),))
+    rng = random.Random(13)
+    arrivals: list[float] = []
+
+    async def send(chat: str) -> None:
+        await pacer.acquire(chat)
+        flight = rng.uniform(0.0, 0.08)
+        arrive = rng.uniform(0.0, flight)
+        await asyncio.sleep(arrive)
+        arrivals.append(time.monotonic())
+        await asyncio.sleep(flight - arrive)
+        pacer.release(chat)
+
+    async def burst() -> None:
+        async def chat(n: int) -> None:
+            for _ in range(3):
+                await send(f"c{n}")
+
+        await asyncio.gather(*(chat(n) for n in range(20)))
+
+    asyncio.run(burst())
+    assert len(arrivals) == 60
+    assert most_in_any_window(arrivals, 0.25) <= 10
+
+
 def test_per_chat_limits_stack_like_wecoms_minute_and_hour() -> None:
     pacer = Pacer(overall=(Limit(1000, 1.0),), per_chat=(Limit(5, 0.1), Limit(8, 0.5)))
     stamps: list[float] = []
@@ -56,6 +88,7 @@ def test_per_chat_limits_stack_like_wecoms_minute_and_hour() -> None:
         for _ in range(10):
             await pacer.acquire("one")
             stamps.append(time.monotonic())
+            pacer.release("one")
 
     asyncio.run(burst())
     assert most_in_any_window(stamps, 0.1) <= 5

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,15 @@ from sqlmodel import Session, select
 from bot.adapters.base import Delivery as Receipt
 from bot.adapters.base import OutboundMessage, RecordingAdapter
 from bot.clock import SimulatedClock
+from bot.identities import bind_everyone
 from bot.messages import plain_text
+from bot.outbox import GatherStats
 from bot.runtime import MATERIALISE_JOB, TICK_JOB, JobPolicy, Runtime, serve
 from bot.schedule.importer import import_schedule
 from bot.schedule.validate import load_schedule
 from bot.store.db import session_scope
 from bot.store.models import Delivery
+from bot.worker import Worker
 from tests.conftest import SCHEDULES, local
 from tests.fakes.outbox import named_worker
 
@@ -119,6 +122,53 @@ def test_the_first_message_of_a_burst_leaves_at_its_instant(engine: Engine) -> N
 
     asyncio.run(scenario())
     assert adapter.sent and set(adapter.at) == {local(2022, 5, 26, 8, 30)}
+
+
+class HeldWorker(Worker):
+    """A worker whose planning pass waits until the test lets it go (a long catch-up)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hold = threading.Event()
+        self.passes = 0
+
+    def plan_pass(self, now: datetime) -> tuple[int, int, GatherStats]:
+        self.hold.wait(timeout=30)
+        self.passes += 1
+        return super().plan_pass(now)
+
+
+def test_the_sender_starts_before_the_first_planning_pass(engine: Engine) -> None:
+    """After a crash the outbox holds deliveries already planned: they leave at once, while
+    the first planning pass (after a long outage, a long catch-up) is still running."""
+    clock = SimulatedClock(local(2022, 5, 26, 8, 30))
+    imported(engine, local(2022, 5, 23, 8, 0))
+    adapter = Stamped(clock)
+    with session_scope(engine) as session:
+        bind_everyone(session, platform=adapter.platform, now=clock.now())
+    Worker(engine, adapter, clock).plan_pass(clock.now())  # planned before the crash
+    worker = HeldWorker(engine, adapter, clock)
+    runtime = Runtime(worker, JobPolicy(tick_seconds=0.05))
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        server = asyncio.create_task(serve(runtime, stop=stop))
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if adapter.sent:
+                break
+        assert adapter.sent and worker.passes == 0  # sent while the first pass is held
+        assert runtime.scheduler.get_job(TICK_JOB).next_run_time is None  # waits for it
+        worker.hold.set()
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if worker.passes >= 2:
+                break
+        assert worker.passes >= 2  # then the tick runs as usual
+        stop.set()
+        await server
+
+    asyncio.run(scenario())
 
 
 def test_shutdown_releases_claims(engine: Engine) -> None:

@@ -396,7 +396,12 @@ def test_a_bundle_keeps_within_the_keyboard_limit_and_says_how_to_answer_the_res
         "level": "blue", "offset": 2,
     }  # fmt: skip
     payloads = [{**payload, "ref": str(n), "occurrence_id": 100 + n} for n in range(1, 31)]
-    message = compose("reminder", payloads, person="张敏", lang="zh-CN")
+    first, second = (
+        compose("reminder", part, person="张敏", lang="zh-CN")
+        for part in (payloads[:15], payloads[15:])
+    )
+    # more items than a keyboard holds (a platform may list more than a bundle does)
+    message = replace(first, items=first.items + second.items)
 
     text, rows = render_html(message)
 
@@ -406,3 +411,31 @@ def test_a_bundle_keeps_within_the_keyboard_limit_and_says_how_to_answer_the_res
     visible = parse_html(text)
     assert "答复：/done 130 说明" in visible and "/done 125 " not in visible
     assert all(f"答复：/done {100 + n} 说明" in visible for n in range(26, 31))
+
+
+def test_a_bundle_of_thousands_is_one_message_listing_the_most_overdue() -> None:
+    """A catch-up after an outage gives one leader thousands of items: one Telegram message
+    (not 150 parts), the most overdue listed, the rest counted."""
+    payload = {
+        "schedule": "清单", "title": "任务", "occurrence_kind": "deadline",
+        "due_date": "2022-06-10", "original_due": None, "times_done": 0, "times_required": 1,
+        "assignees": ["张敏"], "lead": ["熊伟"], "units": [], "evidence": "optional",
+        "level": "yellow",
+    }  # fmt: skip
+    payloads = [
+        {
+            **payload,
+            "ref": str(n),
+            "occurrence_id": n,
+            "overdue_days": 3 + n % 7,
+            "title": f"工作{n}",
+        }
+        for n in range(1, 3001)
+    ]
+    text, _ = render_html(compose("escalation", payloads, person="熊伟", lang="zh-CN"))
+
+    assert len(split_message(text)) == 1
+    visible = parse_html(text)
+    assert "您督办的 3000 项已逾期" in visible and "另有 2985 项未列出" in visible
+    listed = [line for line in visible.splitlines() if "已逾期：" in line]
+    assert len(listed) == 15 and set(listed) == {"已逾期：9 个工作日"}

@@ -350,6 +350,9 @@ def _decode_body(
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 resets connections when a sender opens its pool
+    # (40+ at once): the real API does not, and the resets read as an outage to the sender
+    request_queue_size = 256
     fake: FakeBotApi
 
 
