@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -51,3 +54,20 @@ def signed_in(engine: Engine, name: str, now: datetime) -> tuple[TestClient, str
     page = client.get("/ledger")
     assert name in page.text
     return client, csrf_of(page.text)
+
+
+@contextmanager
+def phone_page(
+    browser: Any, web: Any, name: str, now: datetime, *, timeout: int = 15000
+) -> Iterator[Any]:
+    """A page 390 px wide (a phone's in-app browser), signed in as ``name`` by a one-time
+    link and landed on /ledger; closed afterwards."""
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.set_default_timeout(timeout)
+    try:
+        page.goto(web.url + signin_link(web.engine, name, now))
+        page.click("#signin")
+        page.wait_for_url(f"{web.url}/ledger")
+        yield page
+    finally:
+        page.close()

@@ -21,7 +21,7 @@ from bot.store.db import session_scope
 from bot.store.models import Occurrence, Task
 from tests.conftest import ROOT, local
 from tests.web.conftest import Served, serve
-from tests.web.helpers import seed_list, signed_in, signin_link
+from tests.web.helpers import phone_page, seed_list, signed_in
 
 NOW = local(2022, 6, 27, 10, 0)
 LIST = "fengdu-ndrc-2022"
@@ -57,12 +57,7 @@ def web(engine: Engine) -> Iterator[Served]:
 
 
 def test_an_admin_filters_the_trail_by_channel(web: Served, browser: Any) -> None:
-    page = browser.new_page(viewport={"width": 390, "height": 844})
-    page.set_default_timeout(15000)
-    try:
-        page.goto(web.url + signin_link(web.engine, "办公室联络员", NOW))
-        page.click("#signin")
-        page.wait_for_url(f"{web.url}/ledger")
+    with phone_page(browser, web, "办公室联络员", NOW) as page:
         page.click(f'a[href="/s/{LIST}/audit"]')
         page.wait_for_url(f"**/s/{LIST}/audit")
         everything = page.locator(".audit-row").count()
@@ -74,8 +69,6 @@ def test_an_admin_filters_the_trail_by_channel(web: Served, browser: Any) -> Non
         assert all("领导催办" in row for row in rows)
         assert "channel=web" in (page.locator("#audit-csv").get_attribute("href") or "")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    finally:
-        page.close()
 
 
 def test_the_audit_csv_is_what_dutybot_audit_writes(

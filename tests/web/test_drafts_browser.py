@@ -18,7 +18,7 @@ from bot.store.db import session_scope
 from bot.store.models import AuditEvent, Draft, Person, Schedule
 from tests.conftest import local
 from tests.web.conftest import Served, serve
-from tests.web.helpers import seed_list, signin_link
+from tests.web.helpers import phone_page, seed_list
 
 SEED = Path("/work/shared/seeds/000_69e34481b734bfda.txt")
 NOW = local(2022, 5, 25, 10, 0)
@@ -47,12 +47,7 @@ def _card(page: Any, ref: str) -> Any:
 
 
 def test_upload_review_fix_apply_and_see_it(web: Served, browser: Any, tmp_path: Path) -> None:
-    page = browser.new_page(viewport={"width": 390, "height": 844})
-    page.set_default_timeout(20000)
-    try:
-        page.goto(web.url + signin_link(web.engine, "办公室联络员", NOW))
-        page.click("#signin")
-        page.wait_for_url(f"{web.url}/ledger")
+    with phone_page(browser, web, "办公室联络员", NOW, timeout=20000) as page:
         page.click("#load-list")
         page.set_input_files("#file", str(seed_docx(tmp_path)))
         page.click("#upload")
@@ -91,8 +86,6 @@ def test_upload_review_fix_apply_and_see_it(web: Served, browser: Any, tmp_path:
         facts = page.locator("dl").inner_text()
         assert "熊伟" in facts and "各党组成员" not in facts
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    finally:
-        page.close()
     with session_scope(web.engine) as session:
         assert session.get(Schedule, "seed000") is not None
         draft = session.exec(select(Draft)).one()

@@ -23,7 +23,7 @@ from bot.store.models import AuditEvent, Occurrence, Reply, Task
 from bot.worker import Worker
 from tests.conftest import local
 from tests.web.conftest import Served, serve
-from tests.web.helpers import seed_list, signin_link
+from tests.web.helpers import phone_page, seed_list
 
 NOW = local(2022, 6, 27, 10, 0)  # a Monday: working hours
 
@@ -68,12 +68,7 @@ def test_a_leader_filters_the_ledger_and_approves_an_extension(
     listed: tuple[Served, dict[str, int]], browser: Any, clock: SimulatedClock
 ) -> None:
     web, people = listed
-    page = browser.new_page(viewport={"width": 390, "height": 844})
-    page.set_default_timeout(15000)
-    try:
-        page.goto(web.url + signin_link(web.engine, "熊伟", NOW))
-        page.click("#signin")
-        page.wait_for_url(f"{web.url}/ledger")
+    with phone_page(browser, web, "熊伟", NOW) as page:
         task = page.locator('li.task[data-ref="25"]')
         assert "延期待审批" in task.inner_text()
         assert page.locator("#overdue-chart .bar").count() >= 1  # 35 was due 2022-03-31
@@ -100,8 +95,6 @@ def test_a_leader_filters_the_ledger_and_approves_an_extension(
         assert page.locator("button.approve").count() == 0
         assert "延期审批" in page.locator(".timeline").inner_text()
         page.screenshot(path="/tmp/dutybot-task-390.png", full_page=True)
-    finally:
-        page.close()
     with session_scope(web.engine) as session:
         reply = session.exec(select(Reply).where(Reply.kind == "extension")).one()
         assert reply.decision == "approved" and reply.decided_by_id == people["熊伟"]

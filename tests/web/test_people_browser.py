@@ -19,7 +19,7 @@ from bot.store.db import session_scope
 from bot.store.models import AuditEvent, ChatBinding, Person, Schedule, Task
 from tests.conftest import local
 from tests.web.conftest import Served, serve
-from tests.web.helpers import seed_list, signin_link
+from tests.web.helpers import phone_page, seed_list
 
 NOW = local(2022, 6, 27, 10, 0)
 LIST = "fengdu-ndrc-2022"
@@ -37,12 +37,7 @@ def web(engine: Engine) -> Iterator[Served]:
 
 
 def test_an_admin_sees_bindings_and_invites_with_a_qr_code(web: Served, browser: Any) -> None:
-    page = browser.new_page(viewport={"width": 390, "height": 844})
-    page.set_default_timeout(15000)
-    try:
-        page.goto(web.url + signin_link(web.engine, "办公室联络员", NOW))
-        page.click("#signin")
-        page.wait_for_url(f"{web.url}/ledger")
+    with phone_page(browser, web, "办公室联络员", NOW) as page:
         page.click(f'a[href="/s/{LIST}/people"]')
         page.wait_for_url(f"**/s/{LIST}/people")
         assert "无法送达 1 人：能源科联络员" in page.content()
@@ -56,8 +51,6 @@ def test_an_admin_sees_bindings_and_invites_with_a_qr_code(web: Served, browser:
         assert link is not None and link.startswith("https://t.me/dutybot_test_bot?start=")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         page.screenshot(path="/tmp/dutybot-people-390.png", full_page=False)
-    finally:
-        page.close()
     token = parse_qs(urlparse(link).query)["start"][0]
     with session_scope(web.engine) as session:
         bound = redeem(session, token=token, platform="telegram", chat_id="777", now=NOW)
@@ -70,12 +63,7 @@ def test_an_admin_sees_bindings_and_invites_with_a_qr_code(web: Served, browser:
 
 
 def test_an_admin_changes_a_units_contacts(web: Served, browser: Any) -> None:
-    page = browser.new_page(viewport={"width": 390, "height": 844})
-    page.set_default_timeout(15000)
-    try:
-        page.goto(web.url + signin_link(web.engine, "办公室联络员", NOW))
-        page.click("#signin")
-        page.wait_for_url(f"{web.url}/ledger")
+    with phone_page(browser, web, "办公室联络员", NOW) as page:
         page.goto(f"{web.url}/s/{LIST}/people")
         unit = page.locator('li[data-unit="公管科"]')
         unit.locator("input[name=contacts]").fill("公管科联络员、无此人")
@@ -89,8 +77,6 @@ def test_an_admin_changes_a_units_contacts(web: Served, browser: Any) -> None:
         contacts = page.locator('li[data-unit="公管科"] .contacts').inner_text()
         assert contacts == "公管科联络员、能源科联络员"
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    finally:
-        page.close()
     with session_scope(web.engine) as session:
         schedule = session.get(Schedule, LIST)
         assert schedule is not None
@@ -108,13 +94,7 @@ def test_an_admin_changes_a_units_contacts(web: Served, browser: Any) -> None:
 
 
 def test_officials_may_not_open_the_people_page(web: Served, browser: Any) -> None:
-    page = browser.new_page(viewport={"width": 390, "height": 844})
-    try:
-        page.goto(web.url + signin_link(web.engine, "熊伟", NOW))
-        page.click("#signin")
-        page.wait_for_url(f"{web.url}/ledger")
+    with phone_page(browser, web, "熊伟", NOW) as page:
         answer = page.goto(f"{web.url}/s/{LIST}/people")
         assert answer is not None and answer.status == 403
         assert "无权访问" in page.content() and "能源科联络员" not in page.content()
-    finally:
-        page.close()
