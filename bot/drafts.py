@@ -17,6 +17,7 @@ from typing import Any
 from sqlmodel import Session
 
 from bot.replies import Via
+from bot.schedule.format import ScheduleFile
 from bot.schedule.gaps import is_placeholder
 from bot.schedule.importer import ImportDiff, import_schedule
 from bot.schedule.validate import Loaded, Problem, load_schedule, read_yaml
@@ -189,9 +190,7 @@ def update_task_in_draft(
     Nothing is saved when the result has errors in this task: they come back by field."""
     from bot.extract.draft import dump
 
-    draft = session.get(Draft, draft_id)
-    if draft is None or draft.state != "draft":
-        raise DraftRefused("no_draft")
+    draft = _draft(session, draft_id)
     tree = read_yaml(draft.yaml_text)
     start, end = _task_lines_of(tree, ref)
     task = next(t for t in tree["tasks"] if str(t.get("ref")) == ref)
@@ -236,9 +235,7 @@ def add_admin(
 
     from bot.extract.draft import dump
 
-    draft = session.get(Draft, draft_id)
-    if draft is None or draft.state != "draft":
-        raise DraftRefused("no_draft")
+    draft = _draft(session, draft_id)
     tree = read_yaml(draft.yaml_text)
     people = tree.get("people")
     if people is None:
@@ -271,18 +268,32 @@ def claim(session: Session, *, schedule_id: str, name: str, identity_id: int) ->
     return True
 
 
-def preview(session: Session, *, draft_id: int, now: datetime, horizon_days: int) -> ImportDiff:
-    """What applying would change, rehearsed in a nested transaction that is rolled back."""
+def _draft(session: Session, draft_id: int, *, applied_too: bool = False) -> Draft:
+    """The draft, or DraftRefused("no_draft") (also once applied, unless ``applied_too``)."""
     draft = session.get(Draft, draft_id)
-    if draft is None:
+    if draft is None or (draft.state != "draft" and not applied_too):
         raise DraftRefused("no_draft")
+    return draft
+
+
+def _valid(
+    session: Session, draft_id: int, *, applied_too: bool = False
+) -> tuple[Draft, ScheduleFile]:
+    """The draft and its schedule, or DraftRefused("invalid") while it has errors."""
+    draft = _draft(session, draft_id, applied_too=applied_too)
     loaded = validate_draft(draft)
     if not loaded.ok or loaded.spec is None:
         raise DraftRefused("invalid", count=len(loaded.errors))
+    return draft, loaded.spec
+
+
+def preview(session: Session, *, draft_id: int, now: datetime, horizon_days: int) -> ImportDiff:
+    """What applying would change, rehearsed in a nested transaction that is rolled back."""
+    draft, spec = _valid(session, draft_id, applied_too=True)
     rehearsal = session.begin_nested()
     try:
         diff = import_schedule(
-            session, loaded.spec, now=now, horizon_days=horizon_days, source_file=draft.source_name
+            session, spec, now=now, horizon_days=horizon_days, source_file=draft.source_name
         )
     finally:
         rehearsal.rollback()
@@ -299,21 +310,12 @@ def forecast_draft(db: Any, *, draft_id: int, now: datetime, horizon_days: int) 
         outer = conn.begin()
         try:
             with Session(conn) as session:
-                draft = session.get(Draft, draft_id)
-                if draft is None:
-                    raise DraftRefused("no_draft")
-                loaded = validate_draft(draft)
-                if not loaded.ok or loaded.spec is None:
-                    raise DraftRefused("invalid", count=len(loaded.errors))
+                draft, spec = _valid(session, draft_id, applied_too=True)
                 import_schedule(
-                    session,
-                    loaded.spec,
-                    now=now,
-                    horizon_days=horizon_days,
-                    source_file=draft.source_name,
+                    session, spec, now=now, horizon_days=horizon_days, source_file=draft.source_name
                 )
                 session.flush()
-                schedule_id = loaded.spec.schedule
+                schedule_id = spec.schedule
             return forecast_on(conn, schedule_id, now)
         finally:
             outer.rollback()
@@ -329,23 +331,18 @@ def apply(
     via: Via,
 ) -> ImportDiff:
     """Import the reviewed draft through the one importer, in the caller's transaction."""
-    draft = session.get(Draft, draft_id)
-    if draft is None or draft.state != "draft":
-        raise DraftRefused("no_draft")
-    loaded = validate_draft(draft)
-    if not loaded.ok or loaded.spec is None:
-        raise DraftRefused("invalid", count=len(loaded.errors))
+    draft, spec = _valid(session, draft_id)
     actor = f"person:{person_id}" if person_id else via.channel
     diff = import_schedule(
         session,
-        loaded.spec,
+        spec,
         now=now,
         horizon_days=horizon_days,
         actor=actor,
         source_file=draft.source_name,
     )
     draft.state, draft.applied_at, draft.updated_at = "applied", now, now
-    draft.schedule_id = loaded.spec.schedule
+    draft.schedule_id = spec.schedule
     session.add(draft)
     _audit(session, draft, "draft_applied", now, person_id, via, **diff.summary())
     return diff
