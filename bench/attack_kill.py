@@ -85,6 +85,9 @@ def attack(url: str, server: FakeServer, rows: int, kills: int, seed: int) -> di
         states = dict(
             conn.execute(select(Delivery.state, func.count()).group_by(Delivery.state)).all()  # type: ignore[arg-type]
         )
+        timed_out = conn.execute(
+            select(func.count()).where(Delivery.timeouts > 0)  # type: ignore[arg-type]
+        ).scalar_one()
     db.dispose()
     arrived: Counter[str] = Counter()
     dup_chat: Counter[str] = Counter()
@@ -114,6 +117,10 @@ def attack(url: str, server: FakeServer, rows: int, kills: int, seed: int) -> di
         # a duplicate answered long before its kill was recorded too late; one answered in
         # the last moments before the kill was in flight (sent, its outcome not yet written)
         "max ms answered before the kill": round(max(lags, default=0.0) * 1000),
+        "repeats answered over 1 s before the kill": sum(1 for lag in lags if lag > 1.0),
+        # a send whose answer did not come within the client's read timeout is sent again
+        # (the ambiguous timeout, allowed); the store counts them per delivery
+        "deliveries that timed out": int(timed_out),
         "sent by the last run": final.get("sent", 0),
         "not sent": sum(n for state, n in states.items() if state != "sent"),
     }
