@@ -247,11 +247,20 @@ def at_edge(call: Callable[[], Any]) -> int:
 
 
 def _store_failure(exc: Exception) -> tuple[str, int] | None:
-    """An unknown schedule id or an unusable database, in one line with its exit code.
+    """An unknown schedule id or person, or an unusable database, in one line with its exit
+    code.
 
     Told apart without importing SQLAlchemy or the reports up front (most of a second on
     every start, `dutybot extract` included): a command that never loaded them cannot have
     raised their exceptions."""
+    links = sys.modules.get("bot.web.links")  # a person named on the command line
+    if links is not None and isinstance(exc, links.UnknownName):
+        return phrase("web", "unknown_person", _edge_lang(), name=exc.name), 1
+    if links is not None and isinstance(exc, links.AmbiguousName):
+        said = phrase(
+            "web", "ambiguous_person", _edge_lang(), name=exc.name, schedules=exc.schedules
+        )
+        return said, 1
     records = sys.modules.get("bot.reports.records")
     if records is not None and isinstance(exc, records.UnknownSchedule):
         said = phrase(

@@ -277,3 +277,25 @@ def test_a_port_out_of_range_is_said_in_chinese(env: dict[str, str]) -> None:
     code, said = invoke(env, "web", "--port", "99999")
     assert code == 2
     assert "错误：--port 的值“99999”无效：应不大于 65535。" in said
+
+
+def test_a_name_on_two_lists_asks_for_the_list(env: dict[str, str], engine: Engine) -> None:
+    """李强 of two lists (two people, not bound as one): login-link and ics both say which lists
+    to choose from, in one line at the command line's edge, and take --schedule."""
+    from bot.schedule.importer import import_schedule
+    from bot.schedule.validate import load_schedule
+    from bot.store.db import session_scope
+    from tests.fakes.chat import IMPORTED, SCHEDULE_YAML
+
+    seed(engine)
+    other = SCHEDULE_YAML.replace("schedule: e2e-2022", "schedule: e2e-other", 1)
+    spec = load_schedule("other.yaml", text=other).spec
+    assert spec is not None
+    with session_scope(engine) as session:
+        import_schedule(session, spec, now=IMPORTED, horizon_days=62)
+    for command in (["login-link", "李强"], ["ics", "李强"]):
+        code, said = invoke(env, *command)
+        assert code == 1 and "李强" in said and "e2e-2022" in said and "e2e-other" in said, said
+        assert len(said.strip().splitlines()) == 1
+    code, said = invoke(env, "login-link", "李强", "--schedule", "e2e-other")
+    assert code == 0 and "/login/" in said

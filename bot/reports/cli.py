@@ -168,24 +168,14 @@ def _subscription(person: str, schedule: str | None, *, revoke: bool, lang: str)
     from bot.clock import SystemClock
     from bot.identities import identity_of
     from bot.store.db import open_store, session_scope
-    from bot.web.links import AmbiguousName, UnknownName, feed_link, person_named, revoke_feeds
+    from bot.web.links import feed_link, person_named, revoke_feeds
 
     settings = get_settings()
     now = SystemClock().now()
     engine = open_store(settings.database_url)
     try:
         with session_scope(engine) as session:
-            try:
-                found = person_named(session, person, schedule)
-            except UnknownName:
-                typer.echo(phrase("web", "unknown_person", lang, name=person), err=True)
-                return 1
-            except AmbiguousName as many:
-                said = phrase(
-                    "web", "ambiguous_person", lang, name=person, schedules=many.schedules
-                )
-                typer.echo(said, err=True)
-                return 1
+            found = person_named(session, person, schedule)  # a wrong name: said at the edge
             if revoke:
                 identity_id = identity_of(session, found, now)
                 count = revoke_feeds(session, identity_id=identity_id, now=now)

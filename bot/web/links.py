@@ -27,13 +27,17 @@ LINK_ACTIONS = ("done", "progress", "extend")
 class UnknownName(LookupError):
     """No active person of that name (in that schedule)."""
 
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
 
 class AmbiguousName(LookupError):
     """Several people of that name: the schedules they are in, to choose with --schedule."""
 
-    def __init__(self, schedules: list[str]) -> None:
-        super().__init__(schedules)
-        self.schedules = schedules
+    def __init__(self, name: str, schedules: list[str]) -> None:
+        super().__init__(name, schedules)
+        self.name, self.schedules = name, schedules
 
 
 def person_named(session: Session, name: str, schedule_id: str | None = None) -> Person:
@@ -46,7 +50,7 @@ def person_named(session: Session, name: str, schedule_id: str | None = None) ->
         raise UnknownName(name)
     identities = {p.identity_id for p in people}
     if len(people) > 1 and (None in identities or len(identities) > 1):
-        raise AmbiguousName(sorted(p.schedule_id for p in people))
+        raise AmbiguousName(name, sorted(p.schedule_id for p in people))
     return people[0]
 
 
