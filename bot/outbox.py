@@ -638,12 +638,14 @@ def redrive_dead_letters(
 ) -> int:
     """An admin sends a list's dead letters (or every list's) again: the one domain action
     behind ``dutybot dead-letters --redrive``, audited with the channel it came through."""
-    ids = [
-        d.delivery_id
-        for d in dead_letters(
-            session, schedule_ids=None if schedule_id is None else [schedule_id], limit=100_000
+    query = select(Delivery.id).where(col(Delivery.state).in_((DEAD, FAILED)))
+    if schedule_id is not None:  # ids only: dead_letters() also counts each one's items
+        query = (
+            query.join(Bundle, col(Bundle.id) == Delivery.bundle_id)
+            .join(Person, col(Person.id) == Bundle.person_id)
+            .where(Person.schedule_id == schedule_id)
         )
-    ]
+    ids = [i for i in session.exec(query).all() if i is not None]
     count = redrive(session, now=now, delivery_ids=ids) if ids else 0
     if count:
         session.add(
