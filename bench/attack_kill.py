@@ -91,20 +91,30 @@ def attack(url: str, server: FakeServer, rows: int, kills: int, seed: int) -> di
     db.dispose()
     arrived: Counter[str] = Counter()
     dup_chat: Counter[str] = Counter()
-    first_at: dict[str, float] = {}
-    lags: list[float] = []  # duplicates: from the first arrival to the kill that came next
-    for chat, body, status, at in server.ask("sent"):
+    per_kill_chat: Counter[tuple[int, str]] = Counter()  # repeats one kill caused to one chat
+    first: dict[str, tuple[float, float | None]] = {}  # marker: (arrived, answered) at the server
+    lags: list[float] = []  # repeats: from the first answer leaving the server to the next kill
+    waits: list[float] = []  # repeats: how long the server took to answer the first send
+    for chat, body, status, at, answered in server.ask("answered"):
         if status != 200:
             continue
         for marker in MARKER.findall(body):
             if marker in expected:
                 if arrived[marker]:
                     dup_chat[chat] += 1
-                    later = [k for k in killed_at if k >= first_at[marker]]
-                    if later:
-                        lags.append(later[0] - first_at[marker])
+                    first_at, first_answered = first[marker]
+                    sent_at = first_answered if first_answered is not None else first_at
+                    # the kill that ended the run which sent it first: the last one before
+                    # the repeat (a send may reach the server a moment after the kill's
+                    # timestamp was taken: it was in flight, lag below 0 counts as 0)
+                    before = [k for k in killed_at if k <= at]
+                    if before:
+                        lags.append(max(before[-1] - sent_at, 0.0))
+                        per_kill_chat[(len(before), chat)] += 1
+                    if first_answered is not None:
+                        waits.append(first_answered - first_at)
                 else:
-                    first_at[marker] = at
+                    first[marker] = (at, answered)
                 arrived[marker] += 1
     duplicates = sum(arrived[m] - 1 for m in expected if arrived[m] > 1)
     return {
@@ -113,11 +123,17 @@ def attack(url: str, server: FakeServer, rows: int, kills: int, seed: int) -> di
         "lost": sum(1 for m in expected if not arrived[m]),
         "duplicates": duplicates,
         "most duplicates to one chat": max(dup_chat.values(), default=0),
+        "most repeats to one chat from one kill": max(per_kill_chat.values(), default=0),
         "duplicates per kill": round(duplicates / max(kills - done_early, 1), 2),
-        # a duplicate answered long before its kill was recorded too late; one answered in
-        # the last moments before the kill was in flight (sent, its outcome not yet written)
+        # a repeat whose first answer left the server long before its kill was recorded too
+        # late; one answered in the last moments before the kill was in flight (its outcome not
+        # yet written).  The answer's time is taken when the server wrote it, so a slow server
+        # (the send still in flight at the client) is told apart from slow recording.
         "max ms answered before the kill": round(max(lags, default=0.0) * 1000),
         "repeats answered over 1 s before the kill": sum(1 for lag in lags if lag > 1.0),
+        "max ms the server took to answer a repeat's first send": round(
+            max(waits, default=0.0) * 1000
+        ),
         # a send whose answer did not come within the client's read timeout is sent again
         # (the ambiguous timeout, allowed); the store counts them per delivery
         "deliveries that timed out": int(timed_out),

@@ -123,6 +123,14 @@ def serve(conn: Connection) -> None:
                 conn.send(
                     [(c.chat_id, str(c.params.get("text", "")), c.status, c.at) for c in calls]
                 )
+            elif command == "answered":  # when each answer left the server, too
+                calls = api.calls_to("sendMessage")
+                conn.send(
+                    [
+                        (c.chat_id, str(c.params.get("text", "")), c.status, c.at, c.answered)
+                        for c in calls
+                    ]
+                )
 
 
 class FakeServer:

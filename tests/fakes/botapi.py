@@ -26,6 +26,7 @@ import contextlib
 import itertools
 import json
 import re
+import sys
 import threading
 import time
 import zlib
@@ -129,6 +130,7 @@ class Call:
     at: float  # time.monotonic() on arrival: measure pacing with differences
     status: int | None = None
     fault: Fault | None = None  # the injected fault that answered it, if any
+    answered: float | None = None  # time.monotonic() once the answer was written to the socket
 
     @property
     def chat_id(self) -> str | None:
@@ -354,6 +356,12 @@ class _Server(ThreadingHTTPServer):
     # (40+ at once): the real API does not, and the resets read as an outage to the sender
     request_queue_size = 256
     fake: FakeBotApi
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (killed, or gave up) is the real API's everyday case: no
+        traceback for it; anything else is printed as socketserver does."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -786,6 +794,7 @@ class FakeBotApi:
             self._cond.notify_all()
         content_type = "text/html" if fault is not None and fault.body else "application/json"
         self._answer(handler, status, payload, content_type)
+        call.answered = time.monotonic()
 
     @staticmethod
     def _read_body(handler: _Handler) -> bytes:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import os
 import time
 from datetime import datetime, timedelta
 
@@ -25,6 +27,7 @@ from sqlmodel import col
 from bot.adapters.telegram import TelegramAdapter
 from bot.clock import SimulatedClock
 from bot.dispatch import SendPolicy
+from bot.logs import _FIELDS, JsonFormatter
 from bot.outbox import CLAIMED, PENDING
 from bot.store.db import open_store
 from bot.store.models import Delivery
@@ -44,6 +47,11 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--linger", type=float, default=None, help="default: 3 leases")
     args = parser.parse_args()
+    if os.environ.get("DUTYBOT_LOG_LEVEL"):  # for a bench that reads what the worker did
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter([]))
+        handler.addFilter(_monotonic)
+        logging.basicConfig(level=os.environ["DUTYBOT_LOG_LEVEL"].upper(), handlers=[handler])
     linger = args.linger if args.linger is not None else 3 * args.lease
 
     db = open_store(args.db)
@@ -87,6 +95,12 @@ async def main() -> None:
         beating.cancel()
     print(json.dumps({"name": worker.name, "planned": planned, "sent": sent}), flush=True)
     db.dispose()
+
+
+def _monotonic(record: logging.LogRecord) -> bool:
+    """Stamp log lines with time.monotonic(): one clock for every process of the host."""
+    setattr(record, _FIELDS, {**getattr(record, _FIELDS, {}), "mono": time.monotonic()})
+    return True
 
 
 def _unfinished(db: Engine, now: datetime) -> int:
