@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from difflib import get_close_matches
 from enum import Enum
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any
@@ -43,6 +44,18 @@ def _edge_lang() -> str:
     except ValidationError:
         lang = os.environ.get("DUTYBOT_LANG", DEFAULT_LANG)
         return lang if lang in LANGS else DEFAULT_LANG
+
+
+@cache
+def _help_lang() -> str:
+    """The language of --help, taken once: Typer evaluates the options' annotations (where
+    the texts are) each time it builds the command, and that must not read the settings."""
+    return _edge_lang()
+
+
+def _help(key: str) -> str:
+    """A command's or option's --help text, in the configured language (message_templates)."""
+    return phrase("cli", f"help_{key}", _help_lang())
 
 
 class UnknownCommand(_click.exceptions.UsageError):
@@ -284,7 +297,7 @@ def _version() -> str:
 
 app = typer.Typer(
     cls=DutybotGroup,
-    help="dutybot — 安全生产责任清单督办机器人 (responsibility-list reminders and escalation).",
+    help=_help("app"),
     no_args_is_help=True,
     add_completion=False,
 )
@@ -301,17 +314,17 @@ def _root(
     show_version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_show_version, is_eager=True, help="版本 / print the version"
+            "--version", callback=_show_version, is_eager=True, help=_help("version")
         ),
     ] = False,
 ) -> None:
-    """dutybot — 安全生产责任清单督办机器人 (responsibility-list reminders and escalation)."""
+    """Logging is set up before any command runs."""
     from bot.logs import setup_logging
 
     setup_logging(get_settings())
 
 
-db_app = typer.Typer(help="数据库 / database", no_args_is_help=True)
+db_app = typer.Typer(help=_help("db"), no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 
@@ -326,14 +339,14 @@ def _say(key: str, /, err: bool = False, **context: object) -> None:
 StrictOption = Annotated[
     bool,
     typer.Option(
-        "--strict", help="tasks reminding nobody and placeholder contacts are errors / 从严校验"
+        "--strict", help=_help("strict")
     ),
 ]
 
 
-@app.command()
+@app.command(help=_help("cmd_validate"))
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="schedule YAML files / 清单文件")],
+    files: Annotated[list[Path], typer.Argument(help=_help("files"))],
     strict: StrictOption = False,
 ) -> None:
     """校验清单文件：一次列出所有问题（FILE:LINE:COLUMN）。Validate schedule files."""
@@ -374,9 +387,9 @@ def _summarise_gaps(path: Path, spec: Any, *, strict: bool) -> bool:
     return gaps.any
 
 
-@app.command()
+@app.command(help=_help("cmd_schema"))
 def schema(
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="write to FILE")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help=_help("output"))] = None,
 ) -> None:
     """输出清单格式的 JSON Schema，供编辑器校验。Print the JSON Schema of the format."""
     from bot.schedule.format import json_schema
@@ -391,12 +404,12 @@ def schema(
 AtOption = Annotated[
     datetime | None,
     typer.Option(
-        "--now", help="act as if it were this time (Asia/Shanghai unless given) / 指定当前时间"
+        "--now", help=_help("now")
     ),
 ]
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", help=_help("cmd_db_upgrade"))
 def db_upgrade() -> None:
     """应用数据库迁移。Apply database migrations (also done at every start)."""
     from bot.store.db import current_revision, make_engine, upgrade
@@ -406,12 +419,12 @@ def db_upgrade() -> None:
     _say("db_upgraded", revision=current_revision(engine) or "-")
 
 
-@app.command("import")
+@app.command("import", help=_help("cmd_import"))
 def import_(
-    file: Annotated[Path, typer.Argument(help="schedule YAML file / 清单文件")],
+    file: Annotated[Path, typer.Argument(help=_help("file"))],
     at: AtOption = None,
     yes: Annotated[
-        bool, typer.Option("--yes", "-y", help="do not ask for confirmation / 不再确认")
+        bool, typer.Option("--yes", "-y", help=_help("yes"))
     ] = False,
     strict: StrictOption = False,
 ) -> None:
@@ -454,12 +467,12 @@ def import_(
     typer.echo(describe(found, ZoneInfo(loaded.spec.timezone), _lang()))
 
 
-@app.command()
+@app.command(help=_help("cmd_upcoming"))
 def upcoming(
     schedule: Annotated[
-        str | None, typer.Option("--schedule", help="schedule id / 清单编号")
+        str | None, typer.Option("--schedule", help=_help("schedule"))
     ] = None,
-    days: Annotated[int, typer.Option("--days", help="how many days ahead / 天数")] = 31,
+    days: Annotated[int, typer.Option("--days", help=_help("days"))] = 31,
     at: AtOption = None,
 ) -> None:
     """列出即将到期和已逾期的任务实例。List open occurrences due soon, and overdue ones."""
@@ -472,17 +485,17 @@ def upcoming(
     typer.echo(render("upcoming", _lang(), rows=rows, days=days))
 
 
-@app.command()
+@app.command(help=_help("cmd_bindings"))
 def bindings(
     schedule: Annotated[
-        str | None, typer.Option("--schedule", help="schedule id / 清单编号")
+        str | None, typer.Option("--schedule", help=_help("schedule"))
     ] = None,
     platform: Annotated[
-        str, typer.Option("--platform", help="dingtalk, wecom, telegram / 平台")
+        str, typer.Option("--platform", help=_help("platform"))
     ] = "dingtalk",
     resolve: Annotated[
         bool,
-        typer.Option("--resolve", help="bind whom the directory finds / 按通讯录自动绑定"),
+        typer.Option("--resolve", help=_help("resolve")),
     ] = False,
 ) -> None:
     """列出每人在某平台的绑定情况；--resolve 按通讯录绑定。Who is bound, resolvable, unresolved."""
@@ -491,12 +504,12 @@ def bindings(
     raise typer.Exit(run_bindings(get_settings(), schedule, platform, resolve=resolve))
 
 
-@app.command("dead-letters")
+@app.command("dead-letters", help=_help("cmd_dead_letters"))
 def dead_letters_(
     schedule: Annotated[
-        str | None, typer.Option("--schedule", help="schedule id / 清单编号")
+        str | None, typer.Option("--schedule", help=_help("schedule"))
     ] = None,
-    redrive: Annotated[bool, typer.Option("--redrive", help="send them again / 重新发送")] = False,
+    redrive: Annotated[bool, typer.Option("--redrive", help=_help("redrive"))] = False,
 ) -> None:
     """列出投递失败的消息；--redrive 重新发送。Messages that could not be delivered."""
     from zoneinfo import ZoneInfo
@@ -541,11 +554,11 @@ def dead_letters_(
         engine.dispose()
 
 
-@app.command()
+@app.command(help=_help("cmd_extract"))
 def extract(
-    doc: Annotated[Path, typer.Argument(help="document: .txt .md .html .docx .xlsx / 清单文件")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="draft YAML / 草稿")] = None,
-    year: Annotated[int | None, typer.Option("--year", help="year of the document / 年份")] = None,
+    doc: Annotated[Path, typer.Argument(help=_help("doc"))],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help=_help("draft"))] = None,
+    year: Annotated[int | None, typer.Option("--year", help=_help("year"))] = None,
 ) -> None:
     """从责任清单文件生成待审核的清单草稿。Draft a schedule from a responsibility-list document."""
     from bot.extract.cli import run
@@ -553,22 +566,22 @@ def extract(
     raise typer.Exit(run(doc, output, year=year, lang=_lang()))
 
 
-@app.command()
+@app.command(help=_help("cmd_demo"))
 def demo(
     until: Annotated[
-        datetime | None, typer.Option("--until", help="simulate up to this day / 模拟到此日期")
+        datetime | None, typer.Option("--until", help=_help("until"))
     ] = None,
     full: Annotated[
-        bool, typer.Option("--full", help="print every message in full / 打印完整消息")
+        bool, typer.Option("--full", help=_help("full"))
     ] = False,
     platform: Annotated[
         str,
-        typer.Option("--platform", help="console, dingtalk, wecom / 消息显示方式"),
+        typer.Option("--platform", help=_help("demo_platform")),
     ] = "console",
     keep: Annotated[
         Path | None,
         typer.Option(
-            "--keep", help="keep the demo database here, for dutybot web / 保存演示数据库"
+            "--keep", help=_help("keep")
         ),
     ] = None,
 ) -> None:
@@ -596,14 +609,14 @@ def _has_preview(platform: str) -> bool:
         return False
 
 
-@app.command("run")
+@app.command("run", help=_help("cmd_run"))
 def run_(
     console: Annotated[
-        bool, typer.Option("--console", help="print messages here instead of chat / 在终端显示消息")
+        bool, typer.Option("--console", help=_help("console"))
     ] = False,
     web: Annotated[
         bool,
-        typer.Option("--web", help="also serve the web console here / 同时提供网页控制台"),
+        typer.Option("--web", help=_help("web")),
     ] = False,
 ) -> None:
     """生产进程：定时检查并发送提醒、督办、汇总。The production process (engine + chat adapters)."""

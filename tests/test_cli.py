@@ -3,7 +3,9 @@ messages end in one clear line in the configured language, with an exit code, no
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -13,6 +15,7 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.settings import get_settings
 from bot.store.db import session_scope
+from bot.texts import LANGS, _catalogue
 from tests.test_reports_scenario import SCHEDULE, import_real_schedule
 
 
@@ -154,3 +157,35 @@ def test_usage_lines_in_english(env: dict[str, str]) -> None:
 def test_version(env: dict[str, str]) -> None:
     code, said = invoke(env, "--version")
     assert code == 0 and said.startswith("dutybot ") and said.strip() != "dutybot"
+
+
+def _helps(command: Any, path: str = "dutybot") -> Iterator[tuple[str, str]]:
+    """Every help text of the command tree: commands, arguments and options (Click's own
+    --help option aside), with where it is."""
+    yield path, command.help or ""
+    for param in command.params:
+        if param.name not in ("help", "_click_default_help"):
+            yield f"{path} {param.name}", getattr(param, "help", None) or ""
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _helps(sub, f"{path} {name}")
+
+
+def test_every_help_text_is_chinese_first() -> None:
+    """--help speaks the configured language (zh-CN here): every command and option says
+    what it does in Chinese, not an English line with a Chinese word after a slash."""
+    helps = list(_helps(get_command(app)))
+    assert len(helps) > 40
+    for where, text in helps:
+        assert text, f"{where} has no help text"
+        assert re.search(r"[\u4e00-\u9fff]", text), (where, text)
+        assert not re.search(r"[A-Za-z]+ / ", text), (where, text)  # "english / 中文"
+
+
+def test_help_texts_exist_in_both_languages() -> None:
+    """The English catalogue has every help text the Chinese one has (DUTYBOT_LANG=en)."""
+    for lang in LANGS:
+        module = _catalogue(lang, "cli")
+        names = {n for n in dir(module) if n.startswith("help_")}
+        assert names == {n for n in dir(_catalogue("zh-CN", "cli")) if n.startswith("help_")}
+        for name in names:
+            assert str(getattr(module, name)()).strip(), (lang, name)
