@@ -38,7 +38,7 @@ def test_admins_see_dead_letters_and_send_them_again(engine: Engine, env: dict[s
         assert expire(session, NOW + timedelta(days=8)) == 1
     code, said = invoke(env, "dead-letters", "--schedule", SCHEDULE)
     assert code == 0
-    assert "发给 熊伟（telegram，admin_alert，1 项）：已过期" in said
+    assert "发给 熊伟（telegram，管理员告警，1 项）：已过期" in said
     assert "共 1 条" in said and "--redrive" in said
     code, said = invoke(env, "dead-letters", "--redrive", "--schedule", SCHEDULE)
     assert (code, said) == (0, "已重新排队 1 条，将在下一个发送时段发出。\n")
