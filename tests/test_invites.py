@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from bot.adapters.telegram_links import start_link
 from bot.conversation.invites import (
     InviteRefused,
     bound_people,
     bound_person,
     create_invite,
     redeem,
-    telegram_link,
     token_hash,
 )
 from bot.identities import mark_unreachable
@@ -63,7 +63,7 @@ def test_only_a_hash_is_stored_and_the_link_is_a_deep_link(engine: Engine) -> No
         ).all()
     assert token not in hashes and token_hash(token) in hashes
     assert all(token not in str(event.detail) for event in created)
-    link = telegram_link("@dutybot_test_bot", token)
+    link = start_link("@dutybot_test_bot", token)
     assert link == f"https://t.me/dutybot_test_bot?start={token}"
     assert len(token) <= 64 and token.replace("-", "").replace("_", "").isalnum()
 

@@ -43,9 +43,9 @@ from telegram.ext import (
 
 from bot.adapters.base import DeliveryError, send_reply
 from bot.adapters.telegram import TelegramAdapter, _file_url_for, _redact_in_logs
+from bot.adapters.telegram_links import start_link
 from bot.clock import Clock
 from bot.conversation.events import Attachment, Inbound, Outcome
-from bot.conversation.invites import telegram_link
 from bot.conversation.service import ChatConfig, Conversation
 from bot.messages import OutboundMessage
 from bot.settings import Settings
@@ -297,7 +297,7 @@ class TelegramFrontend:
     def invite_link(self, token: str) -> str:
         if not self.username:
             raise RuntimeError("the bot username is not known yet")
-        return telegram_link(self.username, token)
+        return start_link(self.username, token)
 
     # ---- lifecycle -----------------------------------------------------------------------
 

@@ -58,8 +58,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from sqlmodel import col, select
 
+        from bot.adapters.telegram_links import start_link
         from bot.clock import SystemClock
-        from bot.conversation.invites import create_invite, telegram_link
+        from bot.conversation.invites import create_invite
         from bot.materialise import schedule_time
         from bot.store.db import open_store, session_scope
         from bot.store.models import Person, Schedule
@@ -108,7 +109,7 @@ def register(app: typer.Typer) -> None:
                         name=person.name,
                         schedule=person.schedule_id,
                         link="\n".join(
-                            ([telegram_link(username, token)] if username else [])
+                            ([start_link(username, token)] if username else [])
                             + (
                                 [phrase("wecom", "bind_instruction", lang, token=token)]
                                 if wecom

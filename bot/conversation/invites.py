@@ -32,10 +32,6 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def telegram_link(bot_username: str, token: str) -> str:
-    return f"https://t.me/{bot_username.lstrip('@')}?start={token}"
-
-
 def create_invite(
     session: Session,
     *,

@@ -18,7 +18,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session, col, select
 
-from bot.conversation.invites import create_invite, telegram_link
+from bot.adapters.telegram_links import start_link
+from bot.conversation.invites import create_invite
 from bot.identities import bindings_of
 from bot.materialise import schedule_time
 from bot.replies import Via
@@ -150,7 +151,7 @@ def invite(
                 actor=f"person:{viewer.person_in(schedule_id)}",
                 channel="web",
             )
-            link = telegram_link(username, token) if username else None
+            link = start_link(username, token) if username else None
             issued = {
                 "name": person.name,
                 "link": link,
