@@ -102,11 +102,13 @@ def log(message: str) -> None:
 # -- the fake Bot API in its own process ---------------------------------------------------------
 
 
-def serve(conn: Connection) -> None:
+def serve(conn: Connection, front: str = "threads", cpu: int | None = None) -> None:
     """Child process: run FakeBotApi and answer commands until told to stop."""
     from tests.fakes.botapi import FakeBotApi, Fault
 
-    with FakeBotApi() as api:
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    with FakeBotApi(front=front) as api:
         conn.send((api.token, api.base_url))
         while True:
             command, arg = conn.recv()
@@ -115,6 +117,8 @@ def serve(conn: Connection) -> None:
             if command == "clear":
                 api.clear_calls()
                 conn.send(None)
+            elif command == "cpu":  # seconds of CPU this server process has used so far
+                conn.send(time.process_time())
             elif command == "slow":
                 api.inject("sendMessage", *[Fault.slow(arg[1])] * arg[0])
                 conn.send(None)
@@ -126,13 +130,16 @@ def serve(conn: Connection) -> None:
 
 
 class FakeServer:
-    """Handle on the child process running the fake server."""
+    """Handle on the child process running the fake server: ``front`` "threads" is the test
+    suite's thread per connection, "asyncio" one event loop (tests.fakes.botapi); ``cpu``
+    pins the server to one core."""
 
-    def __init__(self) -> None:
+    def __init__(self, front: str = "threads", cpu: int | None = None) -> None:
         context = get_context("spawn")
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=serve, args=(child,), daemon=True)
+        self._process = context.Process(target=serve, args=(child, front, cpu), daemon=True)
         self._process.start()
+        self.front = front
         self.token, self.base_url = self._conn.recv()
 
     def ask(self, command: str, arg: Any = None) -> Any:
@@ -409,6 +416,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backends", default="sqlite", help="sqlite,postgresql")
     parser.add_argument("--pg-url", default=PG_URL)
     parser.add_argument("--profile", action="store_true", help="cProfile each drain")
+    parser.add_argument(
+        "--front",
+        default="asyncio",
+        choices=("asyncio", "threads"),
+        help="the fake Bot API's front end: one event loop (default) or the tests' threads",
+    )
     args = parser.parse_args(argv)
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
@@ -423,7 +436,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     started = time.perf_counter()
-    server = FakeServer()
+    server = FakeServer(args.front)
     results = []
     try:
         for backend in args.backends:
