@@ -43,7 +43,7 @@ from sqlalchemy import func, insert, select
 from bot.adapters.base import Delivery as Receipt
 from bot.adapters.telegram import TelegramAdapter, render_html, split_message
 from bot.clock import SimulatedClock
-from bot.dispatch import Dispatcher
+from bot.dispatch import Dispatcher, SendPolicy
 from bot.identities import ensure_identities
 from bot.messages import OutboundMessage
 from bot.store.db import open_store, session_scope
@@ -303,24 +303,28 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def dispatch(
-    db: DbEngine, server: FakeServer, scenario: Scenario, profile: bool
+    db: DbEngine, server: FakeServer, scenario: Scenario, profile: bool, tuning: dict[str, int]
 ) -> dict[str, Any]:
+    pool = {"connection_pool_size": tuning["pool"]} if tuning.get("pool") else {}
     adapter: TimedTelegramAdapter | LocalTelegram = (
         LocalTelegram()
         if scenario.local
-        else TimedTelegramAdapter(server.token, base_url=server.base_url, paced=scenario.limits)
+        else TimedTelegramAdapter(
+            server.token, base_url=server.base_url, paced=scenario.limits, **pool
+        )
     )
+    policy = SendPolicy(concurrency=tuning["concurrency"]) if tuning.get("concurrency") else None
     spent: dict[str, float] = {}
     profiler = cProfile.Profile() if profile else None
     async with adapter:
-        dispatcher = Dispatcher(db, adapter, SimulatedClock(NOW), worker="bench")
+        dispatcher = Dispatcher(db, adapter, SimulatedClock(NOW), worker="bench", policy=policy)
         await asyncio.to_thread(dispatcher.register)
         timed(dispatcher, spent)
         if profiler:
             profiler.enable()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         stats = await dispatcher.drain()
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         if profiler:
             profiler.disable()
             out = io.StringIO()
@@ -331,6 +335,7 @@ async def dispatch(
     return {
         "calls": adapter.calls if isinstance(adapter, LocalTelegram) else None,
         "elapsed": elapsed,
+        "cpu": cpu,
         "stats": stats,
         "latencies": adapter.latencies,
         "db_s": sum(spent.values()),
@@ -339,16 +344,22 @@ async def dispatch(
 
 
 def run_scenario(
-    backend: str, pg_url: str, server: FakeServer, scenario: Scenario, profile: bool = False
+    backend: str,
+    pg_url: str,
+    server: FakeServer,
+    scenario: Scenario,
+    profile: bool = False,
+    tuning: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     server.ask("clear")
+    server_cpu = server.ask("cpu")
     if scenario.rtt:
         server.ask("slow", (scenario.messages, scenario.rtt))
     with database(backend, pg_url) as url:
         db = open_store(url)
         try:
             expected = fill(db, scenario)
-            result = asyncio.run(dispatch(db, server, scenario, profile))
+            result = asyncio.run(dispatch(db, server, scenario, profile, tuning or {}))
             with db.connect() as conn:
                 states = dict(
                     conn.execute(
@@ -357,6 +368,7 @@ def run_scenario(
                 )
         finally:
             db.dispose()
+    server_cpu = server.ask("cpu") - server_cpu
     calls = result["calls"] if scenario.local else server.ask("sent")
     arrived: Counter[str] = Counter()
     wrong_chat = 0
@@ -388,6 +400,9 @@ def run_scenario(
         "p50 ms": round(percentile(latencies, 0.5), 1),
         "p95 ms": round(percentile(latencies, 0.95), 1),
         "db s": round(result["db_s"], 2),
+        # CPU of this process (every thread) and of the fake server's, per message sent
+        "cpu us/msg ours/server": f"{result['cpu'] / max(stats.sent, 1) * 1e6:.0f}/"
+        f"{server_cpu / max(stats.sent, 1) * 1e6:.0f}",
         "claim/prepare/record s": "/".join(
             f"{result['spent'].get(n, 0.0):.2f}" for n in ("claim", "_prepare", "record")
         ),
@@ -416,6 +431,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backends", default="sqlite", help="sqlite,postgresql")
     parser.add_argument("--pg-url", default=PG_URL)
     parser.add_argument("--profile", action="store_true", help="cProfile each drain")
+    parser.add_argument("--pool", type=int, default=0, help="adapter's HTTP connections")
+    parser.add_argument("--concurrency", type=int, default=0, help="SendPolicy.concurrency")
     parser.add_argument(
         "--front",
         default="asyncio",
@@ -446,7 +463,8 @@ def main(argv: list[str] | None = None) -> None:
                     f"\n== {backend}: {name} ({scenario.messages} messages to {scenario.chats} "
                     f"chats, limits {'on' if scenario.limits else 'off'}) =="
                 )
-                row = run_scenario(backend, args.pg_url, server, scenario, args.profile)
+                tuning = {"pool": args.pool, "concurrency": args.concurrency}
+                row = run_scenario(backend, args.pg_url, server, scenario, args.profile, tuning)
                 results.append(row)
                 for key, value in row.items():
                     log(f"  {key:<18} {value}")

@@ -83,7 +83,7 @@ class SendPolicy:
     lease: timedelta = timedelta(minutes=2)
     backoff: timedelta = timedelta(seconds=30)
     max_backoff: timedelta = timedelta(hours=1)
-    concurrency: int = 64  # chats in flight at once
+    concurrency: int = 64  # sends in flight at once (TelegramAdapter's pool has as many)
     circuit_failures: int = 5  # consecutive transient failures that mean an outage
     probe_first: timedelta = timedelta(seconds=5)
     probe_max: timedelta = timedelta(minutes=5)
@@ -520,10 +520,12 @@ class Dispatcher:
         failed: list[BaseException] = []
 
         async def chat_worker(queue: list[_Job]) -> None:
-            async with gate:
-                for index, job in enumerate(queue):
-                    if self._stopping:
-                        return  # left claimed: released at shutdown
+            for index, job in enumerate(queue):
+                if self._stopping:
+                    return  # left claimed: released at shutdown
+                # the gate counts sends in flight, not chats waiting for their record: a slow
+                # write must not idle the HTTP pool
+                async with gate:
                     hold = self._hold(job)
                     if hold is None:
                         job.outcome = await self._send(job)
@@ -531,18 +533,18 @@ class Dispatcher:
                         hold = self._wait_after(job)
                     else:
                         job.postpone = hold
-                    recorder.submit(job)
-                    assert job.recorded is not None
-                    try:
-                        await job.recorded  # the next send to this chat waits for this record
-                    except Exception as exc:  # the store is down: stop this chat, leases return it
-                        failed.append(exc)
-                        return
-                    if hold is not None:  # the rest of this chat queues up behind it
-                        for later in queue[index + 1 :]:
-                            later.postpone = hold
-                            recorder.submit(later)
-                        return
+                recorder.submit(job)
+                assert job.recorded is not None
+                try:
+                    await job.recorded  # the next send to this chat waits for this record
+                except Exception as exc:  # the store is down: stop this chat, leases return it
+                    failed.append(exc)
+                    return
+                if hold is not None:  # the rest of this chat queues up behind it
+                    for later in queue[index + 1 :]:
+                        later.postpone = hold
+                        recorder.submit(later)
+                    return
 
         await asyncio.gather(*(chat_worker(q) for q in per_chat.values()))
         if failed:

@@ -335,7 +335,7 @@ def test_the_token_never_reaches_logs_or_reasons(
     assert api.token not in info.value.reason
     assert api.token not in repr(adapter)
     messages = [record.getMessage() for record in caplog.records]
-    assert any("HTTP Request" in m and "<token>" in m for m in messages)  # httpx, redacted
+    assert any("HTTP Request" in m and "<token>" in m for m in messages)  # transport, redacted
     assert not [m for m in messages if api.token in m]
 
 
