@@ -10,8 +10,9 @@ aiohttp moves the same request for about 0.1 ms (bench/http_ceiling.py).
 Semantics kept from HTTPXRequest: form-encoded parameters (multipart when a file is sent); the
 pool, connect and read timeouts (aiohttp has no write timeout: an upload gets the longer media
 timeout for its answer instead); every timeout raised as ``TimedOut``, every other transport
-failure as ``NetworkError``.  Each request is logged at DEBUG on a logger whose
-records are redacted (the token is in the URL).
+failure as ``NetworkError``; proxies from the environment (``HTTPS_PROXY``), as httpx reads
+them.  Each request is logged at DEBUG on a logger whose records are redacted (the token is in
+the URL).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class AiohttpRequest(BaseRequest):
     def __init__(
         self,
         *,
-        connection_pool_size: int = 40,
+        connection_pool_size: int = 64,
         connect_timeout: float | None = 5.0,
         read_timeout: float | None = 5.0,
         write_timeout: float | None = 5.0,
@@ -59,14 +60,13 @@ class AiohttpRequest(BaseRequest):
             connector = aiohttp.TCPConnector(
                 limit=self._pool_size,
                 limit_per_host=self._pool_size,
-                keepalive_timeout=30,
-                ttl_dns_cache=300,
+                ttl_dns_cache=300,  # idle keep-alive connections close after aiohttp's 15 s
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers={"User-Agent": self.USER_AGENT},
-                auto_decompress=True,
                 raise_for_status=False,
+                trust_env=True,  # HTTPS_PROXY and friends, as httpx (PTB's default) reads them
             )
 
     async def shutdown(self) -> None:
