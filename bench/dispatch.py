@@ -313,7 +313,8 @@ async def dispatch(
             server.token, base_url=server.base_url, paced=scenario.limits, **pool
         )
     )
-    policy = SendPolicy(concurrency=tuning["concurrency"]) if tuning.get("concurrency") else None
+    fields = {k: v for k, v in tuning.items() if k != "pool" and v}
+    policy = SendPolicy(**fields) if fields else None  # type: ignore[arg-type]
     spent: dict[str, float] = {}
     profiler = cProfile.Profile() if profile else None
     async with adapter:
@@ -432,7 +433,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pg-url", default=PG_URL)
     parser.add_argument("--profile", action="store_true", help="cProfile each drain")
     parser.add_argument("--pool", type=int, default=0, help="adapter's HTTP connections")
-    parser.add_argument("--concurrency", type=int, default=0, help="SendPolicy.concurrency")
+    parser.add_argument(
+        "--policy",
+        default="",
+        help="SendPolicy integers to try, e.g. concurrency=128,prepare_slice=100,batch=400",
+    )
     parser.add_argument(
         "--front",
         default="asyncio",
@@ -445,6 +450,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(unknown)}")
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    args.policy = {
+        key.strip(): int(value)
+        for key, _, value in (item.partition("=") for item in args.policy.split(",") if item)
+    }
     if set(args.backends) - {"sqlite", "postgresql"}:
         parser.error("backends: sqlite, postgresql")
     return args
@@ -463,7 +472,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"\n== {backend}: {name} ({scenario.messages} messages to {scenario.chats} "
                     f"chats, limits {'on' if scenario.limits else 'off'}) =="
                 )
-                tuning = {"pool": args.pool, "concurrency": args.concurrency}
+                tuning = {"pool": args.pool, **args.policy}
                 row = run_scenario(backend, args.pg_url, server, scenario, args.profile, tuning)
                 results.append(row)
                 for key, value in row.items():

@@ -18,7 +18,8 @@ the URL).
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 from telegram._utils.defaultvalue import DefaultValue
@@ -50,6 +51,7 @@ class AiohttpRequest(BaseRequest):
         self._timeouts = (connect_timeout, read_timeout, write_timeout, pool_timeout)
         self._media_write_timeout = media_write_timeout
         self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[tuple[str, str], str | None] = {}
 
     @property
     def read_timeout(self) -> float | None:
@@ -66,8 +68,21 @@ class AiohttpRequest(BaseRequest):
                 connector=connector,
                 headers={"User-Agent": self.USER_AGENT},
                 raise_for_status=False,
-                trust_env=True,  # HTTPS_PROXY and friends, as httpx (PTB's default) reads them
+                # not trust_env: aiohttp would then read .netrc and the proxy variables in a
+                # thread on every request; the proxy is looked up once per host instead
+                trust_env=False,
             )
+
+    def _proxy(self, url: str) -> str | None:
+        """The proxy the environment names for this URL (HTTPS_PROXY, ALL_PROXY; NO_PROXY
+        honoured), as httpx would use it; read once per scheme and host."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname or "")
+        if key not in self._proxies:
+            found = getproxies()
+            bypass = not parts.hostname or proxy_bypass(parts.hostname)
+            self._proxies[key] = None if bypass else found.get(parts.scheme) or found.get("all")
+        return self._proxies[key]
 
     async def shutdown(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -118,7 +133,7 @@ class AiohttpRequest(BaseRequest):
             data = form
         try:
             async with self._session.request(
-                method, url, data=data, headers=headers, timeout=timeout
+                method, url, data=data, headers=headers, timeout=timeout, proxy=self._proxy(url)
             ) as response:
                 body = await response.read()
                 status = response.status
