@@ -3,9 +3,9 @@
 Prints figures; it is not a test.  Each scenario fills a fresh outbox (SQLite by default,
 PostgreSQL with --backends) with ``admin_alert`` rows -- they render from a two-field
 payload -- for people bound to Telegram chats, then times ``Dispatcher.drain()``.
-The fake server (tests/fakes/botapi.FakeBotApi) runs in its own process, so its threads
-do not compete with the dispatcher for the GIL; at the end its recorded sendMessage calls
-are checked: every message must have arrived exactly once.
+The fake server (tests/fakes/botapi.FakeBotApi, its asyncio front end unless --front threads)
+runs in its own process, so it does not compete with the dispatcher for the GIL; at the end
+its recorded sendMessage calls are checked: every message must have arrived exactly once.
 
 With rate limits ON the dispatcher paces by the adapter's RateLimits (30/s overall,
 1/s per chat); OFF uses an adapter whose ``limits`` is None.  Send latency is the

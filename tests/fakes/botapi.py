@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
 from html.parser import HTMLParser
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -366,18 +367,12 @@ class _Pending:
     token_ok: bool
 
 
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    411: "Length Required",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-}
+def _phrase(status: int) -> str:
+    """The reason phrase of a status line (0 and other odd codes included)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 class _LoopConnection(asyncio.Protocol):
@@ -453,7 +448,7 @@ class _LoopConnection(asyncio.Protocol):
             transport.abort()
             return
         head = (
-            f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Error')}\r\n"
+            f"HTTP/1.1 {reply.status} {_phrase(reply.status)}\r\n"
             f"Content-Type: {reply.content_type}\r\nContent-Length: {len(reply.payload)}\r\n"
             + ("Connection: close\r\n" if close else "")
             + "\r\n"
