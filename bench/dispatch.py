@@ -3,9 +3,9 @@
 Prints figures; it is not a test.  Each scenario fills a fresh outbox (SQLite by default,
 PostgreSQL with --backends) with ``admin_alert`` rows -- they render from a two-field
 payload -- for people bound to Telegram chats, then times ``Dispatcher.drain()``.
-The fake server (tests/fakes/botapi.FakeBotApi) runs in its own process, so its threads
-do not compete with the dispatcher for the GIL; at the end its recorded sendMessage calls
-are checked: every message must have arrived exactly once.
+The fake server (tests/fakes/botapi.FakeBotApi, its asyncio front end unless --front threads)
+runs in its own process, so it does not compete with the dispatcher for the GIL; at the end
+its recorded sendMessage calls are checked: every message must have arrived exactly once.
 
 With rate limits ON the dispatcher paces by the adapter's RateLimits (30/s overall,
 1/s per chat); OFF uses an adapter whose ``limits`` is None.  Send latency is the
@@ -43,7 +43,7 @@ from sqlalchemy import func, insert, select
 from bot.adapters.base import Delivery as Receipt
 from bot.adapters.telegram import TelegramAdapter, render_html, split_message
 from bot.clock import SimulatedClock
-from bot.dispatch import Dispatcher
+from bot.dispatch import Dispatcher, SendPolicy
 from bot.identities import ensure_identities
 from bot.messages import OutboundMessage
 from bot.store.db import open_store, session_scope
@@ -102,11 +102,13 @@ def log(message: str) -> None:
 # -- the fake Bot API in its own process ---------------------------------------------------------
 
 
-def serve(conn: Connection) -> None:
+def serve(conn: Connection, front: str = "threads", cpu: int | None = None) -> None:
     """Child process: run FakeBotApi and answer commands until told to stop."""
     from tests.fakes.botapi import FakeBotApi, Fault
 
-    with FakeBotApi() as api:
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    with FakeBotApi(front=front) as api:
         conn.send((api.token, api.base_url))
         while True:
             command, arg = conn.recv()
@@ -115,6 +117,8 @@ def serve(conn: Connection) -> None:
             if command == "clear":
                 api.clear_calls()
                 conn.send(None)
+            elif command == "cpu":  # seconds of CPU this server process has used so far
+                conn.send(time.process_time())
             elif command == "slow":
                 api.inject("sendMessage", *[Fault.slow(arg[1])] * arg[0])
                 conn.send(None)
@@ -134,13 +138,16 @@ def serve(conn: Connection) -> None:
 
 
 class FakeServer:
-    """Handle on the child process running the fake server."""
+    """Handle on the child process running the fake server: ``front`` "threads" is the test
+    suite's thread per connection, "asyncio" one event loop (tests.fakes.botapi); ``cpu``
+    pins the server to one core."""
 
-    def __init__(self) -> None:
+    def __init__(self, front: str = "threads", cpu: int | None = None) -> None:
         context = get_context("spawn")
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=serve, args=(child,), daemon=True)
+        self._process = context.Process(target=serve, args=(child, front, cpu), daemon=True)
         self._process.start()
+        self.front = front
         self.token, self.base_url = self._conn.recv()
 
     def ask(self, command: str, arg: Any = None) -> Any:
@@ -304,24 +311,29 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def dispatch(
-    db: DbEngine, server: FakeServer, scenario: Scenario, profile: bool
+    db: DbEngine, server: FakeServer, scenario: Scenario, profile: bool, tuning: dict[str, int]
 ) -> dict[str, Any]:
+    pool = {"connection_pool_size": tuning["pool"]} if tuning.get("pool") else {}
     adapter: TimedTelegramAdapter | LocalTelegram = (
         LocalTelegram()
         if scenario.local
-        else TimedTelegramAdapter(server.token, base_url=server.base_url, paced=scenario.limits)
+        else TimedTelegramAdapter(
+            server.token, base_url=server.base_url, paced=scenario.limits, **pool
+        )
     )
+    fields = {k: v for k, v in tuning.items() if k != "pool" and v}
+    policy = SendPolicy(**fields) if fields else None  # type: ignore[arg-type]
     spent: dict[str, float] = {}
     profiler = cProfile.Profile() if profile else None
     async with adapter:
-        dispatcher = Dispatcher(db, adapter, SimulatedClock(NOW), worker="bench")
+        dispatcher = Dispatcher(db, adapter, SimulatedClock(NOW), worker="bench", policy=policy)
         await asyncio.to_thread(dispatcher.register)
         timed(dispatcher, spent)
         if profiler:
             profiler.enable()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         stats = await dispatcher.drain()
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         if profiler:
             profiler.disable()
             out = io.StringIO()
@@ -332,6 +344,7 @@ async def dispatch(
     return {
         "calls": adapter.calls if isinstance(adapter, LocalTelegram) else None,
         "elapsed": elapsed,
+        "cpu": cpu,
         "stats": stats,
         "latencies": adapter.latencies,
         "db_s": sum(spent.values()),
@@ -340,16 +353,22 @@ async def dispatch(
 
 
 def run_scenario(
-    backend: str, pg_url: str, server: FakeServer, scenario: Scenario, profile: bool = False
+    backend: str,
+    pg_url: str,
+    server: FakeServer,
+    scenario: Scenario,
+    profile: bool = False,
+    tuning: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     server.ask("clear")
+    server_cpu = server.ask("cpu")
     if scenario.rtt:
         server.ask("slow", (scenario.messages, scenario.rtt))
     with database(backend, pg_url) as url:
         db = open_store(url)
         try:
             expected = fill(db, scenario)
-            result = asyncio.run(dispatch(db, server, scenario, profile))
+            result = asyncio.run(dispatch(db, server, scenario, profile, tuning or {}))
             with db.connect() as conn:
                 states = dict(
                     conn.execute(
@@ -358,6 +377,7 @@ def run_scenario(
                 )
         finally:
             db.dispose()
+    server_cpu = server.ask("cpu") - server_cpu
     calls = result["calls"] if scenario.local else server.ask("sent")
     arrived: Counter[str] = Counter()
     wrong_chat = 0
@@ -389,6 +409,9 @@ def run_scenario(
         "p50 ms": round(percentile(latencies, 0.5), 1),
         "p95 ms": round(percentile(latencies, 0.95), 1),
         "db s": round(result["db_s"], 2),
+        # CPU of this process (every thread) and of the fake server's, per message sent
+        "cpu us/msg ours/server": f"{result['cpu'] / max(stats.sent, 1) * 1e6:.0f}/"
+        f"{server_cpu / max(stats.sent, 1) * 1e6:.0f}",
         "claim/prepare/record s": "/".join(
             f"{result['spent'].get(n, 0.0):.2f}" for n in ("claim", "_prepare", "record")
         ),
@@ -417,12 +440,28 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backends", default="sqlite", help="sqlite,postgresql")
     parser.add_argument("--pg-url", default=PG_URL)
     parser.add_argument("--profile", action="store_true", help="cProfile each drain")
+    parser.add_argument("--pool", type=int, default=0, help="adapter's HTTP connections")
+    parser.add_argument(
+        "--policy",
+        default="",
+        help="SendPolicy integers to try, e.g. concurrency=128,prepare_slice=100,batch=400",
+    )
+    parser.add_argument(
+        "--front",
+        default="asyncio",
+        choices=("asyncio", "threads"),
+        help="the fake Bot API's front end: one event loop (default) or the tests' threads",
+    )
     args = parser.parse_args(argv)
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(unknown)}")
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    args.policy = {
+        key.strip(): int(value)
+        for key, _, value in (item.partition("=") for item in args.policy.split(",") if item)
+    }
     if set(args.backends) - {"sqlite", "postgresql"}:
         parser.error("backends: sqlite, postgresql")
     return args
@@ -431,7 +470,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     started = time.perf_counter()
-    server = FakeServer()
+    server = FakeServer(args.front)
     results = []
     try:
         for backend in args.backends:
@@ -441,7 +480,8 @@ def main(argv: list[str] | None = None) -> None:
                     f"\n== {backend}: {name} ({scenario.messages} messages to {scenario.chats} "
                     f"chats, limits {'on' if scenario.limits else 'off'}) =="
                 )
-                row = run_scenario(backend, args.pg_url, server, scenario, args.profile)
+                tuning = {"pool": args.pool, **args.policy}
+                row = run_scenario(backend, args.pg_url, server, scenario, args.profile, tuning)
                 results.append(row)
                 for key, value in row.items():
                     log(f"  {key:<18} {value}")

@@ -83,11 +83,12 @@ class SendPolicy:
     lease: timedelta = timedelta(minutes=2)
     backoff: timedelta = timedelta(seconds=30)
     max_backoff: timedelta = timedelta(hours=1)
-    concurrency: int = 64  # chats in flight at once
+    concurrency: int = 64  # sends in flight at once (TelegramAdapter's pool has as many)
     circuit_failures: int = 5  # consecutive transient failures that mean an outage
     probe_first: timedelta = timedelta(seconds=5)
     probe_max: timedelta = timedelta(minutes=5)
     record_batch: int = 100  # outcomes written in one transaction at most
+    prepare_slice: int = 50  # deliveries composed at once (whole chats) before they start
     shutdown_grace: float = 10.0  # seconds SIGTERM waits for sends in flight
 
 
@@ -180,6 +181,21 @@ def _outcome_name(job: _Job) -> str:
 def _ref(job: _Job) -> str:
     assert isinstance(job.outcome, Receipt)
     return job.outcome.message_ref
+
+
+def _slices(jobs: list[_Job], size: int) -> list[list[_Job]]:
+    """The claim in slices of about ``size`` deliveries, a chat's deliveries all in one (its
+    order and its one unrecorded send are kept by one chat worker).  A binding is one chat
+    (ChatBinding is unique on platform and chat)."""
+    by_chat: dict[int, list[_Job]] = defaultdict(list)
+    for job in jobs:
+        by_chat[job.binding_id].append(job)
+    out: list[list[_Job]] = [[]]
+    for group in by_chat.values():
+        if out[-1] and len(out[-1]) + len(group) > size:
+            out.append([])
+        out[-1].extend(group)
+    return out
 
 
 def _retryable(exc: OperationalError) -> bool:
@@ -411,13 +427,27 @@ class Dispatcher:
         if not jobs:
             return stats
         try:
-            await asyncio.to_thread(self._prepare, jobs)
+            gate = asyncio.Semaphore(self.policy.concurrency)
             async with _Recorder(self, stats) as recorder:
                 self._recorder = recorder
-                for job in jobs:
-                    if job.message is None:
-                        recorder.submit(job)
-                await self._send_all([j for j in jobs if j.message is not None], recorder)
+                # prepared a slice of chats at a time: the next slice is composed (in a thread)
+                # while the chats of the previous one are already sending
+                sending: list[asyncio.Task[None]] = []
+                try:
+                    for part in _slices(jobs, self.policy.prepare_slice):
+                        if self._stopping:
+                            break  # left claimed: released at shutdown
+                        await asyncio.to_thread(self._prepare, part)
+                        for job in part:
+                            if job.message is None:
+                                recorder.submit(job)
+                        ready = [j for j in part if j.message is not None]
+                        sending.append(asyncio.create_task(self._send_all(ready, recorder, gate)))
+                finally:
+                    results = await asyncio.gather(*sending, return_exceptions=True)
+                for result in results:
+                    if isinstance(result, BaseException):
+                        raise result
         finally:
             self._recorder = None
             self._in_flight.difference_update(j.delivery_id for j in jobs)
@@ -512,18 +542,21 @@ class Dispatcher:
                 job.message = OutboundMessage(binding.chat_id, composed[key])
 
     # -- send ----------------------------------------------------------------------------
-    async def _send_all(self, jobs: list[_Job], recorder: _Recorder) -> None:
+    async def _send_all(
+        self, jobs: list[_Job], recorder: _Recorder, gate: asyncio.Semaphore
+    ) -> None:
         per_chat: dict[tuple[str, str], list[_Job]] = defaultdict(list)
         for job in sorted(jobs, key=lambda j: j.order):
             per_chat[(job.platform, job.chat_id)].append(job)
-        gate = asyncio.Semaphore(self.policy.concurrency)
         failed: list[BaseException] = []
 
         async def chat_worker(queue: list[_Job]) -> None:
-            async with gate:
-                for index, job in enumerate(queue):
-                    if self._stopping:
-                        return  # left claimed: released at shutdown
+            for index, job in enumerate(queue):
+                if self._stopping:
+                    return  # left claimed: released at shutdown
+                # the gate counts sends in flight, not chats waiting for their record: a slow
+                # write must not idle the HTTP pool
+                async with gate:
                     hold = self._hold(job)
                     if hold is None:
                         job.outcome = await self._send(job)
@@ -531,18 +564,18 @@ class Dispatcher:
                         hold = self._wait_after(job)
                     else:
                         job.postpone = hold
-                    recorder.submit(job)
-                    assert job.recorded is not None
-                    try:
-                        await job.recorded  # the next send to this chat waits for this record
-                    except Exception as exc:  # the store is down: stop this chat, leases return it
-                        failed.append(exc)
-                        return
-                    if hold is not None:  # the rest of this chat queues up behind it
-                        for later in queue[index + 1 :]:
-                            later.postpone = hold
-                            recorder.submit(later)
-                        return
+                recorder.submit(job)
+                assert job.recorded is not None
+                try:
+                    await job.recorded  # the next send to this chat waits for this record
+                except Exception as exc:  # the store is down: stop this chat, leases return it
+                    failed.append(exc)
+                    return
+                if hold is not None:  # the rest of this chat queues up behind it
+                    for later in queue[index + 1 :]:
+                        later.postpone = hold
+                        recorder.submit(later)
+                    return
 
         await asyncio.gather(*(chat_worker(q) for q in per_chat.values()))
         if failed:

@@ -32,9 +32,10 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-@pytest.fixture
-def api() -> Iterator[FakeBotApi]:
-    with FakeBotApi() as server:
+@pytest.fixture(params=["threads", "asyncio"])
+def api(request: pytest.FixtureRequest) -> Iterator[FakeBotApi]:
+    """Both front ends (the tests' threads, the benchmarks' event loop) answer alike."""
+    with FakeBotApi(front=request.param) as server:
         yield server
 
 

@@ -228,6 +228,32 @@ def test_an_answer_slower_than_the_read_timeout_is_transient(api: FakeBotApi) ->
     assert "TimedOut" in error.reason
 
 
+def test_a_connection_dropped_without_an_answer_is_transient_not_a_timeout(
+    api: FakeBotApi,
+) -> None:
+    api.inject("sendMessage", Fault.connection_reset())
+
+    error = failure(api, plain())
+
+    assert error.permanent is False
+    assert error.timed_out is False  # nothing was sent: not a possible duplicate
+
+
+def test_more_sends_than_connections_wait_for_one_and_all_arrive_once(api: FakeBotApi) -> None:
+    adapter = adapter_for(api, connection_pool_size=2, pool_timeout=5)
+
+    async def scenario() -> list[Delivery]:
+        async with adapter:
+            return list(
+                await asyncio.gather(*(adapter.send(plain(chat_id=str(n))) for n in range(12)))
+            )
+
+    delivered = run(scenario())
+
+    assert len(delivered) == 12
+    assert sorted(int(c.chat_id or 0) for c in api.calls_to("sendMessage")) == list(range(12))
+
+
 def test_an_unreachable_server_is_transient() -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
@@ -335,7 +361,7 @@ def test_the_token_never_reaches_logs_or_reasons(
     assert api.token not in info.value.reason
     assert api.token not in repr(adapter)
     messages = [record.getMessage() for record in caplog.records]
-    assert any("HTTP Request" in m and "<token>" in m for m in messages)  # httpx, redacted
+    assert any("HTTP Request" in m and "<token>" in m for m in messages)  # transport, redacted
     assert not [m for m in messages if api.token in m]
 
 

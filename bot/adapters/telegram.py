@@ -15,7 +15,7 @@ Pacing is the dispatcher's (per chat, from :attr:`TelegramAdapter.limits`). PTB'
 429s that the outbox must see and record.
 
 The bot token is a credential: it is never logged, never put in a reason, and filtered out of
-the httpx and PTB log lines that would otherwise carry it inside request URLs.
+the HTTP clients' and PTB's log lines that would otherwise carry it inside request URLs.
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
-from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.adapters import telegram_http
 from bot.adapters.base import Delivery, DeliveryError, RateLimits
 from bot.adapters.redaction import redact_in_logs
 from bot.messages import Button, Message, OutboundMessage, fit_actions, layout
@@ -80,6 +80,7 @@ _TOKEN_LOGGERS = (
     "telegram.ext.Application",
     "telegram.ext.Updater",  # the receive side (bot.adapters.telegram_app)
     "dutybot.telegram",
+    telegram_http.LOGGER_NAME,  # our HTTP transport's request lines
 )
 
 
@@ -117,7 +118,7 @@ class TelegramAdapter:
         read_timeout: float = 5.0,
         write_timeout: float = 5.0,
         pool_timeout: float = 1.0,
-        connection_pool_size: int = 40,
+        connection_pool_size: int = 64,  # SendPolicy.concurrency: no send waits for a socket
     ) -> None:
         if not token:
             raise ValueError("a Telegram bot token is required")
@@ -126,7 +127,8 @@ class TelegramAdapter:
         self._token = token
         self._base_url = base_url
         self._encode = encode
-        request = HTTPXRequest(
+        # aiohttp, not PTB's default httpx: the HTTP client was the ceiling (telegram_http)
+        request = telegram_http.AiohttpRequest(
             connection_pool_size=connection_pool_size,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,

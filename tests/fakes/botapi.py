@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
 from html.parser import HTMLParser
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -349,6 +350,125 @@ def _decode_body(
     return _coerce(params), files, encoding
 
 
+@dataclass(frozen=True)
+class _Reply:
+    """What a front end writes back: a status and body, or a dropped connection."""
+
+    status: int
+    payload: bytes
+    content_type: str = "application/json"
+    reset: bool = False
+    call: Call | None = None  # the recorded request it answers (stamped once written)
+
+    def written(self) -> None:
+        if self.call is not None:
+            self.call.answered = time.monotonic()
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A recorded request waiting for its answer (after its fault's delay, if any)."""
+
+    call: Call
+    fault: Fault | None
+    token_ok: bool
+
+
+def _phrase(status: int) -> str:
+    """The reason phrase of a status line (0 and other odd codes included)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+class _LoopConnection(asyncio.Protocol):
+    """HTTP/1.1 keep-alive on one connection, for the asyncio front end: requests with a
+    Content-Length body (what httpx and aiohttp send), answered one at a time in order."""
+
+    def __init__(self, fake: FakeBotApi) -> None:
+        self.fake = fake
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+        self.busy = False  # a delayed answer is pending: later requests wait in the buffer
+        self.later: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.busy:
+            self._next()
+
+    def _next(self) -> None:
+        """Serve every complete request in the buffer (a delayed one resumes this later)."""
+        while self.transport is not None and not self.transport.is_closing():
+            head_end = self.buffer.find(b"\r\n\r\n")
+            if head_end < 0:
+                return
+            lines = self.buffer[:head_end].decode("latin-1").split("\r\n")
+            command, target, _ = [*lines[0].split(" ", 2), "", ""][:3]
+            headers: dict[str, str] = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            if headers.get("transfer-encoding", "").lower() == "chunked":
+                self._write(_Reply(411, ApiError(411, "Length Required").payload()), close=True)
+                return
+            length = int(headers.get("content-length") or 0)
+            end = head_end + 4 + length
+            if len(self.buffer) < end:
+                return
+            body, self.buffer = self.buffer[head_end + 4 : end], self.buffer[end:]
+            close = headers.get("connection", "").lower() == "close"
+            accepted = self.fake._accept(command, target, headers.get("content-type", ""), body)
+            if isinstance(accepted, _Pending) and (
+                (accepted.fault is not None and accepted.fault.delay)
+                or accepted.call.method.lower() == "getupdates"  # a long poll: off the loop
+            ):
+                self.busy = True
+                self.later = asyncio.ensure_future(self._later(accepted, close))
+                return
+            reply = self.fake._complete(accepted) if isinstance(accepted, _Pending) else accepted
+            self._write(reply, close)
+
+    async def _later(self, pending: _Pending, close: bool) -> None:
+        delay = pending.fault.delay if pending.fault is not None else 0.0
+        if delay:
+            await asyncio.sleep(delay)
+        loop = asyncio.get_running_loop()
+        reply = await loop.run_in_executor(None, self.fake._complete, pending)
+        self.busy = False
+        self._write(reply, close)
+        self._next()
+
+    def _write(self, reply: _Reply, close: bool) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if reply.reset:
+            sock = transport.get_extra_info("socket")
+            with contextlib.suppress(OSError):
+                sock.shutdown(2)
+            transport.abort()
+            return
+        head = (
+            f"HTTP/1.1 {reply.status} {_phrase(reply.status)}\r\n"
+            f"Content-Type: {reply.content_type}\r\nContent-Length: {len(reply.payload)}\r\n"
+            + ("Connection: close\r\n" if close else "")
+            + "\r\n"
+        )
+        transport.write(head.encode("latin-1") + reply.payload)
+        reply.written()
+        if close:
+            transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -389,7 +509,11 @@ class FakeBotApi:
         token: str = TOKEN,
         poll_cap: float = 0.2,
         bot_username: str = "dutybot_test_bot",
+        front: str = "threads",
     ) -> None:
+        if front not in ("threads", "asyncio"):
+            raise ValueError("front: 'threads' or 'asyncio'")
+        self.front = front  # asyncio: one event loop thread, for benchmarks at scale
         self.token = token
         self.poll_cap = poll_cap  # getUpdates never holds a request open longer than this
         self.bot_user: dict[str, Any] = {
@@ -405,17 +529,48 @@ class FakeBotApi:
         self._ids = itertools.count(1)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_server: asyncio.Server | None = None
+        self._port: int | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> FakeBotApi:
+        if self.front == "asyncio":
+            return self._start_loop()
         server = _Server(("127.0.0.1", 0), _Handler)
         server.fake = self
         self._server = server
+        self._port = int(server.server_address[1])
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
         self._thread.start()
+        return self
+
+    def _start_loop(self) -> FakeBotApi:
+        """The asyncio front end: one event loop in a thread of its own, no thread per
+        connection (a thread-per-connection server on 2 cores spends its time on the GIL)."""
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        async def listen() -> None:
+            self._loop_server = await loop.create_server(
+                lambda: _LoopConnection(self), "127.0.0.1", 0, backlog=1024
+            )
+            self._port = int(self._loop_server.sockets[0].getsockname()[1])
+            started.set()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(listen())
+            loop.run_forever()
+            loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        started.wait(5)
         return self
 
     def stop(self) -> None:
@@ -426,6 +581,9 @@ class FakeBotApi:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+        if self._loop is not None and self._loop_server is not None:
+            self._loop.call_soon_threadsafe(self._loop_server.close)
+            self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -437,9 +595,9 @@ class FakeBotApi:
 
     @property
     def port(self) -> int:
-        if self._server is None:
+        if self._port is None:
             raise RuntimeError("FakeBotApi is not started")
-        return int(self._server.server_address[1])
+        return self._port
 
     @property
     def url(self) -> str:
@@ -734,6 +892,9 @@ class FakeBotApi:
         return self.push_update({"message": message})
 
     # ---- HTTP -----------------------------------------------------------------------------
+    # One request path for both front ends: _accept records the call and picks its fault, the
+    # front end waits out a fault's delay its own way (a thread sleeps, the loop awaits), then
+    # _complete answers.  What is recorded is the same whichever front end served it.
 
     def _serve(self, handler: _Handler) -> None:
         try:
@@ -742,48 +903,63 @@ class FakeBotApi:
             handler.close_connection = True  # the client gave up (e.g. its read timeout)
 
     def _serve_one(self, handler: _Handler) -> None:
-        url = urlsplit(handler.path)
         body = self._read_body(handler)
-        path = unquote(url.path)  # PTB quotes file URLs whole, ":" of the token included
-        file_match = re.fullmatch(r"/file/bot([^/]+)/(.+)", path)
-        if file_match and handler.command == "GET":
-            self._serve_file(handler, file_match.group(1), file_match.group(2))
-            return
-        match = re.fullmatch(r"/bot([^/]+)/([A-Za-z]+)", path)
-        if match is None:
-            self._answer(handler, 404, ApiError(404, "Not Found").payload())
-            return
-        token, method = match.groups()
-        try:
-            params, files, encoding = _decode_body(
-                handler.headers.get("Content-Type", ""), body, url.query
-            )
-        except (ValueError, ApiError) as exc:
-            error = exc if isinstance(exc, ApiError) else ApiError(400, f"Bad Request: {exc}")
-            self._answer(handler, error.status, error.payload())
-            return
-        call = Call(method, params, files, encoding, at=time.monotonic())
-        with self._cond:
-            self._state.calls.append(call)
-        fault = self._take_fault(method, call.chat_id) if token == self.token else None
-        if fault is not None and fault.delay and self._stopping.wait(fault.delay):
-            handler.close_connection = True
-            return
-        if fault is not None and fault.reset:
-            with self._cond:
-                call.status, call.fault = 0, fault
-                self._cond.notify_all()
+        accepted = self._accept(
+            handler.command, handler.path, handler.headers.get("Content-Type", ""), body
+        )
+        if isinstance(accepted, _Pending):
+            fault = accepted.fault
+            if fault is not None and fault.delay and self._stopping.wait(fault.delay):
+                handler.close_connection = True
+                return
+            accepted = self._complete(accepted)
+        if accepted.reset:
             handler.close_connection = True
             with contextlib.suppress(OSError):
                 handler.connection.shutdown(2)  # SHUT_RDWR: the client sees the connection die
             return
-        if token != self.token:
+        self._answer(handler, accepted.status, accepted.payload, accepted.content_type)
+        accepted.written()
+
+    def _accept(
+        self, command: str, raw_path: str, content_type: str, body: bytes
+    ) -> _Pending | _Reply:
+        """Record one request; an answer at once (a file, a 404, a bad body) or what is pending."""
+        url = urlsplit(raw_path)
+        path = unquote(url.path)  # PTB quotes file URLs whole, ":" of the token included
+        file_match = re.fullmatch(r"/file/bot([^/]+)/(.+)", path)
+        if file_match and command == "GET":
+            return self._file_reply(file_match.group(1), file_match.group(2))
+        match = re.fullmatch(r"/bot([^/]+)/([A-Za-z]+)", path)
+        if match is None:
+            return _Reply(404, ApiError(404, "Not Found").payload())
+        token, method = match.groups()
+        try:
+            params, files, encoding = _decode_body(content_type, body, url.query)
+        except (ValueError, ApiError) as exc:
+            error = exc if isinstance(exc, ApiError) else ApiError(400, f"Bad Request: {exc}")
+            return _Reply(error.status, error.payload())
+        call = Call(method, params, files, encoding, at=time.monotonic())
+        with self._cond:
+            self._state.calls.append(call)
+        fault = self._take_fault(method, call.chat_id) if token == self.token else None
+        return _Pending(call, fault, token == self.token)
+
+    def _complete(self, pending: _Pending) -> _Reply:
+        """Answer a recorded request (after its fault's delay, if any)."""
+        call, fault = pending.call, pending.fault
+        if fault is not None and fault.reset:
+            with self._cond:
+                call.status, call.fault = 0, fault
+                self._cond.notify_all()
+            return _Reply(0, b"", reset=True)
+        if not pending.token_ok:
             status, payload = 401, ApiError(401, "Unauthorized").payload()
         elif fault is not None and fault.status is not None:
             status, payload = fault.status, fault.payload()
         else:
             try:
-                result = self._dispatch(method, params, files)
+                result = self._dispatch(call.method, call.params, call.files)
             except ApiError as exc:
                 status, payload = exc.status, exc.payload()
             else:
@@ -793,8 +969,7 @@ class FakeBotApi:
             call.fault = fault
             self._cond.notify_all()
         content_type = "text/html" if fault is not None and fault.body else "application/json"
-        self._answer(handler, status, payload, content_type)
-        call.answered = time.monotonic()
+        return _Reply(status, payload, content_type, call=call)
 
     @staticmethod
     def _read_body(handler: _Handler) -> bytes:
@@ -820,13 +995,12 @@ class FakeBotApi:
         handler.end_headers()
         handler.wfile.write(payload)
 
-    def _serve_file(self, handler: _Handler, token: str, path: str) -> None:
+    def _file_reply(self, token: str, path: str) -> _Reply:
         with self._cond:
             stored = next((f for f in self._state.files.values() if f.file_path == path), None)
         if token != self.token or stored is None:
-            self._answer(handler, 404, ApiError(404, "Not Found").payload())
-            return
-        self._answer(handler, 200, stored.data, "application/octet-stream")
+            return _Reply(404, ApiError(404, "Not Found").payload())
+        return _Reply(200, stored.data, "application/octet-stream")
 
     # ---- methods --------------------------------------------------------------------------
 
