@@ -145,7 +145,7 @@ def attack(url: str, server: FakeServer, rows: int, kills: int, seed: int) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--rows", type=int, default=12_000, help="enough that 20 kills land mid-work")
+    parser.add_argument("--rows", type=int, default=12_000, help="so 20 kills land mid-work")
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pg-url", default=PG_URL)
