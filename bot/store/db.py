@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+import re
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -106,37 +108,79 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 
 def bulk_insert(
-    session: Session, model: Any, rows: list[dict[str, Any]], *, on_conflict: list[str] | None
+    session: Session, model: Any, rows: Iterable[dict[str, Any]], *, on_conflict: list[str] | None
 ) -> int:
     """Insert many rows at once, skipping those whose ``on_conflict`` columns exist already
     (``None``: rows that cannot collide, a conflict is an error); returns how many were new.
+
+    ``rows`` may be a generator: on PostgreSQL, many rows are COPYed as it yields them, so
+    the server inserts one batch while the caller computes the next (the generator must not
+    use the session meanwhile: the connection is in the middle of a COPY).
 
     Why not SQLAlchemy's executemany here: on psycopg it renders one huge multi-VALUES
     statement that psycopg then parses (most of a 1,000-row tick went there) and reports no
     rowcount; psycopg's own ``executemany`` of one small statement is several times faster
     and counts.  SQLite's executemany is fast through SQLAlchemy already."""
-    if not rows:
-        return 0
     table = model.__table__
     dialect = session.get_bind().dialect
+    stream = iter(rows)
+    first = list(itertools.islice(stream, _COPY_FROM))
+    if not first:
+        return 0
+    names = list(first[0])
     if dialect.name != "postgresql":
-        names = list(rows[0])
+        every = first + list(stream)
         sql = (
             f"INSERT INTO {table.name} ({', '.join(names)}) "
             f"VALUES ({', '.join('?' for _ in names)}){_skip(on_conflict)}"
         )
-        columns = [[row[n] for row in rows] for n in names]  # column by column: few calls
+        columns = [[row[n] for row in every] for n in names]  # column by column: few calls
         for i, name in enumerate(names):
             processor = table.c[name].type._cached_bind_processor(dialect)
             if processor is not None:
                 columns[i] = _converted(columns[i], processor)
         params = list(zip(*columns, strict=True))
         return int(session.connection().exec_driver_sql(sql, params).rowcount or 0)
+    columns = ", ".join(names)
+    connection = session.connection()
+    if len(first) < _COPY_FROM:
+        sql = (
+            f"INSERT INTO {table.name} ({columns}) "
+            f"VALUES ({', '.join(f'%({n})s' for n in names)}){_skip(on_conflict)}"
+        )
+        params = _pg_params(table, names, first)
+        return int(connection.exec_driver_sql(sql, params).rowcount or 0)
+    batches = itertools.chain(
+        [first], iter(lambda: list(itertools.islice(stream, _COPY_CHUNK)), [])
+    )
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    if on_conflict is None:  # nothing to skip: COPY straight into the table
+        with cursor:
+            return _copy(cursor, table, names, batches)
+    # Many rows: COPY into a scratch table, then one INSERT … SELECT keeps ON CONFLICT's
+    # semantics (COPY itself has none); psycopg's pipelined executemany spent most of an
+    # import of 100k occurrences in its per-row round of dumping and queueing.
+    scratch = f"_bulk_{table.name}"
+    connection.exec_driver_sql(f"DROP TABLE IF EXISTS {scratch}")  # its columns are this call's
+    connection.exec_driver_sql(
+        f"CREATE TEMP TABLE {scratch} ON COMMIT DROP AS "
+        f"SELECT {columns} FROM {table.name} WITH NO DATA"
+    )
+    with cursor:
+        _copy(cursor, table, names, batches, into=scratch)
+    result = connection.exec_driver_sql(
+        f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {scratch}{_skip(on_conflict)}"
+    )
+    return int(result.rowcount or 0)
+
+
+def _pg_params(table: Any, names: list[str], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as psycopg parameters: JSON wrapped as Jsonb, naive instants refused (as
+    ``UTCDateTime`` does for the ORM)."""
     from psycopg.types.json import Jsonb
 
     from bot.store.types import JSONType, UTCDateTime
 
-    names = list(rows[0])
     json_columns = {n for n in names if isinstance(table.c[n].type, type(JSONType))}
     instants = {n for n in names if isinstance(table.c[n].type, UTCDateTime)}
     params = []
@@ -149,36 +193,7 @@ def bulk_insert(
             if values[name] is not None:
                 values[name] = Jsonb(values[name])
         params.append(values)
-    columns = ", ".join(names)
-    connection = session.connection()
-    if len(rows) < _COPY_FROM:
-        sql = (
-            f"INSERT INTO {table.name} ({columns}) "
-            f"VALUES ({', '.join(f'%({n})s' for n in names)}){_skip(on_conflict)}"
-        )
-        return int(connection.exec_driver_sql(sql, params).rowcount or 0)
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    if on_conflict is None:  # nothing to skip: COPY straight into the table
-        with cursor, cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
-            for values in params:
-                copy.write_row([values[n] for n in names])
-        return len(params)
-    # Many rows: COPY into a scratch table, then one INSERT … SELECT keeps ON CONFLICT's
-    # semantics (COPY itself has none); psycopg's pipelined executemany spent most of an
-    # import of 100k occurrences in its per-row round of dumping and queueing.
-    scratch = f"_bulk_{table.name}"
-    connection.exec_driver_sql(f"DROP TABLE IF EXISTS {scratch}")  # its columns are this call's
-    connection.exec_driver_sql(
-        f"CREATE TEMP TABLE {scratch} ON COMMIT DROP AS "
-        f"SELECT {columns} FROM {table.name} WITH NO DATA"
-    )
-    with cursor, cursor.copy(f"COPY {scratch} ({columns}) FROM STDIN") as copy:
-        for values in params:
-            copy.write_row([values[n] for n in names])
-    result = connection.exec_driver_sql(
-        f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {scratch}{_skip(on_conflict)}"
-    )
-    return int(result.rowcount or 0)
+    return params
 
 
 def _skip(on_conflict: list[str] | None) -> str:
@@ -186,6 +201,61 @@ def _skip(on_conflict: list[str] | None) -> str:
 
 
 _COPY_FROM = 1000  # rows: below this, a pipelined executemany is as fast as COPY
+_COPY_CHUNK = 5000  # rows per write: a few hundred KiB, so the server starts on them early
+
+
+def _copy(
+    cursor: Any,
+    table: Any,
+    names: list[str],
+    batches: Iterable[list[dict[str, Any]]],
+    *,
+    into: str | None = None,
+) -> int:
+    """COPY batches of rows into ``into`` (default: the table itself) in PostgreSQL's text
+    format, each column's distinct values of a batch dumped once; returns the rows sent.
+
+    psycopg's ``write_row`` dumps every value of every row (most of the client's share of
+    COPYing 100k occurrences, whose dates and instants repeat); here each distinct value goes
+    through the connection's own dumper once and rows are joined from the bytes."""
+    from psycopg.adapt import PyFormat, Transformer
+
+    transformer, text = Transformer.from_context(cursor), PyFormat.TEXT
+    sent = 0
+    with cursor.copy(f"COPY {into or table.name} ({', '.join(names)}) FROM STDIN") as copy:
+        for batch in batches:
+            params = _pg_params(table, names, batch)
+            columns = [_copy_texts(transformer, [r[n] for r in params], text) for n in names]
+            copy.write(b"".join(b"\t".join(row) + b"\n" for row in zip(*columns, strict=True)))
+            sent += len(batch)
+    return sent
+
+
+_COPY_ESCAPES = {b"\\": b"\\\\", b"\t": b"\\t", b"\n": b"\\n", b"\r": b"\\r"}
+_COPY_SPECIAL = re.compile(b"[\\\\\t\n\r]")
+
+
+def _copy_text(transformer: Any, value: Any, text_format: Any) -> bytes:
+    """One value as a field of COPY's text format (backslash escapes, ``\\N`` for NULL)."""
+    if value is None:
+        return b"\\N"
+    dumped = transformer.get_dumper(value, text_format).dump(value)
+    if dumped is None:
+        return b"\\N"
+    return _COPY_SPECIAL.sub(lambda m: _COPY_ESCAPES[m.group(0)], bytes(dumped))
+
+
+def _copy_texts(transformer: Any, values: list[Any], text_format: Any) -> list[bytes]:
+    """A column's COPY fields, each distinct value dumped once (as ``_converted`` does for
+    SQLite) when the column holds one type: ``True == 1``, so a mixed column dumps each value."""
+    if len(set(map(type, values)) - {type(None)}) <= 1:
+        try:
+            once = {v: _copy_text(transformer, v, text_format) for v in set(values)}
+        except TypeError:  # unhashable (JSON): dump each one
+            pass
+        else:
+            return list(map(once.__getitem__, values))
+    return [_copy_text(transformer, v, text_format) for v in values]
 
 
 def _converted(values: list[Any], processor: Any) -> list[Any]:
