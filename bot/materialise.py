@@ -321,7 +321,7 @@ def cancel_rows(
         }
         for r in rows
     ]
-    connection.execute(sa.insert(AuditEvent.__table__), events)  # type: ignore[attr-defined]
+    bulk_insert(session, AuditEvent, events, on_conflict=None)
 
 
 def cancel(session: Session, row: Occurrence, reason: str, *, now: datetime, actor: str) -> None:

@@ -184,14 +184,18 @@ def _pg_params(table: Any, names: list[str], rows: list[dict[str, Any]]) -> list
     json_columns = {n for n in names if isinstance(table.c[n].type, type(JSONType))}
     instants = {n for n in names if isinstance(table.c[n].type, UTCDateTime)}
     params = []
+    wrapped: dict[int, Jsonb] = {}  # one wrapper per document: COPY dumps a shared one once
     for row in rows:
         values = dict(row)
         for name in instants:
             if values[name] is not None and values[name].tzinfo is None:
                 raise ValueError(f"naive datetime in {table.name}.{name}: pass an aware instant")
         for name in json_columns:
-            if values[name] is not None:
-                values[name] = Jsonb(values[name])
+            document = values[name]
+            if document is not None:
+                if id(document) not in wrapped:  # the rows keep every document alive
+                    wrapped[id(document)] = Jsonb(document)
+                values[name] = wrapped[id(document)]
         params.append(values)
     return params
 
