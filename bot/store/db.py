@@ -175,29 +175,27 @@ def bulk_insert(
 
 
 def _pg_params(table: Any, names: list[str], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows as psycopg parameters: JSON wrapped as Jsonb, naive instants refused (as
-    ``UTCDateTime`` does for the ORM)."""
+    """Rows as psycopg parameters (see ``_pg_column``)."""
+    columns = [_pg_column(table, n, [row[n] for row in rows]) for n in names]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _pg_column(table: Any, name: str, values: list[Any]) -> list[Any]:
+    """One column's values for psycopg: JSON wrapped as Jsonb (one wrapper per document, so
+    COPY dumps a shared one once), naive instants refused as ``UTCDateTime`` does."""
     from psycopg.types.json import Jsonb
 
     from bot.store.types import JSONType, UTCDateTime
 
-    json_columns = {n for n in names if isinstance(table.c[n].type, type(JSONType))}
-    instants = {n for n in names if isinstance(table.c[n].type, UTCDateTime)}
-    params = []
-    wrapped: dict[int, Jsonb] = {}  # one wrapper per document: COPY dumps a shared one once
-    for row in rows:
-        values = dict(row)
-        for name in instants:
-            if values[name] is not None and values[name].tzinfo is None:
-                raise ValueError(f"naive datetime in {table.name}.{name}: pass an aware instant")
-        for name in json_columns:
-            document = values[name]
-            if document is not None:
-                if id(document) not in wrapped:  # the rows keep every document alive
-                    wrapped[id(document)] = Jsonb(document)
-                values[name] = wrapped[id(document)]
-        params.append(values)
-    return params
+    kind = table.c[name].type
+    if isinstance(kind, UTCDateTime):
+        if any(v.tzinfo is None for v in set(values) - {None}):
+            raise ValueError(f"naive datetime in {table.name}.{name}: pass an aware instant")
+    elif isinstance(kind, type(JSONType)):
+        documents = {id(v): v for v in values if v is not None}  # the values keep them alive
+        wrapped = {key: Jsonb(document) for key, document in documents.items()}
+        return [None if v is None else wrapped[id(v)] for v in values]
+    return values
 
 
 def _skip(on_conflict: list[str] | None) -> str:
@@ -228,8 +226,10 @@ def _copy(
     sent = 0
     with cursor.copy(f"COPY {into or table.name} ({', '.join(names)}) FROM STDIN") as copy:
         for batch in batches:
-            params = _pg_params(table, names, batch)
-            columns = [_copy_texts(transformer, [r[n] for r in params], text) for n in names]
+            columns = [
+                _copy_texts(transformer, _pg_column(table, n, [r[n] for r in batch]), text)
+                for n in names
+            ]
             copy.write(b"".join(b"\t".join(row) + b"\n" for row in zip(*columns, strict=True)))
             sent += len(batch)
     return sent
@@ -239,27 +239,38 @@ _COPY_ESCAPES = {b"\\": b"\\\\", b"\t": b"\\t", b"\n": b"\\n", b"\r": b"\\r"}
 _COPY_SPECIAL = re.compile(b"[\\\\\t\n\r]")
 
 
-def _copy_text(transformer: Any, value: Any, text_format: Any) -> bytes:
-    """One value as a field of COPY's text format (backslash escapes, ``\\N`` for NULL)."""
-    if value is None:
-        return b"\\N"
-    dumped = transformer.get_dumper(value, text_format).dump(value)
-    if dumped is None:
-        return b"\\N"
-    return _COPY_SPECIAL.sub(lambda m: _COPY_ESCAPES[m.group(0)], bytes(dumped))
-
-
 def _copy_texts(transformer: Any, values: list[Any], text_format: Any) -> list[bytes]:
-    """A column's COPY fields, each distinct value dumped once (as ``_converted`` does for
-    SQLite) when the column holds one type: ``True == 1``, so a mixed column dumps each value."""
+    """A column's fields in COPY's text format, each distinct value dumped once (as
+    ``_converted`` does for SQLite) when the column holds one type (``True == 1``: a mixed
+    column dumps each value)."""
     if len(set(map(type, values)) - {type(None)}) <= 1:
         try:
-            once = {v: _copy_text(transformer, v, text_format) for v in set(values)}
-        except TypeError:  # unhashable (JSON): dump each one
+            distinct = list(set(values))
+        except TypeError:  # unhashable: dump each one
             pass
         else:
+            once = dict(zip(distinct, _escaped(transformer, distinct, text_format), strict=True))
             return list(map(once.__getitem__, values))
-    return [_copy_text(transformer, v, text_format) for v in values]
+    return _escaped(transformer, values, text_format)
+
+
+def _escaped(transformer: Any, values: list[Any], text_format: Any) -> list[bytes]:
+    """Values dumped by the connection's dumpers, backslash-escaped, ``\\N`` for NULL.
+
+    The escaping runs once over the column joined by NUL, which no dumped value holds
+    (PostgreSQL text refuses it); should one, each value is escaped alone."""
+    raw = [None if v is None else transformer.get_dumper(v, text_format).dump(v) for v in values]
+    dumped = [b"" if d is None else bytes(d) for d in raw]
+    joined = b"\0".join(dumped)
+    if joined.count(b"\0") == len(dumped) - 1:
+        fields = _COPY_SPECIAL.sub(_copy_escape, joined).split(b"\0")
+    else:
+        fields = [_COPY_SPECIAL.sub(_copy_escape, b) for b in dumped]
+    return [b"\\N" if d is None else f for d, f in zip(raw, fields, strict=True)]
+
+
+def _copy_escape(match: re.Match[bytes]) -> bytes:
+    return _COPY_ESCAPES[match.group(0)]
 
 
 def _converted(values: list[Any], processor: Any) -> list[Any]:
