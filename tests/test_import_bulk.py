@@ -158,9 +158,9 @@ def test_an_ongoing_tasks_own_check_period_is_planned(engine: Engine, tmp_path: 
 
 
 def test_a_large_bulk_insert_from_a_generator_keeps_every_value_as_given(engine: Engine) -> None:
-    """COPY's text format (PostgreSQL) escapes backslashes, tabs and line ends and spells NULL
-    as \\N: values holding them, NULLs, shared and distinct JSON documents and instants in
-    other offsets come back as given, from rows yielded by a generator, on both backends."""
+    """Rows yielded by a generator, enough for PostgreSQL's COPY path (each distinct value
+    dumped once): text holding tabs, line ends, backslashes or \\N, NULLs, shared and distinct
+    JSON documents and instants in another offset come back as given, on both backends."""
     shared = {"ref": "共享", "fields": ["due"]}
     odd = ["a\tb", "line\nnext", "back\\slash", "cr\rlf", "\\N", "\\.", "", "普通"]
     at = local(2024, 6, 3, 9, 0)
