@@ -8,7 +8,7 @@ deadline task's single row, which follows its deadline wherever it is.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -161,12 +161,27 @@ def materialise(
             tasks.extend(connection.execute(active.where(tasks_table.c.id.in_(chunk))))
             for row in connection.execute(query.where(table.c.task_id.in_(chunk))):
                 existing.setdefault(row.task_id, []).append(row)
+    fresh = set(fresh)
     writes = _Writes()
     for task in tasks:
         assert task.id is not None
+        if task.id in fresh:
+            continue  # planned while its rows are written, below
         wanted = plan(task_timing(task, schedule), st.calendar, window_start, window_end)
         _reconcile(schedule, task, wanted, existing.get(task.id, []), st, today, now, writes)
-    counts = _write(session, writes, REPLANNED, now=now, actor=actor, fresh=set(fresh))
+
+    def fresh_rows() -> Iterator[dict[str, Any]]:
+        """A new task has no rows to reconcile: every planned period is a new row."""
+        for task in tasks:
+            if task.id in fresh:
+                timing = task_timing(task, schedule)
+                for planned in plan(timing, st.calendar, window_start, window_end):
+                    yield _new_row(schedule, task, planned, st, now)
+
+    # rows nobody else can have written go in without the conflict check (COPY straight in
+    # on PostgreSQL), planned as they are sent, so the server inserts while Python plans
+    counts = Counts(bulk_insert(session, Occurrence, fresh_rows(), on_conflict=None))
+    counts += _write(session, writes, REPLANNED, now=now, actor=actor)
     schedule.materialised_until = max(window_end, schedule.materialised_until or window_end)
     session.add(schedule)
     return counts
@@ -196,24 +211,12 @@ def _reconcile(
             writes.cancelled.append(row)
 
 
-def _write(
-    session: Session,
-    writes: _Writes,
-    reason: str,
-    *,
-    now: datetime,
-    actor: str,
-    fresh: Collection[int] = (),
-) -> Counts:
-    """Inserts by executemany (COPY-like speed without ORM objects), updates by primary key in
-    one executemany, cancellations in one UPDATE … WHERE id IN plus their audit events."""
+def _write(session: Session, writes: _Writes, reason: str, *, now: datetime, actor: str) -> Counts:
+    """Inserts in bulk (skipping periods another process wrote meanwhile), updates by primary
+    key in one executemany, cancellations in one UPDATE … WHERE id IN plus their audit events."""
     table = Occurrence.__table__  # type: ignore[attr-defined]
     connection = session.connection()
-    new = [row for row in writes.added if row["task_id"] in fresh]
-    rest = [row for row in writes.added if row["task_id"] not in fresh] if new else writes.added
-    added = bulk_insert(session, Occurrence, new, on_conflict=None) + bulk_insert(
-        session, Occurrence, rest, on_conflict=["task_id", "period_start"]
-    )
+    added = bulk_insert(session, Occurrence, writes.added, on_conflict=["task_id", "period_start"])
     if writes.updated:
         statement = (
             sa.update(table)
@@ -318,7 +321,7 @@ def cancel_rows(
         }
         for r in rows
     ]
-    connection.execute(sa.insert(AuditEvent.__table__), events)  # type: ignore[attr-defined]
+    bulk_insert(session, AuditEvent, events, on_conflict=None)
 
 
 def cancel(session: Session, row: Occurrence, reason: str, *, now: datetime, actor: str) -> None:

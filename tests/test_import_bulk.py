@@ -3,8 +3,10 @@ tables after an import and after a re-import with moved deadlines, on SQLite and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, text
 from sqlmodel import col, select
@@ -12,7 +14,7 @@ from sqlmodel import col, select
 from bot.materialise import schedule_time, task_timing
 from bot.occurrences import plan
 from bot.store.db import _COPY_FROM, bulk_insert, session_scope
-from bot.store.models import Occurrence, Schedule, Task
+from bot.store.models import AuditEvent, Occurrence, Schedule, Task
 from tests.conftest import local
 from tests.test_import import run_import, spec_of
 
@@ -153,3 +155,34 @@ def test_an_ongoing_tasks_own_check_period_is_planned(engine: Engine, tmp_path: 
     assert rows == expected(engine)
     # the 62-day window from 06-03 holds one quarter end (monthly checks would be two)
     assert [r[3] for r in rows if r[0] == "9"] == ["2024-06-30"]
+
+
+def test_a_large_bulk_insert_from_a_generator_keeps_every_value_as_given(engine: Engine) -> None:
+    """Rows yielded by a generator, enough for PostgreSQL's COPY path (each distinct value
+    dumped once): text holding tabs, line ends, backslashes or \\N, NULLs, shared and distinct
+    JSON documents and instants in another offset come back as given, on both backends."""
+    shared = {"ref": "共享", "fields": ["due"]}
+    odd = ["a\tb", "line\nnext", "back\\slash", "cr\rlf", "\\N", "\\.", "", "普通"]
+    at = local(2024, 6, 3, 9, 0)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for n in range(_COPY_FROM + 7):
+            yield {
+                "at": at + timedelta(seconds=n % 5),
+                "actor": odd[n % len(odd)],
+                "action": "bulk_test",
+                "schedule_id": None if n % 3 else f"s{n}",
+                "task_id": n,
+                "detail": shared if n % 2 else {"text": odd[n % len(odd)], "n": n},
+            }
+
+    with session_scope(engine) as session:
+        assert bulk_insert(session, AuditEvent, rows(), on_conflict=None) == _COPY_FROM + 7
+    with session_scope(engine) as session:
+        stored = session.exec(
+            select(AuditEvent).where(AuditEvent.action == "bulk_test").order_by(col(AuditEvent.id))
+        ).all()
+        got = [(e.at, e.actor, e.schedule_id, e.task_id, e.detail) for e in stored]
+    assert got == [
+        (r["at"], r["actor"], r["schedule_id"], r["task_id"], r["detail"]) for r in rows()
+    ]

@@ -117,3 +117,38 @@ def test_0004_moves_bindings_to_identities_and_keeps_sent_message_ids(db_url: st
         assert delivery.message_ref == "77" and delivery.state == "sent"
         assert delivery.binding_id == bindings["501"].id
     engine.dispose()
+
+
+def test_0007_keeps_occurrences_and_refuses_one_outside_its_tasks_schedule(
+    db_url: str, tmp_path: Path
+) -> None:
+    """The occurrence's two foreign keys become one (its task, within its schedule): a store
+    planned under 0006 keeps every row and re-imports as before; a row naming another
+    schedule than its task's is refused."""
+    from sqlalchemy.exc import IntegrityError
+
+    from bot.store.db import upgrade
+    from tests.test_import import SMALL, run_import, spec_of
+
+    engine = make_engine(db_url)
+    upgrade(engine, "0006")
+    run_import(engine, spec_of(SMALL, tmp_path))
+    count = "select count(*) from occurrence"
+    with engine.connect() as conn:
+        before = conn.execute(text(count)).scalar_one()
+    assert before > 0
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text(count)).scalar_one() == before
+    assert run_import(engine, spec_of(SMALL, tmp_path)).unchanged
+    run_import(engine, spec_of(SMALL.replace("schedule: small", "schedule: other"), tmp_path))
+    stray = (
+        "INSERT INTO occurrence (task_id, schedule_id, kind, period_start, period_end, due_date,"
+        " due_at, times_required, times_done, status, created_at, reminder_step,"
+        " escalation_step, escalation_repeats) SELECT id, 'other', 'deadline', '2024-01-01',"
+        " '2024-01-01', '2024-01-01', '2024-01-01 00:00:00', 1, 0, 'open',"
+        " '2024-01-01 00:00:00', -1, -1, 0 FROM task WHERE schedule_id = 'small' LIMIT 1"
+    )
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(text(stray))
+    engine.dispose()
