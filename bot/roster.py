@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -34,6 +35,9 @@ class Roster:
     _by_name: dict[str, int] = field(init=False, repr=False)
     _chief: list[int] = field(init=False, repr=False)
     _admins: list[int] = field(init=False, repr=False)
+    _resolved: dict[tuple[int, tuple[str, ...]], tuple[int, ...]] = field(
+        init=False, repr=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         self._roles, self._units = defaultdict(list), defaultdict(list)
@@ -128,8 +132,17 @@ class Roster:
     def admins(self) -> list[int]:
         return list(self._admins)
 
-    def resolve(self, task_id: int, targets: list[str]) -> list[int]:
-        """Escalation/digest targets (roles or names) as person ids, in order, once each."""
+    def resolve(self, task_id: int, targets: Sequence[str]) -> list[int]:
+        """Escalation/digest targets (roles or names) as person ids, in order, once each
+        (remembered: a roster does not change until the next import, and a due tick asks
+        the same few questions for every row of a task)."""
+        key = (task_id, tuple(targets))
+        found = self._resolved.get(key)
+        if found is None:
+            found = self._resolved[key] = tuple(self._resolve(task_id, targets))
+        return list(found)
+
+    def _resolve(self, task_id: int, targets: Sequence[str]) -> list[int]:
         by_name = self._by_name
         roles = {
             "assignees": lambda: self.assignees(task_id),
