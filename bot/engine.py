@@ -10,14 +10,16 @@ never plan the same occurrence; the outbox's unique key is the backstop.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine as DbEngine
-from sqlalchemy import func
+from sqlalchemy import Text, cast, func
 from sqlmodel import Session, col, select
 
 from bot import digest as digests
@@ -47,7 +49,7 @@ log = logging.getLogger("dutybot.engine")
 
 DIGEST = "digest"
 # tasks by (database, schedule): as of the import stamped on the schedule (see _known_tasks)
-_TASKS: dict[tuple[str, str], tuple[tuple[datetime | None, str], dict[int, Task]]] = {}
+_TASKS: dict[tuple[str, str], tuple[tuple[datetime | None, str], dict[int, PlanTask]]] = {}
 _TASKS_LOCK = threading.Lock()
 ROUTINE = ("day", "workday")
 
@@ -61,7 +63,7 @@ class _Context:
     schedules: dict[str, Schedule] = field(default_factory=dict)
     times: dict[str, ScheduleTime] = field(default_factory=dict)
     rosters: dict[str, Roster] = field(default_factory=dict)
-    tasks: dict[int, Task] = field(default_factory=dict)
+    tasks: dict[int, PlanTask] = field(default_factory=dict)
     overdue: dict[int, int] = field(default_factory=dict)
     ladders: dict[tuple[Any, ...], Ladder] = field(default_factory=dict)
     rules: dict[int, tuple[str, str]] = field(default_factory=dict)
@@ -74,7 +76,11 @@ class _Context:
     decisions: dict[tuple[int, Progress, datetime], Decision] = field(default_factory=dict)
 
     def ladder(
-        self, occ: Occurrence, task: Task, st: ScheduleTime, escalation: list[dict[str, Any]] | None
+        self,
+        occ: Occurrence,
+        task: Task | PlanTask,
+        st: ScheduleTime,
+        escalation: list[dict[str, Any]] | None,
     ) -> Ladder:
         """Occurrences due the same day under the same rules share their ladder, computed
         once: the rules, not the task, are the key (most tasks inherit the list's policy),
@@ -108,7 +114,7 @@ class _Context:
             found = self.decisions[key] = decide(lad, progress, st, now)
         return found
 
-    def task_part(self, schedule_id: str, task: Task) -> dict[str, Any]:
+    def task_part(self, schedule_id: str, task: Task | PlanTask) -> dict[str, Any]:
         assert task.id is not None
         found = self.task_parts.get(task.id)
         if found is None:
@@ -163,9 +169,7 @@ class _Context:
             wanted = ids - set(known)
             if not wanted:
                 continue
-            for task in self.session.exec(select(Task).where(col(Task.id).in_(wanted))).all():
-                assert task.id is not None
-                self.session.expunge(task)  # read-only, shared: no rollback may expire it
+            for task in _plan_tasks(self.session, wanted):
                 known[task.id] = self.tasks[task.id] = task
         recurring = {
             occ.task_id
@@ -189,7 +193,7 @@ class _Context:
             self.overdue.update({task_id: 0 for task_id in task_ids})
             self.overdue.update({task_id: int(n) for task_id, n in counts})
 
-    def _known_tasks(self, schedule_id: str) -> dict[int, Task]:
+    def _known_tasks(self, schedule_id: str) -> dict[int, PlanTask]:
         """Tasks of a schedule read by earlier ticks of this process, as of its last import
         (tasks change only through an import, which stamps the schedule, as rosters do)."""
         schedule = self.schedule(schedule_id)
@@ -207,12 +211,40 @@ class _Context:
         """How many periods of a recurring task are overdue and still open."""
         return self.overdue.get(task_id, 0)
 
-    def task(self, task_id: int) -> Task:
+    def task(self, task_id: int) -> PlanTask:
         if task_id not in self.tasks:
-            found = self.session.get(Task, task_id)
-            assert found is not None
+            (found,) = _plan_tasks(self.session, {task_id})
             self.tasks[task_id] = found
         return self.tasks[task_id]
+
+
+@dataclass(frozen=True)
+class PlanTask:
+    """What planning reads of a task, as plain values shared read-only across ticks (10k
+    ORM tasks, each decoding its spec and policy, were most of a cold catch-up's loading)."""
+
+    id: int
+    ref: str
+    title: str
+    kind: str
+    policy: dict[str, Any] | None
+
+
+def _plan_tasks(session: Session, ids: Collection[int]) -> list[PlanTask]:
+    """Tasks by id; a policy text shared by many tasks (the list's own) is decoded once."""
+    policy_text = cast(Task.policy, Text)
+    rows = session.execute(
+        select(Task.id, Task.ref, Task.title, Task.kind, policy_text).where(
+            col(Task.id).in_(list(ids))
+        )
+    ).all()
+    policies: dict[str | None, dict[str, Any] | None] = {None: None}
+    found = []
+    for task_id, ref, title, kind, text in rows:
+        if text not in policies:
+            policies[text] = json.loads(text)
+        found.append(PlanTask(task_id, ref, title, kind, policies[text]))
+    return found
 
 
 _PROGRESS = (
@@ -251,12 +283,15 @@ def level_of(occ: Occurrence) -> str:
     return RED if occ.escalation_step >= len(steps) - 1 else YELLOW
 
 
-def occurrence_ladder(occ: Occurrence, task: Task, st: ScheduleTime) -> Ladder:
+def occurrence_ladder(occ: Occurrence, task: Task | PlanTask, st: ScheduleTime) -> Ladder:
     return clip(_ladder(occ, task, st, occ.escalation), occ.period_start)
 
 
 def _ladder(
-    occ: Occurrence, task: Task, st: ScheduleTime, escalation: list[dict[str, Any]] | None
+    occ: Occurrence,
+    task: Task | PlanTask,
+    st: ScheduleTime,
+    escalation: list[dict[str, Any]] | None,
 ) -> Ladder:
     """The occurrence's due day's whole ladder (not yet clipped to its period)."""
     policy = task.policy or {}
@@ -277,7 +312,7 @@ def occurrence_payload(
     return _payload(task_fields(schedule, task, roster), occ, due, overdue_days(st, due, today))
 
 
-def task_fields(schedule: Schedule, task: Task, roster: Roster) -> dict[str, Any]:
+def task_fields(schedule: Schedule, task: Task | PlanTask, roster: Roster) -> dict[str, Any]:
     """The part of an occurrence's payload that is its task's (the same for all its rows)."""
     assert task.id is not None
     return {

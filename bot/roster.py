@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from sqlmodel import Session, col, select
 
@@ -21,12 +22,21 @@ _CACHE: dict[tuple[str, str], tuple[tuple[datetime, str], Roster]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+class Member(Protocol):
+    """What a roster reads of a task member (a TaskMember, or a plain row of its columns)."""
+
+    task_id: int
+    role: str
+    person_id: int | None
+    unit_id: int | None
+
+
 @dataclass
 class Roster:
     people: dict[int, Person]
     unit_names: dict[int, str]
     unit_contacts: dict[int, list[int]]
-    members: dict[int, list[TaskMember]] = field(default_factory=dict)
+    members: dict[int, list[Member]] = field(default_factory=dict)
     # plain indexes built once (a roster is cached across ticks and read for every due row:
     # ORM attribute access per member per row was a third of a due tick)
     _roles: dict[tuple[int, str], list[int]] = field(init=False, repr=False)
@@ -69,13 +79,14 @@ class Roster:
         )
         for row in rows:
             contacts[row.unit_id].append(row.person_id)
-        members: dict[int, list[TaskMember]] = defaultdict(list)
+        members: dict[int, list[Member]] = defaultdict(list)
         person_ids = [pid for pid in people if pid is not None]
         unit_ids = list(units)
-        query = select(TaskMember).where(
-            col(TaskMember.person_id).in_(person_ids) | col(TaskMember.unit_id).in_(unit_ids)
-        )
-        for member in session.exec(query.order_by(TaskMember.position)):
+        # plain rows, not ORM objects: a 10k-task list has tens of thousands of members
+        query = select(
+            TaskMember.task_id, TaskMember.role, TaskMember.person_id, TaskMember.unit_id
+        ).where(col(TaskMember.person_id).in_(person_ids) | col(TaskMember.unit_id).in_(unit_ids))
+        for member in session.execute(query.order_by(TaskMember.position)):
             members[member.task_id].append(member)
         return cls(
             {k: v for k, v in people.items() if k is not None}, units, dict(contacts), dict(members)
