@@ -247,6 +247,25 @@ def _plan_tasks(session: Session, ids: Collection[int]) -> list[PlanTask]:
     return found
 
 
+# what planning reads of an occurrence (its ladder state, and what its messages show)
+_PLANNED = (
+    Occurrence.id,
+    Occurrence.task_id,
+    Occurrence.schedule_id,
+    Occurrence.kind,
+    Occurrence.period_start,
+    Occurrence.due_date,
+    Occurrence.extended_to,
+    Occurrence.times_required,
+    Occurrence.times_done,
+    Occurrence.planned_due,
+    Occurrence.escalation,
+    Occurrence.reminder_step,
+    Occurrence.escalation_step,
+    Occurrence.escalation_repeats,
+    Occurrence.next_action_at,
+    Occurrence.planning_error,
+)
 _PROGRESS = (
     "planned_due",
     "escalation",
@@ -378,10 +397,11 @@ class Engine:
         while True:
             with session_scope(self.db) as session, session.no_autoflush:
                 ctx = _Context(session)
-                # plain rows, not ORM objects: read-only here (the new ladder states are
-                # written in one statement), and building objects cost more than planning
+                # plain rows of the columns planning reads, not ORM objects: read-only here
+                # (the new ladder states are written in one statement), and building objects
+                # cost more than planning
                 query = (
-                    select(*Occurrence.__table__.c)  # type: ignore[attr-defined]
+                    select(*_PLANNED)
                     .where(Occurrence.status == OPEN, col(Occurrence.next_action_at) <= horizon)
                     .order_by(col(Occurrence.next_action_at), col(Occurrence.id))
                     .limit(self.batch)
@@ -482,7 +502,8 @@ class Engine:
                 payload["open_periods"] = ctx.open_periods(task.id)
             for message in decision.send:
                 if message.kind == ESCALATION and escalation is None:
-                    escalation = list((task.policy or {}).get("escalate", []))
+                    # the task's own (shared, read-only): encoded once for all its rows
+                    escalation = (task.policy or {}).get("escalate", [])
                 not_before = ctx.slot(occ.schedule_id, max(message.at, now))
                 step = message.step * 1000 + message.repeat
                 # one payload per message, shared by its recipients' rows (encoded once)
