@@ -10,31 +10,46 @@ never plan the same occurrence; the outbox's unique key is the backstop.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine as DbEngine
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import Text, cast, func
 from sqlmodel import Session, col, select
 
 from bot import digest as digests
 from bot import metrics
-from bot.escalation import BLUE, ESCALATION, RED, YELLOW, Ladder, Progress, decide, ladder, rebase
+from bot.escalation import (
+    BLUE,
+    ESCALATION,
+    RED,
+    YELLOW,
+    Decision,
+    Ladder,
+    Progress,
+    clip,
+    clipped_from,
+    decide,
+    rebase,
+    unclipped_ladder,
+)
 from bot.materialise import materialise, schedule_time
 from bot.occurrences import ScheduleTime
 from bot.outbox import enqueue, notification_row
 from bot.roster import Roster
-from bot.store.db import session_scope
+from bot.store.db import bulk_update, session_scope
 from bot.store.models import DONE, OPEN, AuditEvent, Occurrence, Schedule, Task
 
 log = logging.getLogger("dutybot.engine")
 
 DIGEST = "digest"
 # tasks by (database, schedule): as of the import stamped on the schedule (see _known_tasks)
-_TASKS: dict[tuple[str, str], tuple[tuple[datetime | None, str], dict[int, Task]]] = {}
+_TASKS: dict[tuple[str, str], tuple[tuple[datetime | None, str], dict[int, PlanTask]]] = {}
 _TASKS_LOCK = threading.Lock()
 ROUTINE = ("day", "workday")
 
@@ -48,16 +63,28 @@ class _Context:
     schedules: dict[str, Schedule] = field(default_factory=dict)
     times: dict[str, ScheduleTime] = field(default_factory=dict)
     rosters: dict[str, Roster] = field(default_factory=dict)
-    tasks: dict[int, Task] = field(default_factory=dict)
+    tasks: dict[int, PlanTask] = field(default_factory=dict)
     overdue: dict[int, int] = field(default_factory=dict)
     ladders: dict[tuple[Any, ...], Ladder] = field(default_factory=dict)
     rules: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # what every message about a task shows (its names, units ...), and per-instant answers
+    # that thousands of rows share: one computation each per pass, not one per row
+    task_parts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    overdue_days: dict[tuple[str, date, date], int] = field(default_factory=dict)
+    slots: dict[tuple[str, datetime], datetime] = field(default_factory=dict)
+    today_of: dict[str, date] = field(default_factory=dict)  # each schedule's local date
+    decisions: dict[tuple[int, Progress, datetime], Decision] = field(default_factory=dict)
 
     def ladder(
-        self, occ: Occurrence, task: Task, st: ScheduleTime, escalation: list[dict[str, Any]] | None
+        self,
+        occ: Occurrence,
+        task: Task | PlanTask,
+        st: ScheduleTime,
+        escalation: list[dict[str, Any]] | None,
     ) -> Ladder:
         """Occurrences due the same day under the same rules share their ladder, computed
-        once: the rules, not the task, are the key (most tasks inherit the list's policy)."""
+        once: the rules, not the task, are the key (most tasks inherit the list's policy),
+        and the period only clips the reminders (:func:`bot.escalation.clip`)."""
         assert task.id is not None
         rules = self.rules.get(task.id)
         if rules is None:
@@ -68,10 +95,48 @@ class _Context:
             )
         escalate = (task.policy or {}).get("escalate", [])
         snapshot = rules[1] if escalation is None or escalation == escalate else repr(escalation)
-        key = (occ.schedule_id, rules[0], snapshot, effective_due(occ), occ.period_start, occ.kind)
-        found = self.ladders.get(key)
+        key = (occ.schedule_id, rules[0], snapshot, effective_due(occ), occ.kind)
+        whole = self.ladders.get(key)
+        if whole is None:
+            whole = self.ladders[key] = _ladder(occ, task, st, escalation)
+        clipped_key = (*key, clipped_from(whole, occ.period_start))
+        found = self.ladders.get(clipped_key)
         if found is None:
-            found = self.ladders[key] = _ladder(occ, task, st, escalation)
+            found = self.ladders[clipped_key] = clip(whole, occ.period_start)
+        return found
+
+    def decide(self, lad: Ladder, progress: Progress, st: ScheduleTime, now: datetime) -> Decision:
+        """Rows sharing a ladder (kept alive in ``ladders``) and a progress share a decision:
+        a catch-up after an outage is thousands of rows due the same day, none yet told."""
+        key = (id(lad), progress, now)
+        found = self.decisions.get(key)
+        if found is None:
+            found = self.decisions[key] = decide(lad, progress, st, now)
+        return found
+
+    def task_part(self, schedule_id: str, task: Task | PlanTask) -> dict[str, Any]:
+        assert task.id is not None
+        found = self.task_parts.get(task.id)
+        if found is None:
+            found = self.task_parts[task.id] = task_fields(
+                self.schedule(schedule_id), task, self.roster(schedule_id)
+            )
+        return found
+
+    def days_overdue(self, schedule_id: str, due: date, today: date) -> int:
+        key = (schedule_id, due, today)
+        found = self.overdue_days.get(key)
+        if found is None:
+            found = self.overdue_days[key] = overdue_days(self.time(schedule_id), due, today)
+        return found
+
+    def slot(self, schedule_id: str, instant: datetime) -> datetime:
+        """When a message planned for ``instant`` may go out (a catch-up's are all ``now``)."""
+        key = (schedule_id, instant)
+        found = self.slots.get(key)
+        if found is None:
+            st = self.time(schedule_id)
+            found = self.slots[key] = st.hours.next_slot(instant, st.tz, st.calendar)
         return found
 
     def schedule(self, schedule_id: str) -> Schedule:
@@ -104,9 +169,7 @@ class _Context:
             wanted = ids - set(known)
             if not wanted:
                 continue
-            for task in self.session.exec(select(Task).where(col(Task.id).in_(wanted))).all():
-                assert task.id is not None
-                self.session.expunge(task)  # read-only, shared: no rollback may expire it
+            for task in _plan_tasks(self.session, wanted):
                 known[task.id] = self.tasks[task.id] = task
         recurring = {
             occ.task_id
@@ -130,7 +193,7 @@ class _Context:
             self.overdue.update({task_id: 0 for task_id in task_ids})
             self.overdue.update({task_id: int(n) for task_id, n in counts})
 
-    def _known_tasks(self, schedule_id: str) -> dict[int, Task]:
+    def _known_tasks(self, schedule_id: str) -> dict[int, PlanTask]:
         """Tasks of a schedule read by earlier ticks of this process, as of its last import
         (tasks change only through an import, which stamps the schedule, as rosters do)."""
         schedule = self.schedule(schedule_id)
@@ -148,14 +211,61 @@ class _Context:
         """How many periods of a recurring task are overdue and still open."""
         return self.overdue.get(task_id, 0)
 
-    def task(self, task_id: int) -> Task:
+    def task(self, task_id: int) -> PlanTask:
         if task_id not in self.tasks:
-            found = self.session.get(Task, task_id)
-            assert found is not None
+            (found,) = _plan_tasks(self.session, {task_id})
             self.tasks[task_id] = found
         return self.tasks[task_id]
 
 
+@dataclass(frozen=True)
+class PlanTask:
+    """What planning reads of a task, as plain values shared read-only across ticks (10k
+    ORM tasks, each decoding its spec and policy, were most of a cold catch-up's loading)."""
+
+    id: int
+    ref: str
+    title: str
+    kind: str
+    policy: dict[str, Any] | None
+
+
+def _plan_tasks(session: Session, ids: Collection[int]) -> list[PlanTask]:
+    """Tasks by id; a policy text shared by many tasks (the list's own) is decoded once."""
+    policy_text = cast(Task.policy, Text)
+    rows = session.execute(
+        select(Task.id, Task.ref, Task.title, Task.kind, policy_text).where(
+            col(Task.id).in_(list(ids))
+        )
+    ).all()
+    policies: dict[str | None, dict[str, Any] | None] = {None: None}
+    found = []
+    for task_id, ref, title, kind, text in rows:
+        if text not in policies:
+            policies[text] = json.loads(text)
+        found.append(PlanTask(task_id, ref, title, kind, policies[text]))
+    return found
+
+
+# what planning reads of an occurrence (its ladder state, and what its messages show)
+_PLANNED = (
+    Occurrence.id,
+    Occurrence.task_id,
+    Occurrence.schedule_id,
+    Occurrence.kind,
+    Occurrence.period_start,
+    Occurrence.due_date,
+    Occurrence.extended_to,
+    Occurrence.times_required,
+    Occurrence.times_done,
+    Occurrence.planned_due,
+    Occurrence.escalation,
+    Occurrence.reminder_step,
+    Occurrence.escalation_step,
+    Occurrence.escalation_repeats,
+    Occurrence.next_action_at,
+    Occurrence.planning_error,
+)
 _PROGRESS = (
     "planned_due",
     "escalation",
@@ -168,22 +278,14 @@ _PROGRESS = (
 
 
 def _progress_of(occ: Occurrence) -> dict[str, Any]:
-    values = {f"o_{name}": getattr(occ, name) for name in _PROGRESS}
-    values["o_id"] = occ.id
+    values = {name: getattr(occ, name) for name in _PROGRESS}
+    values["id"] = occ.id
     return values
 
 
 def _write_progress(session: Session, rows: list[dict[str, Any]]) -> None:
-    """The batch's ladder states in one executemany (Core: no ORM bookkeeping per row)."""
-    if not rows:
-        return
-    table = Occurrence.__table__
-    session.connection().execute(
-        update(table)
-        .where(table.c.id == bindparam("o_id"))
-        .values({name: bindparam(f"o_{name}") for name in _PROGRESS}),
-        rows,
-    )
+    """The batch's ladder states in one statement (:func:`bulk_update`)."""
+    bulk_update(session, Occurrence, rows)
 
 
 def effective_due(occ: Occurrence) -> date:
@@ -200,17 +302,20 @@ def level_of(occ: Occurrence) -> str:
     return RED if occ.escalation_step >= len(steps) - 1 else YELLOW
 
 
-def occurrence_ladder(occ: Occurrence, task: Task, st: ScheduleTime) -> Ladder:
-    return _ladder(occ, task, st, occ.escalation)
+def occurrence_ladder(occ: Occurrence, task: Task | PlanTask, st: ScheduleTime) -> Ladder:
+    return clip(_ladder(occ, task, st, occ.escalation), occ.period_start)
 
 
 def _ladder(
-    occ: Occurrence, task: Task, st: ScheduleTime, escalation: list[dict[str, Any]] | None
+    occ: Occurrence,
+    task: Task | PlanTask,
+    st: ScheduleTime,
+    escalation: list[dict[str, Any]] | None,
 ) -> Ladder:
+    """The occurrence's due day's whole ladder (not yet clipped to its period)."""
     policy = task.policy or {}
-    return ladder(
+    return unclipped_ladder(
         due_date=effective_due(occ),
-        period_start=occ.period_start,
         occurrence_kind=occ.kind,
         remind=list(policy.get("remind", [])),
         escalate=escalation if escalation is not None else list(policy.get("escalate", [])),
@@ -218,38 +323,48 @@ def _ladder(
     )
 
 
-def task_payload(ctx: _Context, occ: Occurrence, task: Task, today: date) -> dict[str, Any]:
-    return occurrence_payload(
-        ctx.schedule(occ.schedule_id),
-        occ,
-        task,
-        ctx.roster(occ.schedule_id),
-        ctx.time(occ.schedule_id),
-        today,
-    )
-
-
 def occurrence_payload(
     schedule: Schedule, occ: Occurrence, task: Task, roster: Roster, st: ScheduleTime, today: date
 ) -> dict[str, Any]:
     """What every message about an occurrence may show: the one shape for all templates."""
-    assert task.id is not None
     due = effective_due(occ)
+    return _payload(task_fields(schedule, task, roster), occ, due, overdue_days(st, due, today))
+
+
+def task_fields(schedule: Schedule, task: Task | PlanTask, roster: Roster) -> dict[str, Any]:
+    """The part of an occurrence's payload that is its task's (the same for all its rows)."""
+    assert task.id is not None
     return {
         "schedule": schedule.title,
         "ref": task.ref,
         "title": task.title,
+        "assignees": roster.names(roster.assignees(task.id)),
+        "lead": roster.names(roster.lead(task.id)),
+        "units": roster.unit_list(task.id),
+        "evidence": (task.policy or {}).get("evidence", "optional"),
+    }
+
+
+def overdue_days(st: ScheduleTime, due: date, today: date) -> int:
+    return st.calendar.workdays_after(due, today) if due < today else 0
+
+
+def _payload(task: dict[str, Any], occ: Occurrence, due: date, overdue: int) -> dict[str, Any]:
+    return {
+        "schedule": task["schedule"],
+        "ref": task["ref"],
+        "title": task["title"],
         "occurrence_kind": occ.kind,
         "due_date": due.isoformat(),
         "original_due": occ.due_date.isoformat() if occ.extended_to else None,
         "period_start": occ.period_start.isoformat(),
         "times_done": occ.times_done,
         "times_required": occ.times_required,
-        "overdue_days": st.calendar.workdays_after(due, today) if due < today else 0,
-        "assignees": roster.names(roster.assignees(task.id)),
-        "lead": roster.names(roster.lead(task.id)),
-        "units": roster.unit_list(task.id),
-        "evidence": (task.policy or {}).get("evidence", "optional"),
+        "overdue_days": overdue,
+        "assignees": task["assignees"],
+        "lead": task["lead"],
+        "units": task["units"],
+        "evidence": task["evidence"],
     }
 
 
@@ -282,17 +397,18 @@ class Engine:
         while True:
             with session_scope(self.db) as session, session.no_autoflush:
                 ctx = _Context(session)
-                # plain rows, not ORM objects: read-only here (the new ladder states are
-                # written in one statement), and building objects cost more than planning
+                # plain rows of the columns planning reads, not ORM objects: read-only here
+                # (the new ladder states are written in one statement), and building objects
+                # cost more than planning
                 query = (
-                    select(*Occurrence.__table__.c)  # type: ignore[attr-defined]
+                    select(*_PLANNED)
                     .where(Occurrence.status == OPEN, col(Occurrence.next_action_at) <= horizon)
                     .order_by(col(Occurrence.next_action_at), col(Occurrence.id))
                     .limit(self.batch)
                     .with_for_update(skip_locked=True)
                 )
                 rows: list[Any] = list(session.execute(query).all())
-                today_of = {
+                today_of = ctx.today_of = {
                     sid: ctx.time(sid).local_date(now) for sid in {o.schedule_id for o in rows}
                 }
                 ctx.load(list(rows), today_of)
@@ -317,7 +433,7 @@ class Engine:
         log.error("occurrence %s of task %s cannot be planned: %s", occ.id, occ.task_id, reason)
         metrics.PLANNING_ERRORS.inc()
         values = _progress_of(occ)  # unchanged, but set aside until the list is fixed
-        values.update(o_next_action_at=None, o_planning_error=reason)
+        values.update(next_action_at=None, planning_error=reason)
         ctx.session.add(
             AuditEvent(
                 at=now,
@@ -369,11 +485,16 @@ class Engine:
         else:
             lad = ctx.ladder(occ, task, st, escalation)
             progress = Progress(occ.reminder_step, occ.escalation_step, occ.escalation_repeats)
-        decision = decide(lad, progress, st, horizon)
+        decision = ctx.decide(lad, progress, st, horizon)
         rows: list[dict[str, Any]] = []
         if decision.send:
-            today = st.local_date(now)
-            payload = task_payload(ctx, occ, task, today)
+            today = ctx.today_of[occ.schedule_id]
+            payload = _payload(
+                ctx.task_part(occ.schedule_id, task),
+                occ,
+                due,
+                ctx.days_overdue(occ.schedule_id, due, today),
+            )
             roster = ctx.roster(occ.schedule_id)
             assert task.id is not None and occ.id is not None
             collapse = task.kind != "deadline"
@@ -381,10 +502,20 @@ class Engine:
                 payload["open_periods"] = ctx.open_periods(task.id)
             for message in decision.send:
                 if message.kind == ESCALATION and escalation is None:
-                    escalation = list((task.policy or {}).get("escalate", []))
-                not_before = st.hours.next_slot(max(message.at, now), st.tz, st.calendar)
+                    # the task's own (shared, read-only): encoded once for all its rows
+                    escalation = (task.policy or {}).get("escalate", [])
+                not_before = ctx.slot(occ.schedule_id, max(message.at, now))
                 step = message.step * 1000 + message.repeat
-                for person_id in roster.resolve(task.id, list(message.targets)):
+                # one payload per message, shared by its recipients' rows (encoded once)
+                shared = {
+                    **payload,
+                    "level": message.level,
+                    "offset": message.offset,
+                    "repeat": message.repeat,
+                    "targets": list(message.targets),
+                    "catch_up": message.catch_up,
+                }
+                for person_id in roster.resolve(task.id, message.targets):
                     # a duty missed period after period: one message a day, not one per period
                     key = (
                         f"task:{task.id}:{message.kind}:{message.step}:{person_id}:{today.isoformat()}"
@@ -402,25 +533,18 @@ class Engine:
                             occurrence_id=occ.id,
                             level=message.level,
                             step=step,
-                            payload={
-                                **payload,
-                                "level": message.level,
-                                "offset": message.offset,
-                                "repeat": message.repeat,
-                                "targets": list(message.targets),
-                                "catch_up": message.catch_up,
-                            },
+                            payload=shared,
                         )
                     )
-        values = {
-            "o_id": occ.id,
-            "o_planned_due": due,
-            "o_escalation": escalation,
-            "o_reminder_step": decision.progress.reminder_step,
-            "o_escalation_step": decision.progress.escalation_step,
-            "o_escalation_repeats": decision.progress.escalation_repeats,
-            "o_next_action_at": decision.next_action_at,
-            "o_planning_error": None,
+        values = {  # the order of _PROGRESS, and the id (bulk_update: same columns every row)
+            "planned_due": due,
+            "escalation": escalation,
+            "reminder_step": decision.progress.reminder_step,
+            "escalation_step": decision.progress.escalation_step,
+            "escalation_repeats": decision.progress.escalation_repeats,
+            "next_action_at": decision.next_action_at,
+            "planning_error": None,
+            "id": occ.id,
         }
         return rows, values
 

@@ -20,6 +20,7 @@ returns the messages due now plus when to look again.  Rules:
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
@@ -65,6 +66,9 @@ class Ladder:
     reminders: list[Message]
     steps: list[Message]
     repeats: list[int | None] = field(default_factory=list)  # working days between repeats
+    # each reminder's local day, and the working day the due day counts from (for clip)
+    reminder_days: tuple[date, ...] = ()
+    anchor: date | None = None
 
 
 def ladder(
@@ -76,17 +80,38 @@ def ladder(
     escalate: list[dict[str, Any]],
     st: ScheduleTime,
 ) -> Ladder:
+    return clip(
+        unclipped_ladder(
+            due_date=due_date,
+            occurrence_kind=occurrence_kind,
+            remind=remind,
+            escalate=escalate,
+            st=st,
+        ),
+        period_start,
+    )
+
+
+def unclipped_ladder(
+    *,
+    due_date: date,
+    occurrence_kind: str,
+    remind: list[int],
+    escalate: list[dict[str, Any]],
+    st: ScheduleTime,
+) -> Ladder:
+    """The ladder of a due day whatever its period: occurrences due the same day under the
+    same rules share it, and :func:`clip` drops the reminders before each one's period."""
     cal, hours = st.calendar, st.hours
     anchor = cal.workday_on_or_before(due_date)
     reminder_kind = PROGRESS if occurrence_kind == CHECK else REMINDER
     by_day: dict[date, int] = {}
     for offset in sorted(set(remind)):
-        day = cal.shift_workdays(anchor, offset)
-        if day >= period_start or day == anchor:
-            by_day[day] = offset  # two offsets on one day: keep the later one
+        by_day[cal.shift_workdays(anchor, offset)] = offset  # one day: keep the later offset
+    days = sorted(by_day)
     reminders = [
-        Message(reminder_kind, i, 0, BLUE, ("assignees",), hours.day_start(day, st.tz), offset)
-        for i, (day, offset) in enumerate(sorted(by_day.items()))
+        Message(reminder_kind, i, 0, BLUE, ("assignees",), hours.day_start(day, st.tz), by_day[day])
+        for i, day in enumerate(days)
     ]
     deadline = st.due_at(due_date)
     steps: list[Message] = []
@@ -98,7 +123,28 @@ def ladder(
         level = step.get("level") or (RED if j == len(escalate) - 1 else YELLOW)
         steps.append(Message(ESCALATION, j, 0, level, tuple(step["to"]), at, after))
         repeats.append(step.get("repeat"))
-    return Ladder(reminders, steps, repeats)
+    return Ladder(reminders, steps, repeats, tuple(days), anchor)
+
+
+def clip(lad: Ladder, period_start: date) -> Ladder:
+    """No reminder before the period began, except on the due day itself."""
+    kept = [
+        (day, message)
+        for day, message in zip(lad.reminder_days, lad.reminders, strict=True)
+        if day >= period_start or day == lad.anchor
+    ]
+    if len(kept) == len(lad.reminders):
+        return lad
+    return replace(
+        lad,
+        reminders=[replace(message, step=i) for i, (_, message) in enumerate(kept)],
+        reminder_days=tuple(day for day, _ in kept),
+    )
+
+
+def clipped_from(lad: Ladder, period_start: date) -> int:
+    """How many of a ladder's reminders its period drops (a cache key for :func:`clip`)."""
+    return bisect_left(lad.reminder_days, period_start)
 
 
 def _repeat_at(lad: Ladder, st: ScheduleTime, j: int, k: int) -> datetime | None:

@@ -18,7 +18,7 @@ What stays undelivered past its relevance becomes ``dead``: visible (``dutybot o
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -41,7 +41,7 @@ from bot.bundling import (
 from bot.identities import ensure_identities
 from bot.materialise import schedule_time
 from bot.occurrences import ScheduleTime
-from bot.store.db import bulk_insert
+from bot.store.db import bulk_insert, bulk_update
 from bot.store.models import (
     OPEN,
     AuditEvent,
@@ -268,74 +268,82 @@ def gather(
     times = _Times(session)
     placements: dict[tuple[Any, ...], Placement] = {}
     placing: list[_Placing] = []
+    identity_of = {pid: p.identity_id for pid, p in people.items() if p.active}
     for row in rows:
         assert row.id is not None
-        person = people.get(row.person_id)
+        identity_id = identity_of.get(row.person_id, 0)
         if row.expires_at is not None and row.expires_at <= now:
             outcome[row.id] = (DEAD, None, "expired before it could be sent")
             stats.dead += 1
-        elif person is None or not person.active:
+        elif identity_id == 0:
             outcome[row.id] = (CANCELLED, None, "person no longer on the list")
-        elif not reachable.get(person.identity_id or 0):
+        elif not reachable.get(identity_id or 0):
             outcome[row.id] = (WAITING, None, None)  # kept for when the person binds a chat
             stats.waiting += 1
         else:
-            assert person.identity_id is not None and person.id is not None
+            assert identity_id is not None
             item = _Placing(
-                row, person.identity_id, person.id, times.of(row.schedule_id), placed=placements
+                row, identity_id, row.person_id, times.of(row.schedule_id), placed=placements
             )
             item.place(now)
             placing.append(item)
     chosen, created = _choose_bundles(session, placing, now)
     stats.bundles = len(created)
+    # plain values read once: thousands of items share a few bundles and bindings
+    bundle_of = {key: (b.id, b.not_before) for key, b in chosen.items()}
+    chats = {
+        identity: [(b.id, b.platform) for b in bindings] for identity, bindings in reachable.items()
+    }
     deliveries: dict[tuple[int, int], dict[str, Any]] = {}
+    carried: Counter[int] = Counter()  # items each bundle takes in this pass
     for item in placing:
-        bundle = chosen.get(item.key)
-        if bundle is None:  # lost a race for a new window's bundle: next pass places it
+        found = bundle_of.get(item.key)
+        if found is None:  # lost a race for a new window's bundle: next pass places it
             continue
-        assert bundle.id is not None and item.row.id is not None
-        outcome[item.row.id] = (BUNDLED, bundle.id, None)
+        bundle_id, bundle_not_before = found
+        row_id, expires_at = item.row.id, item.row.expires_at
+        assert bundle_id is not None and row_id is not None
+        outcome[row_id] = (BUNDLED, bundle_id, None)
+        carried[bundle_id] += 1
         stats.bundled += 1
         stats.by_identity[item.identity_id] += 1
-        for binding in reachable[item.identity_id]:
-            assert binding.id is not None
-            if excluded.get(item.row.id or 0) == binding.id:
+        for binding_id, platform in chats[item.identity_id]:
+            assert binding_id is not None
+            if excluded.get(row_id) == binding_id:
                 continue
-            known = deliveries.get((bundle.id, binding.id))
-            deliveries[(bundle.id, binding.id)] = {
-                "bundle_id": bundle.id,
-                "binding_id": binding.id,
-                "platform": binding.platform,
-                "not_before": bundle.not_before,
-                "expires_at": _lasting(known["expires_at"], item.row.expires_at)
-                if known
-                else item.row.expires_at,
+            known = deliveries.get((bundle_id, binding_id))
+            if known is not None:
+                known["expires_at"] = _lasting(known["expires_at"], expires_at)
+                continue
+            deliveries[(bundle_id, binding_id)] = {
+                "bundle_id": bundle_id,
+                "binding_id": binding_id,
+                "platform": platform,
+                "not_before": bundle_not_before,
+                "expires_at": expires_at,
                 "state": PENDING,
                 "attempts": 0,
                 "timeouts": 0,
                 "created_at": now,
             }
     if deliveries:
+        # the sender claims by (send-at, id): of messages due at one instant, the one with
+        # fewer items is composed sooner, so it goes first (after an outage a leader's
+        # message of thousands of items must not hold up everyone else's first message)
+        ordered = sorted(deliveries.values(), key=lambda d: carried[d["bundle_id"]])
         stats.deliveries = bulk_insert(
-            session, Delivery, list(deliveries.values()), on_conflict=["bundle_id", "binding_id"]
+            session, Delivery, ordered, on_conflict=["bundle_id", "binding_id"]
         )
         joined = [d for d in deliveries.values() if d["bundle_id"] not in created]
         _extend_expiry(session, joined)
-    if outcome:
-        table = Notification.__table__
-        session.connection().execute(
-            update(table)
-            .where(table.c.id == bindparam("n_id"))
-            .values(
-                state=bindparam("n_state"),
-                bundle_id=bindparam("n_bundle"),
-                last_error=bindparam("n_error"),
-            ),
-            [
-                {"n_id": nid, "n_state": state, "n_bundle": bundle, "n_error": error}
-                for nid, (state, bundle, error) in outcome.items()
-            ],
-        )
+    bulk_update(
+        session,
+        Notification,
+        [
+            {"id": nid, "state": state, "bundle_id": bundle, "last_error": error}
+            for nid, (state, bundle, error) in outcome.items()
+        ],
+    )
     return stats
 
 
@@ -482,11 +490,24 @@ def gather_all(
 # ---- what a bundle carries -------------------------------------------------------------------
 
 
-def members(session: Session, bundle_ids: Collection[int]) -> dict[int, list[Notification]]:
+# what composing reads of a bundle's notifications
+_CARRIED = (
+    Notification.id,
+    Notification.kind,
+    Notification.level,
+    Notification.schedule_id,
+    Notification.occurrence_id,
+    Notification.bundle_id,
+    Notification.payload,
+)
+
+
+def members(session: Session, bundle_ids: Collection[int]) -> dict[int, list[Any]]:
     """What each bundle's message is made of now: closed items left out (two queries for any
-    number of bundles)."""
-    rows = session.exec(
-        select(Notification)
+    number of bundles).  Plain rows of the columns composing reads: a catch-up's bundle to a
+    leader holds 10k items, and building them as ORM objects cost more than composing."""
+    rows = session.execute(
+        select(*_CARRIED)
         .where(
             col(Notification.bundle_id).in_(list(bundle_ids)),
             col(Notification.state).in_((BUNDLED, SENT)),
@@ -505,7 +526,7 @@ def members(session: Session, bundle_ids: Collection[int]) -> dict[int, list[Not
         if chasing
         else set()
     )
-    found: dict[int, list[Notification]] = defaultdict(list)
+    found: dict[int, list[Any]] = defaultdict(list)
     for row in rows:
         if row.kind in CHASING_KINDS and row.occurrence_id and row.occurrence_id not in open_ids:
             continue

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from sqlmodel import Session, col, select
 
@@ -20,12 +22,21 @@ _CACHE: dict[tuple[str, str], tuple[tuple[datetime, str], Roster]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+class Member(Protocol):
+    """What a roster reads of a task member (a TaskMember, or a plain row of its columns)."""
+
+    task_id: int
+    role: str
+    person_id: int | None
+    unit_id: int | None
+
+
 @dataclass
 class Roster:
     people: dict[int, Person]
     unit_names: dict[int, str]
     unit_contacts: dict[int, list[int]]
-    members: dict[int, list[TaskMember]] = field(default_factory=dict)
+    members: dict[int, list[Member]] = field(default_factory=dict)
     # plain indexes built once (a roster is cached across ticks and read for every due row:
     # ORM attribute access per member per row was a third of a due tick)
     _roles: dict[tuple[int, str], list[int]] = field(init=False, repr=False)
@@ -34,6 +45,9 @@ class Roster:
     _by_name: dict[str, int] = field(init=False, repr=False)
     _chief: list[int] = field(init=False, repr=False)
     _admins: list[int] = field(init=False, repr=False)
+    _resolved: dict[tuple[int, tuple[str, ...]], tuple[int, ...]] = field(
+        init=False, repr=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         self._roles, self._units = defaultdict(list), defaultdict(list)
@@ -65,13 +79,14 @@ class Roster:
         )
         for row in rows:
             contacts[row.unit_id].append(row.person_id)
-        members: dict[int, list[TaskMember]] = defaultdict(list)
+        members: dict[int, list[Member]] = defaultdict(list)
         person_ids = [pid for pid in people if pid is not None]
         unit_ids = list(units)
-        query = select(TaskMember).where(
-            col(TaskMember.person_id).in_(person_ids) | col(TaskMember.unit_id).in_(unit_ids)
-        )
-        for member in session.exec(query.order_by(TaskMember.position)):
+        # plain rows, not ORM objects: a 10k-task list has tens of thousands of members
+        query = select(
+            TaskMember.task_id, TaskMember.role, TaskMember.person_id, TaskMember.unit_id
+        ).where(col(TaskMember.person_id).in_(person_ids) | col(TaskMember.unit_id).in_(unit_ids))
+        for member in session.execute(query.order_by(TaskMember.position)):
             members[member.task_id].append(member)
         return cls(
             {k: v for k, v in people.items() if k is not None}, units, dict(contacts), dict(members)
@@ -128,8 +143,17 @@ class Roster:
     def admins(self) -> list[int]:
         return list(self._admins)
 
-    def resolve(self, task_id: int, targets: list[str]) -> list[int]:
-        """Escalation/digest targets (roles or names) as person ids, in order, once each."""
+    def resolve(self, task_id: int, targets: Sequence[str]) -> list[int]:
+        """Escalation/digest targets (roles or names) as person ids, in order, once each
+        (remembered: a roster does not change until the next import, and a due tick asks
+        the same few questions for every row of a task)."""
+        key = (task_id, tuple(targets))
+        found = self._resolved.get(key)
+        if found is None:
+            found = self._resolved[key] = tuple(self._resolve(task_id, targets))
+        return list(found)
+
+    def _resolve(self, task_id: int, targets: Sequence[str]) -> list[int]:
         by_name = self._by_name
         roles = {
             "assignees": lambda: self.assignees(task_id),

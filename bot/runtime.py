@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
@@ -99,18 +100,20 @@ class Runtime:
         if not self.health.errors:
             self.health.store_ok, self.health.store_error = True, None
 
-    async def _tick(self) -> None:
+    async def _tick(self, *, digests: bool = True) -> None:
         try:
             now = self.worker.clock.now()
             started = time.perf_counter()
-            planned, digests, gathered = await asyncio.to_thread(self.worker.plan_pass, now)
+            planned, digests_, gathered = await asyncio.to_thread(
+                functools.partial(self.worker.plan_pass, now, digests=digests)
+            )
             self.health.ticks += 1
-            if planned or digests or gathered.bundled or gathered.dead:
+            if planned or digests_ or gathered.bundled or gathered.dead:
                 log_event(
                     log,
                     "tick",
                     planned=planned,
-                    digests=digests,
+                    digests=digests_,
                     bundled=gathered.bundled,
                     messages=gathered.bundles,
                     deliveries=gathered.deliveries,
@@ -164,10 +167,13 @@ class Runtime:
 
     async def _first_pass(self) -> None:
         """Roll the horizon and plan what fell due while the process was down, then let the
-        tick job run (it never overlaps this pass: ``max_instances`` covers only its own runs)."""
+        tick job run (it never overlaps this pass: ``max_instances`` covers only its own runs).
+        The catch-up's messages are gathered and sent before the day's digests are composed
+        (a digest is a message of its own: it never joins their bundles)."""
         with contextlib.suppress(Exception):  # a template error shows when it is used
             await asyncio.to_thread(texts.warm, self.worker.dispatcher.lang)
         await self._materialise()
+        await self._tick(digests=False)
         await self._tick()
         if not self._stopping and self.scheduler.running:
             self.scheduler.resume_job(TICK_JOB)

@@ -67,11 +67,12 @@ class Worker:
         """Nightly: roll every schedule's horizon forward."""
         return self.engine.materialise_all(self.clock.now())
 
-    def plan_pass(self, now: datetime) -> tuple[int, int, GatherStats]:
-        """Plan what is due by now + lookahead, plan digests, gather into bundles."""
+    def plan_pass(self, now: datetime, *, digests: bool = True) -> tuple[int, int, GatherStats]:
+        """Plan what is due by now + lookahead, plan digests (unless told not to: a catch-up
+        after an outage sends its messages first), gather into bundles."""
         started = time.perf_counter()
         planned = self.engine.plan(now, ahead=self.lookahead)
-        digests = self.engine.plan_digests(now)
+        digested = self.engine.plan_digests(now) if digests else 0
         gathered = gather_all(
             lambda: session_scope(self.db),
             now,
@@ -81,7 +82,7 @@ class Worker:
         with session_scope(self.db) as session:
             gathered.dead += expire(session, now)
         metrics.TICK_SECONDS.observe(time.perf_counter() - started)
-        return planned, digests, gathered
+        return planned, digested, gathered
 
     async def tick(self, *, drain: bool = True) -> TickResult:
         now = self.clock.now()
