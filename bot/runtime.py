@@ -148,6 +148,10 @@ class Runtime:
         clock, dispatcher = self.worker.clock, self.worker.dispatcher
         woke = True
         while not self._stopping:
+            # cleared before looking, never after: a wake-up from planning that lands while this
+            # round claims or reads the next instant then ends the sleep below at once (cleared
+            # after the look, it was lost, and new deliveries waited for the idle timeout)
+            self.wake.clear()
             try:
                 stats = await dispatcher.run_once(limit=self.policy.first_batch if woke else None)
                 self._ok("sending")
@@ -161,7 +165,6 @@ class Runtime:
                 due = clock.now() + timedelta(seconds=self._backoff)
                 self._backoff = min(self._backoff * 2, self.policy.max_backoff)
             idle = clock.now() + timedelta(seconds=self.policy.idle_seconds)
-            self.wake.clear()
             await clock.sleep_until(min(due, idle) if due else idle, self.wake)
             woke = True
 

@@ -22,6 +22,7 @@ from sqlmodel import Session, select
 from bot.adapters.base import Delivery as Receipt
 from bot.adapters.base import OutboundMessage, RecordingAdapter
 from bot.clock import SimulatedClock
+from bot.dispatch import Dispatcher
 from bot.identities import bind_everyone
 from bot.messages import plain_text
 from bot.outbox import GatherStats
@@ -32,7 +33,7 @@ from bot.store.db import session_scope
 from bot.store.models import Delivery
 from bot.worker import Worker
 from tests.conftest import SCHEDULES, local
-from tests.fakes.outbox import named_worker
+from tests.fakes.outbox import named_worker, queue_alone, seed_bound
 
 
 def imported(engine: Engine, at: object) -> None:
@@ -165,6 +166,67 @@ def test_the_sender_starts_before_the_first_planning_pass(engine: Engine) -> Non
             if worker.passes >= 3:
                 break
         assert worker.passes >= 3  # the catch-up, the digests, then the tick as usual
+        stop.set()
+        await server
+
+    asyncio.run(scenario())
+
+
+class LateNews(Dispatcher):
+    """Once armed, planning commits a new delivery (and wakes the sender, as a tick does)
+    while the sender is reading its next instant: the moment a wake-up could be lost."""
+
+    def __init__(self, *args: Any, meanwhile: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.meanwhile = meanwhile
+        self.armed = threading.Event()
+
+    def next_due(self) -> datetime | None:
+        due = super().next_due()
+        if self.armed.is_set():
+            self.armed.clear()
+            self.meanwhile()
+        return due
+
+
+def test_a_wake_up_during_the_senders_look_is_not_lost(engine: Engine) -> None:
+    """Planning that ends while the sender looks for its next instant wakes it: the new
+    delivery leaves now, not after the idle timeout (here: never, the clock stands still)."""
+    clock = SimulatedClock(local(2022, 6, 1, 10, 0))
+    adapter = Stamped(clock)
+    people = seed_bound(engine, platform=adapter.platform, imported=local(2022, 5, 23, 8, 0))
+    worker = HeldWorker(engine, adapter, clock)
+    worker.hold.set()
+    runtime = Runtime(worker, JobPolicy(tick_seconds=3600, idle_seconds=3600))
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def meanwhile() -> None:  # in the sender's thread: commit, then wake it as a tick would
+        queue_alone(engine, [people["熊伟"]], 1, start=clock.now(), platforms=[adapter.platform])
+        assert loop is not None
+        woken = threading.Event()
+        loop.call_soon_threadsafe(lambda: (runtime.wake.set(), woken.set()))
+        assert woken.wait(5)
+
+    worker.dispatcher = LateNews(engine, adapter, clock, worker="late", meanwhile=meanwhile)
+
+    async def scenario() -> None:
+        nonlocal loop
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        server = asyncio.create_task(serve(runtime, stop=stop))
+        for _ in range(500):  # the catch-up and the digests are planned, the sender is idle
+            await asyncio.sleep(0.01)
+            if worker.passes >= 2:
+                break
+        await asyncio.sleep(0.3)
+        before = len(adapter.sent)
+        worker.dispatcher.armed.set()
+        runtime.wake.set()  # one round: it finds nothing, looks for the next instant ...
+        for _ in range(300):  # ... and the delivery committed meanwhile leaves at once
+            await asyncio.sleep(0.01)
+            if any("msg-00000" in plain_text(m.message) for m in adapter.sent[before:]):
+                break
+        assert any("msg-00000" in plain_text(m.message) for m in adapter.sent[before:])
         stop.set()
         await server
 
