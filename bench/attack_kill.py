@@ -1,7 +1,7 @@
 """Attack: a sending worker process killed with SIGKILL 20 times at random moments.
 
 Prints figures; it is not a test (tests/test_processes.py kills once).  The outbox is filled
-as bench/dispatch.py does (12,000 admin alerts to 200 chats); then `python -m
+as bench/dispatch.py does (50,000 admin alerts to 200 chats); then `python -m
 tests.fakes.worker_process` (the real Worker, Dispatcher and TelegramAdapter, limits off, on a
 clock fixed at a working morning -- not `dutybot run`, whose system clock would put the
 messages outside working hours at night) is started, killed with SIGKILL a
@@ -145,7 +145,7 @@ def attack(url: str, server: FakeServer, rows: int, kills: int, seed: int) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--rows", type=int, default=12_000, help="so 20 kills land mid-work")
+    parser.add_argument("--rows", type=int, default=50_000, help="so 20 kills land mid-work")
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pg-url", default=PG_URL)
