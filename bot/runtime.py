@@ -100,6 +100,22 @@ class Runtime:
         if not self.health.errors:
             self.health.store_ok, self.health.store_error = True, None
 
+    def _job(self, func: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """A scheduler job that ends quietly when a stop cancels it: APScheduler's shutdown
+        cancels the jobs still running (a tick at the moment of SIGTERM) and would log the
+        CancelledError as the job's failure, with a traceback.  Its thread finishes its own
+        transaction, so nothing is half-written."""
+
+        @functools.wraps(func)
+        async def run() -> None:
+            try:
+                await func()
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise
+
+        return run
+
     async def _tick(self, *, digests: bool = True) -> None:
         try:
             now = self.worker.clock.now()
@@ -169,14 +185,18 @@ class Runtime:
             woke = True
 
     async def _first_pass(self) -> None:
-        """Roll the horizon and plan what fell due while the process was down, then let the
+        """Plan what fell due while the process was down, roll the horizon, then let the
         tick job run (it never overlaps this pass: ``max_instances`` covers only its own runs).
-        The catch-up's messages are gathered and sent before the day's digests are composed
-        (a digest is a message of its own: it never joins their bundles)."""
+
+        The catch-up comes first and is gathered and sent before anything else is done:
+        what fell due is already materialised (the horizon is weeks ahead), so compiling the
+        templates and rolling the horizon wait until it has gone out.  The second pass plans
+        the day's digests (a digest is a message of its own: it never joins the catch-up's
+        bundles) and whatever the rolled horizon made due (an outage longer than it)."""
+        await self._tick(digests=False)
         with contextlib.suppress(Exception):  # a template error shows when it is used
             await asyncio.to_thread(texts.warm, self.worker.dispatcher.lang)
         await self._materialise()
-        await self._tick(digests=False)
         await self._tick()
         if not self._stopping and self.scheduler.running:
             self.scheduler.resume_job(TICK_JOB)
@@ -209,7 +229,7 @@ class Runtime:
         )
         for func, trigger, job_id, grace in jobs:
             self.scheduler.add_job(
-                func,
+                self._job(func),
                 trigger,
                 id=job_id,
                 coalesce=True,

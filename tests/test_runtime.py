@@ -5,6 +5,7 @@ database that is down)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -131,9 +133,11 @@ class HeldWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.hold = threading.Event()
+        self.entered = threading.Event()  # a pass has begun (and may be held)
         self.passes = 0
 
     def plan_pass(self, now: datetime, *, digests: bool = True) -> tuple[int, int, GatherStats]:
+        self.entered.set()
         self.hold.wait(timeout=30)
         self.passes += 1
         return super().plan_pass(now, digests=digests)
@@ -170,6 +174,41 @@ def test_the_sender_starts_before_the_first_planning_pass(engine: Engine) -> Non
         await server
 
     asyncio.run(scenario())
+
+
+def test_a_tick_running_at_a_stop_ends_without_an_error(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGTERM while a tick is planning: the scheduler's shutdown cancels the job, and that
+    is the end of it, not a failure logged with a CancelledError traceback."""
+    clock = SimulatedClock(local(2022, 5, 26, 8, 30))
+    imported(engine, local(2022, 5, 23, 8, 0))
+    worker = HeldWorker(engine, RecordingAdapter(), clock)
+    worker.hold.set()
+    runtime = Runtime(worker, JobPolicy(tick_seconds=0.05))
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        server = asyncio.create_task(serve(runtime, stop=stop))
+        for _ in range(500):
+            await asyncio.sleep(0.01)
+            if worker.passes >= 2:  # the first pass is over: the tick job runs now
+                break
+        worker.hold.clear()
+        worker.entered.clear()
+        for _ in range(500):
+            await asyncio.sleep(0.01)
+            if worker.entered.is_set():  # a tick is inside its planning pass, held there
+                break
+        assert worker.entered.is_set()
+        stop.set()
+        await server
+        worker.hold.set()
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(scenario())
+    failures = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not failures, [r.getMessage() for r in failures]
 
 
 class LateNews(Dispatcher):
