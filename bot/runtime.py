@@ -185,18 +185,14 @@ class Runtime:
             woke = True
 
     async def _first_pass(self) -> None:
-        """Plan what fell due while the process was down, roll the horizon, then let the
+        """Roll the horizon and plan what fell due while the process was down, then let the
         tick job run (it never overlaps this pass: ``max_instances`` covers only its own runs).
-
-        The catch-up comes first and is gathered and sent before anything else is done:
-        what fell due is already materialised (the horizon is weeks ahead), so compiling the
-        templates and rolling the horizon wait until it has gone out.  The second pass plans
-        the day's digests (a digest is a message of its own: it never joins the catch-up's
-        bundles) and whatever the rolled horizon made due (an outage longer than it)."""
-        await self._tick(digests=False)
+        The catch-up's messages are gathered and sent before the day's digests are composed
+        (a digest is a message of its own: it never joins their bundles)."""
         with contextlib.suppress(Exception):  # a template error shows when it is used
             await asyncio.to_thread(texts.warm, self.worker.dispatcher.lang)
         await self._materialise()
+        await self._tick(digests=False)
         await self._tick()
         if not self._stopping and self.scheduler.running:
             self.scheduler.resume_job(TICK_JOB)
