@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 import time
@@ -20,6 +21,7 @@ from bot.adapters.telegram import (
     render_html,
     split_message,
 )
+from bot.adapters.telegram_http import KEEPALIVE_SECONDS
 from bot.messages import Button, Document, Field, Item, Message, OutboundMessage, compose
 from tests.fakes.botapi import FakeBotApi, Fault, parse_html, utf16_len
 
@@ -465,3 +467,71 @@ def test_a_bundle_of_thousands_is_one_message_listing_the_most_overdue() -> None
     assert "您督办的 3000 项已逾期" in visible and "另有 2985 项未列出" in visible
     listed = [line for line in visible.splitlines() if "已逾期：" in line]
     assert len(listed) == 15 and set(listed) == {"已逾期：9 个工作日"}
+
+
+async def _closing_when_idle(idle: float) -> tuple[asyncio.AbstractServer, str, list[str]]:
+    """A Bot API that, when a request comes on a keep-alive connection idle for longer than
+    ``idle``, closes it without an answer: its own idle timeout firing just as the request
+    arrives (what a morning burst meets on a pool left idle overnight).  Returns the server,
+    its base URL and what it answered or dropped."""
+    loop = asyncio.get_running_loop()
+    seen: list[str] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        last: float | None = None
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    (int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                     if line.lower().startswith(b"content-length:")),
+                    0,
+                )  # fmt: skip
+                await reader.readexactly(length)
+                method = head.split(b" ")[1].rsplit(b"/", 1)[-1].decode()
+                if last is not None and loop.time() - last > idle:
+                    seen.append(f"dropped {method}")
+                    writer.close()
+                    return
+                seen.append(method)
+                result: dict[str, Any] = (
+                    {"id": 1, "is_bot": True, "first_name": "dutybot", "username": "dutybot"}
+                    if method == "getMe"
+                    else {"message_id": len(seen), "date": 0, "chat": {"id": 42, "type": "private"}}
+                )
+                payload = json.dumps({"ok": True, "result": result}).encode()
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(payload)}\r\n\r\n".encode()
+                    + payload
+                )
+                await writer.drain()
+                last = loop.time()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}/bot", seen
+
+
+def test_an_idle_connection_is_not_reused_after_the_servers_idle_timeout() -> None:
+    """A connection idle longer than the adapter's keep-alive is closed by the adapter, so a
+    send never goes out on one the server is closing (it would fail and wait 30 s for its
+    retry); the default keep-alive is below the 5-75 s servers commonly keep idle ones."""
+    assert KEEPALIVE_SECONDS < 5
+
+    async def scenario() -> tuple[list[Delivery], list[str]]:
+        server, base_url, seen = await _closing_when_idle(0.5)
+        adapter = TelegramAdapter("123:abc", base_url=base_url, keepalive_timeout=0.2)
+        adapter.limits = None
+        async with server, adapter:
+            first = await adapter.send(plain())
+            await asyncio.sleep(0.8)  # idle: past our keep-alive and past the server's
+            second = await adapter.send(plain())
+        return [first, second], seen
+
+    delivered, seen = run(scenario())
+
+    assert len(delivered) == 2
+    assert seen == ["getMe", "sendMessage", "sendMessage"]  # nothing dropped

@@ -119,6 +119,7 @@ class TelegramAdapter:
         write_timeout: float = 5.0,
         pool_timeout: float = 1.0,
         connection_pool_size: int = 64,  # SendPolicy.concurrency: no send waits for a socket
+        keepalive_timeout: float = telegram_http.KEEPALIVE_SECONDS,
     ) -> None:
         if not token:
             raise ValueError("a Telegram bot token is required")
@@ -134,6 +135,7 @@ class TelegramAdapter:
             read_timeout=read_timeout,
             write_timeout=write_timeout,
             pool_timeout=pool_timeout,
+            keepalive_timeout=keepalive_timeout,
         )
         self._bot = Bot(
             token,

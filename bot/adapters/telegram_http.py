@@ -32,6 +32,12 @@ __all__ = ["LOGGER_NAME", "AiohttpRequest"]
 LOGGER_NAME = "dutybot.telegram.http"
 _LOG = logging.getLogger(LOGGER_NAME)
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+# An idle keep-alive connection is closed by us after this long, before the server's own idle
+# timeout can close it just as a request goes out on it: that request then fails at once
+# (ServerDisconnectedError) and waits for the dispatcher's first retry, 30 s later.  bench/
+# burst.py met it: the pool opened at start sat idle until the 08:30 burst, as long as the
+# fake server's idle timeout (10 s).  nginx-fronted APIs close idle connections after 5-75 s.
+KEEPALIVE_SECONDS = 4.0
 
 
 class AiohttpRequest(BaseRequest):
@@ -46,8 +52,10 @@ class AiohttpRequest(BaseRequest):
         write_timeout: float | None = 5.0,
         pool_timeout: float | None = 1.0,
         media_write_timeout: float | None = 20.0,
+        keepalive_timeout: float = KEEPALIVE_SECONDS,
     ) -> None:
         self._pool_size = connection_pool_size
+        self._keepalive = keepalive_timeout
         self._timeouts = (connect_timeout, read_timeout, write_timeout, pool_timeout)
         self._media_write_timeout = media_write_timeout
         self._session: aiohttp.ClientSession | None = None
@@ -62,7 +70,8 @@ class AiohttpRequest(BaseRequest):
             connector = aiohttp.TCPConnector(
                 limit=self._pool_size,
                 limit_per_host=self._pool_size,
-                ttl_dns_cache=300,  # idle keep-alive connections close after aiohttp's 15 s
+                ttl_dns_cache=300,
+                keepalive_timeout=self._keepalive,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
