@@ -7,8 +7,10 @@ unreachable server fails the run; elsewhere those tests are skipped, loudly.
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -81,3 +83,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             red=True,
             bold=True,
         )
+
+
+async def until(check: Callable[[], object], what: str, timeout: float = 10) -> None:
+    """Wait, without blocking the event loop, until ``check()`` is true: a test waits for
+    what it expects, not for a fixed time (the timeout only ends a test that would hang)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)

@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from bot.settings import Settings
 from bot.store.db import open_store
 from bot.store.models import Reply
 from bot.worker import Worker
+from tests.conftest import until
 from tests.fakes.chat import REMIND_DAY, seed
 from tests.test_telegram_e2e import occurrence
 
@@ -41,14 +41,6 @@ from tests.test_telegram_e2e import occurrence
 )
 def test_a_typed_line_names_who_speaks(line: str, expected: Typed | None) -> None:
     assert read_line(line) == expected
-
-
-async def until(check: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def test_typed_lines_answer_as_that_official(engine: Engine) -> None:

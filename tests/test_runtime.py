@@ -34,7 +34,7 @@ from bot.schedule.validate import load_schedule
 from bot.store.db import session_scope
 from bot.store.models import Delivery
 from bot.worker import Worker
-from tests.conftest import SCHEDULES, local
+from tests.conftest import SCHEDULES, local, until
 from tests.fakes.outbox import named_worker, queue_alone, seed_bound
 
 
@@ -68,10 +68,8 @@ def test_scheduler_ticks_the_worker_and_shuts_down_cleanly(engine: Engine) -> No
     async def scenario() -> None:
         stop = asyncio.Event()
         server = asyncio.create_task(serve(runtime, stop=stop))
-        for _ in range(100):  # the scheduler is running; business time has not moved
-            await asyncio.sleep(0.02)
-            if runtime.scheduler.running:
-                break
+        # the scheduler is running; business time has not moved
+        await until(lambda: runtime.scheduler.running, "runtime.scheduler.running")
         tick = runtime.scheduler.get_job(TICK_JOB)
         nightly = runtime.scheduler.get_job(MATERIALISE_JOB)
         assert tick.coalesce is True and tick.max_instances == 1 and tick.misfire_grace_time == 300
@@ -79,10 +77,10 @@ def test_scheduler_ticks_the_worker_and_shuts_down_cleanly(engine: Engine) -> No
         await asyncio.sleep(0.3)
         before = len(adapter.sent)
         clock.set(local(2022, 5, 26, 8, 30))  # move business time: task 4's reminder is due
-        for _ in range(200):
-            await asyncio.sleep(0.02)
-            if any("党组专题研究" in plain_text(m.message) for m in adapter.sent):
-                break
+        await until(
+            lambda: any("党组专题研究" in plain_text(m.message) for m in adapter.sent),
+            "any('党组专题研究' in plain_text(m.message) for m in adapter.sent)",
+        )
         assert any("党组专题研究" in plain_text(m.message) for m in adapter.sent[before:])
         stop.set()
         await server
@@ -116,10 +114,7 @@ def test_the_first_message_of_a_burst_leaves_at_its_instant(engine: Engine) -> N
             due = session.exec(select(Delivery).where(Delivery.state == "pending")).all()
             assert due and min(d.not_before for d in due) == local(2022, 5, 26, 8, 30)
         clock.set(local(2022, 5, 26, 8, 30))
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if adapter.sent:
-                break
+        await until(lambda: adapter.sent, "adapter.sent")
         stop.set()
         await server
 
@@ -158,17 +153,11 @@ def test_the_sender_starts_before_the_first_planning_pass(engine: Engine) -> Non
     async def scenario() -> None:
         stop = asyncio.Event()
         server = asyncio.create_task(serve(runtime, stop=stop))
-        for _ in range(200):
-            await asyncio.sleep(0.01)
-            if adapter.sent:
-                break
+        await until(lambda: adapter.sent, "adapter.sent")
         assert adapter.sent and worker.passes == 0  # sent while the first pass is held
         assert runtime.scheduler.get_job(TICK_JOB).next_run_time is None  # waits for it
         worker.hold.set()
-        for _ in range(200):
-            await asyncio.sleep(0.01)
-            if worker.passes >= 3:
-                break
+        await until(lambda: worker.passes >= 3, "worker.passes >= 3")
         assert worker.passes >= 3  # the catch-up, the digests, then the tick as usual
         stop.set()
         await server
@@ -190,16 +179,12 @@ def test_a_tick_running_at_a_stop_ends_without_an_error(
     async def scenario() -> None:
         stop = asyncio.Event()
         server = asyncio.create_task(serve(runtime, stop=stop))
-        for _ in range(500):
-            await asyncio.sleep(0.01)
-            if worker.passes >= 2:  # the first pass is over: the tick job runs now
-                break
+        # the first pass is over: the tick job runs now
+        await until(lambda: worker.passes >= 2, "worker.passes >= 2")
         worker.hold.clear()
         worker.entered.clear()
-        for _ in range(500):
-            await asyncio.sleep(0.01)
-            if worker.entered.is_set():  # a tick is inside its planning pass, held there
-                break
+        # a tick is inside its planning pass, held there
+        await until(lambda: worker.entered.is_set(), "worker.entered.is_set()")
         assert worker.entered.is_set()
         stop.set()
         await server
@@ -253,18 +238,17 @@ def test_a_wake_up_during_the_senders_look_is_not_lost(engine: Engine) -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         server = asyncio.create_task(serve(runtime, stop=stop))
-        for _ in range(500):  # the catch-up and the digests are planned, the sender is idle
-            await asyncio.sleep(0.01)
-            if worker.passes >= 2:
-                break
+        # the catch-up and the digests are planned, the sender is idle
+        await until(lambda: worker.passes >= 2, "worker.passes >= 2")
         await asyncio.sleep(0.3)
         before = len(adapter.sent)
         worker.dispatcher.armed.set()
         runtime.wake.set()  # one round: it finds nothing, looks for the next instant ...
-        for _ in range(300):  # ... and the delivery committed meanwhile leaves at once
-            await asyncio.sleep(0.01)
-            if any("msg-00000" in plain_text(m.message) for m in adapter.sent[before:]):
-                break
+        # ... and the delivery committed meanwhile leaves at once
+        await until(
+            lambda: any("msg-00000" in plain_text(m.message) for m in adapter.sent[before:]),
+            "any('msg-00000' in plain_text(m.message) for m in adapter.sent[before:])",
+        )
         assert any("msg-00000" in plain_text(m.message) for m in adapter.sent[before:])
         stop.set()
         await server
