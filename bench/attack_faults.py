@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bench.burst import OffsetClock
-from bench.dispatch import MARKER, NOW, PG_URL, Scenario, fill
+from bench.dispatch import MARKER, NOW, PG_URL, Scenario, fill, table
 from bot import metrics
 from bot.adapters.telegram import TelegramAdapter
 from bot.dispatch import Dispatcher, SendPolicy
@@ -171,11 +171,8 @@ def main() -> None:
             else:
                 row[key] = " ; ".join(str(v) for v in values)
         rows.append(row)
-    keys = list(rows[0])
     print("\n(min/median/max of", args.runs, "runs)")
-    print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
-    for row in rows:
-        print("| " + " | ".join(str(v) for v in row.values()) + " |")
+    print(table(rows))
 
 
 if __name__ == "__main__":

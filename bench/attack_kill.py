@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bench.dispatch import MARKER, NOW, PG_URL, FakeServer, Scenario, fill
+from bench.dispatch import MARKER, NOW, PG_URL, FakeServer, Scenario, fill, table
 from bot.store.db import open_store
 from bot.store.models import Delivery
 from tests.fakes.databases import scratch_database
@@ -168,11 +168,8 @@ def main() -> None:
             rows.append(row)
     finally:
         server.close()
-    keys = list(rows[0])
     print(f"\n(min/median/max of {args.runs})")
-    print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
-    for row in rows:
-        print("| " + " | ".join(str(v) for v in row.values()) + " |")
+    print(table(rows))
 
 
 if __name__ == "__main__":

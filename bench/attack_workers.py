@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bench.dispatch import MARKER, NOW, PG_URL, FakeServer, Scenario, fill
+from bench.dispatch import MARKER, NOW, PG_URL, FakeServer, Scenario, fill, table
 from bot.store.db import open_store
 from bot.store.models import AuditEvent, Delivery
 from tests.fakes.databases import scratch_database
@@ -128,8 +128,7 @@ def main() -> None:
         else:
             row[key] = " ; ".join(values)
     print(f"\n(min/median/max of {args.runs})")
-    print("| " + " | ".join(row) + " |\n|" + "---|" * len(row))
-    print("| " + " | ".join(str(v) for v in row.values()) + " |")
+    print(table([row]))
 
 
 if __name__ == "__main__":

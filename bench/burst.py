@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import select
 
-from bench.dispatch import FakeServer, most_in_any_second
+from bench.dispatch import FakeServer, most_in_any_second, table
 from bench.naive import Job, NaiveBot
 from bot.adapters.telegram import TelegramAdapter
 from bot.identities import bind
@@ -179,10 +179,7 @@ def main() -> None:
                 )
     finally:
         server.close()
-    keys = list(rows[0])
-    print("\n| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
-    for row in rows:
-        print("| " + " | ".join(str(v) for v in row.values()) + " |")
+    print("\n" + table(rows))
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ import httpx
 from telegram import Bot
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bench.dispatch import MARKER, FakeServer
+from bench.dispatch import MARKER, FakeServer, table
 from bot.adapters.telegram import TelegramAdapter
 from bot.adapters.telegram_http import AiohttpRequest
 from bot.messages import Message, OutboundMessage
@@ -274,10 +274,7 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             server.close()
     log(f"\nmin/median of {args.runs}, {args.messages} messages each; load {os.getloadavg()}")
-    keys = list(rows[0])
-    log("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
-    for row in rows:
-        log("| " + " | ".join(str(v) for v in row.values()) + " |")
+    log(table(rows))
 
 
 if __name__ == "__main__":

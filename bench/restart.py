@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from bench.burst import OffsetClock
-from bench.dispatch import PG_URL, FakeServer
+from bench.dispatch import PG_URL, FakeServer, table
 from bot.adapters.telegram import TelegramAdapter
 from bot.identities import bind
 from bot.runtime import JobPolicy, Runtime
@@ -143,11 +143,8 @@ def main() -> None:
             rows.append(row)
     finally:
         server.close()
-    keys = list(rows[0])
     print(f"\n(min/median of {args.runs})")
-    print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
-    for row in rows:
-        print("| " + " | ".join(str(v) for v in row.values()) + " |")
+    print(table(rows))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine as DbEngine
 from sqlalchemy import bindparam, delete, func, insert, select, text, update
 
+from bench.dispatch import table
 from bot.engine import Engine
 from bot.identities import bind
 from bot.materialise import schedule_time
@@ -539,16 +540,6 @@ def summarise(backend: str, built: Built, m: Measured, size_mib: float) -> dict[
         "tracemalloc peak MiB": round(m.traced_peak_mib, 1),
         "tick s under tracemalloc": round(m.traced_tick_s, 2),
     }
-
-
-def table(results: list[dict[str, Any]]) -> str:
-    """A Markdown table, ready to paste into bench/README.md."""
-    keys = list(results[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    for row in results:
-        cells = [f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
