@@ -313,9 +313,7 @@ def _show_version(show: bool) -> None:
 def _root(
     show_version: Annotated[
         bool,
-        typer.Option(
-            "--version", callback=_show_version, is_eager=True, help=_help("version")
-        ),
+        typer.Option("--version", callback=_show_version, is_eager=True, help=_help("version")),
     ] = False,
 ) -> None:
     """Logging is set up before any command runs."""
@@ -338,9 +336,7 @@ def _say(key: str, /, err: bool = False, **context: object) -> None:
 
 StrictOption = Annotated[
     bool,
-    typer.Option(
-        "--strict", help=_help("strict")
-    ),
+    typer.Option("--strict", help=_help("strict")),
 ]
 
 
@@ -403,9 +399,7 @@ def schema(
 
 AtOption = Annotated[
     datetime | None,
-    typer.Option(
-        "--now", help=_help("now")
-    ),
+    typer.Option("--now", help=_help("now")),
 ]
 
 
@@ -423,9 +417,7 @@ def db_upgrade() -> None:
 def import_(
     file: Annotated[Path, typer.Argument(help=_help("file"))],
     at: AtOption = None,
-    yes: Annotated[
-        bool, typer.Option("--yes", "-y", help=_help("yes"))
-    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help=_help("yes"))] = False,
     strict: StrictOption = False,
 ) -> None:
     """导入清单（单个事务），列出变化和下一时段的消息量。Import a schedule in one transaction,
@@ -469,9 +461,7 @@ def import_(
 
 @app.command(help=_help("cmd_upcoming"))
 def upcoming(
-    schedule: Annotated[
-        str | None, typer.Option("--schedule", help=_help("schedule"))
-    ] = None,
+    schedule: Annotated[str | None, typer.Option("--schedule", help=_help("schedule"))] = None,
     days: Annotated[int, typer.Option("--days", help=_help("days"))] = 31,
     at: AtOption = None,
 ) -> None:
@@ -487,12 +477,8 @@ def upcoming(
 
 @app.command(help=_help("cmd_bindings"))
 def bindings(
-    schedule: Annotated[
-        str | None, typer.Option("--schedule", help=_help("schedule"))
-    ] = None,
-    platform: Annotated[
-        str, typer.Option("--platform", help=_help("platform"))
-    ] = "dingtalk",
+    schedule: Annotated[str | None, typer.Option("--schedule", help=_help("schedule"))] = None,
+    platform: Annotated[str, typer.Option("--platform", help=_help("platform"))] = "dingtalk",
     resolve: Annotated[
         bool,
         typer.Option("--resolve", help=_help("resolve")),
@@ -506,9 +492,7 @@ def bindings(
 
 @app.command("dead-letters", help=_help("cmd_dead_letters"))
 def dead_letters_(
-    schedule: Annotated[
-        str | None, typer.Option("--schedule", help=_help("schedule"))
-    ] = None,
+    schedule: Annotated[str | None, typer.Option("--schedule", help=_help("schedule"))] = None,
     redrive: Annotated[bool, typer.Option("--redrive", help=_help("redrive"))] = False,
 ) -> None:
     """列出投递失败的消息；--redrive 重新发送。Messages that could not be delivered."""
@@ -568,21 +552,15 @@ def extract(
 
 @app.command(help=_help("cmd_demo"))
 def demo(
-    until: Annotated[
-        datetime | None, typer.Option("--until", help=_help("until"))
-    ] = None,
-    full: Annotated[
-        bool, typer.Option("--full", help=_help("full"))
-    ] = False,
+    until: Annotated[datetime | None, typer.Option("--until", help=_help("until"))] = None,
+    full: Annotated[bool, typer.Option("--full", help=_help("full"))] = False,
     platform: Annotated[
         str,
         typer.Option("--platform", help=_help("demo_platform")),
     ] = "console",
     keep: Annotated[
         Path | None,
-        typer.Option(
-            "--keep", help=_help("keep")
-        ),
+        typer.Option("--keep", help=_help("keep")),
     ] = None,
 ) -> None:
     """演示：用模拟时钟在内置 SQLite 上运行真实清单数月。Run the demo (no chat token)."""
@@ -611,9 +589,7 @@ def _has_preview(platform: str) -> bool:
 
 @app.command("run", help=_help("cmd_run"))
 def run_(
-    console: Annotated[
-        bool, typer.Option("--console", help=_help("console"))
-    ] = False,
+    console: Annotated[bool, typer.Option("--console", help=_help("console"))] = False,
     web: Annotated[
         bool,
         typer.Option("--web", help=_help("web")),
