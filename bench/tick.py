@@ -47,7 +47,6 @@ from bench.dispatch import table
 from bot.engine import Engine
 from bot.identities import bind
 from bot.materialise import schedule_time
-from bot.outbox import gather_all
 from bot.schedule.importer import import_schedule
 from bot.schedule.validate import load_schedule
 from bot.store.db import make_engine, open_store, session_scope
@@ -405,10 +404,10 @@ def _reset(db: DbEngine, snapshot: list[dict[str, Any]]) -> None:
 
 
 def _tick(engine: Engine, db: DbEngine) -> int:
-    """One planning pass as the runtime runs it: plan what is due, gather it into bundles
-    with a delivery per binding (the sending is measured by bench/dispatch.py)."""
-    written = engine.plan(NOW)
-    gather_all(lambda: session_scope(db), NOW, platforms=["telegram"], ahead=timedelta(0))
+    """One planning pass as the runtime runs it: plan what is due into bundles with a
+    delivery per binding, gather what else is pending (the sending is measured by
+    bench/dispatch.py; digests are not part of a tick's due rows)."""
+    written, _, _ = engine.plan_pass(NOW, platforms=["telegram"], digests=False)
     return written
 
 

@@ -40,7 +40,7 @@ from bot.escalation import (
 )
 from bot.materialise import materialise, schedule_time
 from bot.occurrences import ScheduleTime
-from bot.outbox import enqueue, notification_row
+from bot.outbox import GatherStats, enqueue, enqueue_bundled, gather_all, notification_row
 from bot.roster import Roster
 from bot.store.db import bulk_update, session_scope
 from bot.store.models import DONE, OPEN, AuditEvent, Occurrence, Schedule, Task
@@ -56,8 +56,9 @@ ROUTINE = ("day", "workday")
 
 @dataclass
 class _Context:
-    """Per-pass caches: a schedule's time rules and tasks are read once per pass, its roster
-    once per import (:meth:`Roster.cached`), a batch's tasks and open periods in one query."""
+    """Per-pass caches (shared by the pass's batches, each in its own transaction): a
+    schedule's time rules and tasks are read once per pass, its roster once per import
+    (:meth:`Roster.cached`), a batch's tasks and open periods in one query."""
 
     session: Session
     schedules: dict[str, Schedule] = field(default_factory=dict)
@@ -181,13 +182,14 @@ class _Context:
             if occ.task_id in recurring:
                 counting.setdefault(occ.schedule_id, set()).add(occ.task_id)
         for schedule_id, task_ids in counting.items():
+            # overdue: the effective due day (its deadline instant ``due_at`` falls on it) is
+            # before today, i.e. the deadline is before today's local midnight -- a range of
+            # the (task_id, due_at) open index, not a scan of the task's open rows
+            midnight = _local_midnight(today_of[schedule_id], self.time(schedule_id))
             counts = self.session.exec(
                 select(Occurrence.task_id, func.count())
                 .where(col(Occurrence.task_id).in_(task_ids), Occurrence.status == OPEN)
-                .where(
-                    func.coalesce(Occurrence.extended_to, Occurrence.due_date)
-                    < today_of[schedule_id]
-                )
+                .where(col(Occurrence.due_at) < midnight)
                 .group_by(col(Occurrence.task_id))
             ).all()
             self.overdue.update({task_id: 0 for task_id in task_ids})
@@ -387,16 +389,32 @@ class Engine:
         return added
 
     # -- reminders and escalations -------------------------------------------------------
-    def plan(self, now: datetime, *, ahead: timedelta = timedelta(0)) -> int:
+    def plan(
+        self,
+        now: datetime,
+        *,
+        ahead: timedelta = timedelta(0),
+        platforms: Collection[str] | None = None,
+        stats: GatherStats | None = None,
+    ) -> int:
         """Plan every occurrence whose next action comes by ``now + ahead``; returns outbox rows
         written.  Messages planned ahead carry their own send-at instant.  One occurrence that
         cannot be planned (a value no calendar can place) is recorded on its row and reported
-        to the schedule's admins; the others carry on."""
+        to the schedule's admins; the others carry on.
+
+        Given the sender's ``platforms``, what is due is written already in its bundles, with
+        its deliveries (:func:`bot.outbox.enqueue_bundled`, counted in ``stats``); otherwise
+        it is written pending, for :func:`bot.outbox.gather`."""
+        stats = stats if stats is not None else GatherStats()
         written = 0
         horizon = now + ahead
+        ctx: _Context | None = None
         while True:
             with session_scope(self.db) as session, session.no_autoflush:
-                ctx = _Context(session)
+                if ctx is None:
+                    ctx = _Context(session)
+                else:  # the pass's caches, in this batch's transaction
+                    ctx.session = session
                 # plain rows of the columns planning reads, not ORM objects: read-only here
                 # (the new ladder states are written in one statement), and building objects
                 # cost more than planning
@@ -422,7 +440,13 @@ class Engine:
                     outbox += planned
                     progress.append(values)
                 _write_progress(session, progress)
-                written += enqueue(session, outbox)  # one statement per batch, same transaction
+                # in the batch's transaction: its ladder states and its messages, or neither
+                if platforms is None:
+                    written += enqueue(session, outbox)
+                else:
+                    written += enqueue_bundled(
+                        session, outbox, now, platforms=platforms, ahead=ahead, stats=stats
+                    )
             if len(rows) < self.batch:
                 return written
 
@@ -547,6 +571,25 @@ class Engine:
             "id": occ.id,
         }
         return rows, values
+
+    def plan_pass(
+        self,
+        now: datetime,
+        *,
+        platforms: Collection[str],
+        ahead: timedelta = timedelta(0),
+        digests: bool = True,
+    ) -> tuple[int, int, GatherStats]:
+        """One planning pass as the runtime runs it (the forecast rehearses the same): plan
+        what is due by ``now + ahead`` into bundles, plan digests (unless told not to: a
+        catch-up after an outage sends its messages first), gather what else is pending."""
+        gathered = GatherStats()
+        planned = self.plan(now, ahead=ahead, platforms=platforms, stats=gathered)
+        digested = self.plan_digests(now) if digests else 0
+        gathered.add(
+            gather_all(lambda: session_scope(self.db), now, platforms=platforms, ahead=ahead)
+        )
+        return planned, digested, gathered
 
     # -- digests ---------------------------------------------------------------------------
     def plan_digests(self, now: datetime) -> int:

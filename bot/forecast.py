@@ -20,8 +20,6 @@ from sqlmodel import Session, col, select
 from bot.bundling import Windows
 from bot.engine import Engine
 from bot.materialise import schedule_time
-from bot.outbox import gather_all
-from bot.store.db import session_scope
 from bot.store.models import Bundle, ChatBinding, Notification, Person, Schedule
 
 
@@ -75,9 +73,7 @@ def forecast_on(conn: Connection, schedule_id: str, now: datetime) -> Forecast:
             "none"
         ]
     engine = Engine(conn)  # type: ignore[arg-type]  # a connection binds sessions too
-    engine.plan(at)
-    engine.plan_digests(at)
-    gather_all(lambda: session_scope(conn), at, platforms=platforms, ahead=timedelta(0))  # type: ignore[arg-type]
+    engine.plan_pass(at, platforms=platforms)
     with Session(conn) as session:
         found = _count(session, schedule_id, at)
     return Forecast(at, found)

@@ -22,7 +22,7 @@ from bot.adapters.base import ChatAdapter
 from bot.clock import Clock
 from bot.dispatch import Dispatcher, DispatchStats, SendPolicy
 from bot.engine import Engine
-from bot.outbox import GatherStats, expire, gather_all
+from bot.outbox import GatherStats, expire
 from bot.store.db import session_scope
 
 log = logging.getLogger("dutybot.worker")
@@ -68,16 +68,11 @@ class Worker:
         return self.engine.materialise_all(self.clock.now())
 
     def plan_pass(self, now: datetime, *, digests: bool = True) -> tuple[int, int, GatherStats]:
-        """Plan what is due by now + lookahead, plan digests (unless told not to: a catch-up
-        after an outage sends its messages first), gather into bundles."""
+        """Plan and gather what is due by now + lookahead (:meth:`Engine.plan_pass`), and let
+        what outlived its relevance go."""
         started = time.perf_counter()
-        planned = self.engine.plan(now, ahead=self.lookahead)
-        digested = self.engine.plan_digests(now) if digests else 0
-        gathered = gather_all(
-            lambda: session_scope(self.db),
-            now,
-            platforms=self.dispatcher.platforms,
-            ahead=self.lookahead,
+        planned, digested, gathered = self.engine.plan_pass(
+            now, platforms=self.dispatcher.platforms, ahead=self.lookahead, digests=digests
         )
         with session_scope(self.db) as session:
             gathered.dead += expire(session, now)

@@ -8,8 +8,8 @@ import asyncio
 from collections import Counter
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col, select
 
 from bot.adapters.telegram import TEXT_LIMIT
 from bot.bundling import Windows, place
@@ -21,7 +21,7 @@ from bot.materialise import schedule_time
 from bot.schedule.importer import import_schedule
 from bot.schedule.validate import load_schedule
 from bot.store.db import session_scope
-from bot.store.models import Bundle, Delivery, Notification, Person, Schedule
+from bot.store.models import Bundle, Delivery, Notification, Occurrence, Person, Schedule
 from bot.worker import Worker
 from tests.conftest import SCHEDULES, local
 from tests.fakes.contract import ScriptedAdapter
@@ -85,6 +85,31 @@ def test_five_reminders_due_together_are_one_message(engine: Engine) -> None:
     assert len(adapter.sent["zm"]) == 1
     [text] = adapter.sent["zm"]
     assert all(f"工作{n}" in text for n in range(1, 6))
+
+
+def test_planning_again_what_was_sent_leaves_no_empty_message(engine: Engine) -> None:
+    """Planning writes what is due straight into its bundle; a key the outbox has already is
+    skipped, and a bundle made for nothing but such keys goes with it (it would have been an
+    empty message in the next window, taking a place of the person's daily cap)."""
+    imported(engine, many_tasks("2022-06-10"), local(2022, 5, 23, 8, 0))
+    bind_on(engine, "张敏", "scripted", "zm", local(2022, 5, 23, 8, 0))
+    adapter = ScriptedAdapter()
+    clock = SimulatedClock(local(2022, 6, 7, 8, 30))
+    worker = Worker(engine, adapter, clock)
+    asyncio.run(worker.tick())
+    assert len(adapter.sent["zm"]) == 1
+    with session_scope(engine) as session:  # the ladders planned afresh: the same keys again
+        session.execute(
+            update(Occurrence).values(
+                planned_due=None, reminder_step=-1, next_action_at=clock.now()
+            )
+        )
+    asyncio.run(worker.tick())
+    assert len(adapter.sent["zm"]) == 1
+    with Session(engine) as session:
+        assert len(session.exec(select(Bundle)).all()) == 1
+        assert len(session.exec(select(Delivery)).all()) == 1
+        assert reminders(engine) == Counter({"sent": 5})
 
 
 def test_a_person_on_two_platforms_gets_each_message_once_per_binding(engine: Engine) -> None:
@@ -247,3 +272,38 @@ def test_after_an_outage_each_person_gets_one_message_per_level_that_fits_one_sc
         for text in texts:
             assert "200 项已逾期" in text and "另有 185 项未列出" in text
             assert len(text) < TEXT_LIMIT
+
+
+def test_a_duty_missed_period_after_period_counts_its_open_overdue_periods(
+    engine: Engine,
+) -> None:
+    """The collapsed escalation says how many periods are overdue and still open: an
+    extended period whose new date has not come is not overdue, a done one is not open."""
+    text = MANY + (
+        '  - {ref: "1", title: 月报, lead: [熊伟], units: [能源科], every: month,'
+        " from: 2022-06-01}\n"
+    )
+    imported(engine, text, local(2022, 5, 30, 8, 0))
+    bind_on(engine, "张敏", "scripted", "zm", local(2022, 5, 30, 8, 0))
+    clock = SimulatedClock(local(2022, 9, 20, 9, 0))
+    worker = Worker(engine, ScriptedAdapter(), clock)
+    worker.materialise()  # the nightly roll of the horizon, months later
+    with session_scope(engine) as session:
+        st = schedule_time(session.exec(select(Schedule)).one())
+        june, july, august = session.exec(
+            select(Occurrence).order_by(col(Occurrence.due_date)).limit(3)
+        ).all()
+        assert (june.due_date.month, july.due_date.month, august.due_date.month) == (6, 7, 8)
+        extended, done = july, june  # an approved extension, and one done
+        extended.extended_to = date(2022, 9, 26)
+        extended.due_at = st.due_at(extended.extended_to)
+        done.status = "done"
+        session.add_all([extended, done])
+    asyncio.run(worker.tick())
+    with Session(engine) as session:
+        counts = {
+            n.payload["open_periods"]
+            for n in session.exec(select(Notification)).all()
+            if n.kind == "escalation" and n.payload
+        }
+    assert counts == {1}  # August only: June is done, July's new date is the 26th

@@ -149,8 +149,11 @@ class Occurrence(SQLModel, table=True):
             ["task.id", "task.schedule_id"],
             name="fk_occurrence_task_schedule",
         ),
+        # a recurring task's open overdue periods, counted when planning: a range of this
+        # index per task, not every open row of the task (migration 0008)
         Index(
-            "ix_occurrence_open_due",
+            "ix_occurrence_open_task_due",
+            "task_id",
             "due_at",
             postgresql_where=text("status = 'open'"),
             sqlite_where=text("status = 'open'"),
