@@ -36,6 +36,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot import texts
 from bot.logs import log_event
+from bot.store.db import checkpoint
 from bot.worker import Worker
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("dutybot.runtime")
 
 TICK_JOB, MATERIALISE_JOB, HEARTBEAT_JOB = "tick", "materialise", "heartbeat"
+CHECKPOINT_JOB = "checkpoint"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,9 @@ class JobPolicy:
     # the first claim after a sleep is small: the first message of a burst leaves as soon as
     # its own message is composed, not after a whole batch's (~150 ms for 200)
     first_batch: int = 10
+    # SQLite's log is checkpointed by this job, not by whichever commit of a tick or a send
+    # crosses its size (bot.store.db.WAL_CHECKPOINT_PAGES)
+    checkpoint_seconds: float = 10.0
 
 
 @dataclass
@@ -159,6 +164,13 @@ class Runtime:
         except Exception as exc:
             self._failed("heartbeat", exc)
 
+    async def _checkpoint(self) -> None:
+        try:
+            await asyncio.to_thread(checkpoint, self.worker.db)
+            self._ok("checkpoint")
+        except Exception as exc:
+            self._failed("checkpoint", exc)
+
     async def _send_loop(self) -> None:
         """Send while anything is due; sleep until the next instant (or a wake-up)."""
         clock, dispatcher = self.worker.clock, self.worker.dispatcher
@@ -223,6 +235,15 @@ class Runtime:
                 self.policy.tick_grace,
             ),
         )
+        if self.worker.db.dialect.name == "sqlite":
+            jobs += (
+                (
+                    self._checkpoint,
+                    IntervalTrigger(seconds=self.policy.checkpoint_seconds),
+                    CHECKPOINT_JOB,
+                    self.policy.tick_grace,
+                ),
+            )
         for func, trigger, job_id, grace in jobs:
             self.scheduler.add_job(
                 self._job(func),

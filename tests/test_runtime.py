@@ -28,10 +28,10 @@ from bot.dispatch import Dispatcher
 from bot.identities import bind_everyone
 from bot.messages import plain_text
 from bot.outbox import GatherStats
-from bot.runtime import MATERIALISE_JOB, TICK_JOB, JobPolicy, Runtime, serve
+from bot.runtime import CHECKPOINT_JOB, MATERIALISE_JOB, TICK_JOB, JobPolicy, Runtime, serve
 from bot.schedule.importer import import_schedule
 from bot.schedule.validate import load_schedule
-from bot.store.db import session_scope
+from bot.store.db import open_store, session_scope
 from bot.store.models import Delivery
 from bot.worker import Worker
 from tests.conftest import SCHEDULES, local, until
@@ -342,3 +342,31 @@ def test_run_waits_for_a_database_that_is_down(tmp_path: Path) -> None:
     assert "数据库暂时无法连接" in err  # said once, not a traceback a second
     assert err.count("数据库暂时无法连接") == 1
     assert "Traceback" not in err
+
+
+def test_the_runtime_checkpoints_sqlites_log_itself(tmp_path: Path) -> None:
+    """A tick's commit no longer copies the write-ahead log into the database when the log
+    passes SQLite's default 1,000 pages: the runtime's own job does, between ticks."""
+    path = tmp_path / "store.db"
+    engine = open_store(f"sqlite:///{path}")
+    clock = SimulatedClock(local(2022, 5, 23, 8, 0))
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 16384
+    imported(engine, clock.now())  # some hundred pages, all of them in the log
+    before = path.stat().st_size
+    runtime = Runtime(
+        named_worker(engine, RecordingAdapter(), clock),  # type: ignore[arg-type]
+        JobPolicy(tick_seconds=3600, checkpoint_seconds=0.05),
+    )
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        server = asyncio.create_task(serve(runtime, stop=stop))
+        await until(lambda: runtime.scheduler.get_job(CHECKPOINT_JOB), "the checkpoint job")
+        await until(lambda: path.stat().st_size > before, "the log copied into the database")
+        stop.set()
+        await server
+
+    asyncio.run(scenario())
+    assert "checkpoint" not in runtime.health.errors
+    engine.dispose()
