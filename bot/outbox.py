@@ -21,7 +21,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, delete, func, update
@@ -250,6 +250,7 @@ def _bundle(
     new one, written here), waiting for a chat, cancelled or dead; and the deliveries those
     bundles need, one per reachable binding on ``platforms`` (``excluded``: item index → a
     binding its message must not go to).  A few statements whatever the number of items."""
+    now = now.astimezone(UTC)  # as stored instants are: compared without asking zone offsets
     outcome: list[Outcome | None] = [None] * len(items)
     people = {
         p.id: p
@@ -417,6 +418,7 @@ def enqueue_bundled(
     for row in rows:  # the first of a key wins, as the insert's ON CONFLICT would decide
         unique.setdefault(row["key"], row)
     rows = list(unique.values())
+    now = now.astimezone(UTC)
     horizon = now + ahead
     ready = [r for r in rows if r["kind"] != DIGEST and r["not_before"] <= horizon]
     bundled: _Bundled | None = None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import subprocess
 import sys
+import threading
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import Engine
@@ -13,6 +15,7 @@ from sqlmodel import Session, select
 from bot import replies
 from bot.adapters.base import RecordingAdapter
 from bot.clock import SimulatedClock
+from bot.engine import collector_paused
 from bot.materialise import schedule_time
 from bot.messages import plain_text
 from bot.schedule.importer import import_schedule
@@ -241,3 +244,43 @@ def test_an_occurrence_that_cannot_be_planned_stops_nothing_else(engine: Engine)
     others = [n for n in notes if n.occurrence_id != poisoned_id and n.kind == "reminder"]
     assert others, "the rest of the tick was planned"
     assert worker.engine.plan(now) == 0  # set aside: not retried every tick
+
+
+def test_the_collector_is_off_during_a_pass_and_back_on_after_it(engine: Engine) -> None:
+    """A planning pass pauses Python's cyclic collector (a catch-up's survivors made it scan
+    the heap again and again); overlapping passes keep it off until the last one ends, an
+    error ends the pause too, and a collector that was off stays off."""
+    assert gc.isenabled()
+    inside = threading.Event()
+    release = threading.Event()
+
+    def other_pass() -> None:
+        with collector_paused():
+            inside.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=other_pass)
+    with collector_paused():
+        assert not gc.isenabled()
+        thread.start()
+        assert inside.wait(10)
+    assert not gc.isenabled()  # the other pass is still under way
+    release.set()
+    thread.join(10)
+    assert gc.isenabled()
+    try:
+        with collector_paused():
+            raise RuntimeError("a pass that fails")
+    except RuntimeError:
+        pass
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    worker, clock, _adapter, _timeline = setup(engine)
+    worker.plan_pass(clock.now())
+    assert gc.isenabled()
