@@ -49,7 +49,7 @@ from bot.identities import bind
 from bot.materialise import schedule_time
 from bot.schedule.importer import import_schedule
 from bot.schedule.validate import load_schedule
-from bot.store.db import make_engine, open_store, session_scope
+from bot.store.db import checkpoint, make_engine, open_store, session_scope
 from bot.store.models import (
     AuditEvent,
     Bundle,
@@ -401,6 +401,9 @@ def _reset(db: DbEngine, snapshot: list[dict[str, Any]]) -> None:
         conn.execute(delete(Notification))
         conn.execute(delete(Bundle))
         conn.execute(statement, snapshot)
+    # as the runtime's checkpoint job does between ticks (SQLite): a tick never pays for
+    # copying the build's or the reset's log into the database
+    checkpoint(db)
 
 
 def _tick(engine: Engine, db: DbEngine) -> int:
