@@ -419,6 +419,16 @@ class Engine:
                 ).added
         return added
 
+    def behind(self, now: datetime) -> bool:
+        """Whether some schedule's occurrences stop before tomorrow, so that something due
+        now may not exist yet: only after an outage longer than the horizon."""
+        with session_scope(self.db) as session:
+            for schedule in session.exec(select(Schedule)).all():
+                tomorrow = schedule_time(schedule).local_date(now) + timedelta(days=1)
+                if schedule.materialised_until is None or schedule.materialised_until < tomorrow:
+                    return True
+        return False
+
     # -- reminders and escalations -------------------------------------------------------
     def plan(
         self,

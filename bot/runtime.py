@@ -197,14 +197,23 @@ class Runtime:
             woke = True
 
     async def _first_pass(self) -> None:
-        """Roll the horizon and plan what fell due while the process was down, then let the
+        """Plan what fell due while the process was down and roll the horizon, then let the
         tick job run (it never overlaps this pass: ``max_instances`` covers only its own runs).
         The catch-up's messages are gathered and sent before the day's digests are composed
-        (a digest is a message of its own: it never joins their bundles)."""
+        (a digest is a message of its own: it never joins their bundles), and before the
+        horizon rolls -- unless the outage outlasted the horizon, so that what is due now
+        may not have its occurrence yet."""
         with contextlib.suppress(Exception):  # a template error shows when it is used
             await asyncio.to_thread(texts.warm, self.worker.dispatcher.lang)
-        await self._materialise()
+        try:
+            behind = await asyncio.to_thread(self.worker.engine.behind, self.worker.clock.now())
+        except Exception:  # the store is down: roll first, as the nightly job would retry
+            behind = True
+        if behind:
+            await self._materialise()
         await self._tick(digests=False)
+        if not behind:
+            await self._materialise()
         await self._tick()
         if not self._stopping and self.scheduler.running:
             self.scheduler.resume_job(TICK_JOB)

@@ -284,3 +284,20 @@ def test_the_collector_is_off_during_a_pass_and_back_on_after_it(engine: Engine)
     worker, clock, _adapter, _timeline = setup(engine)
     worker.plan_pass(clock.now())
     assert gc.isenabled()
+
+
+def test_the_horizon_is_behind_only_when_something_due_may_not_exist_yet(engine: Engine) -> None:
+    """The first pass after a restart sends the catch-up before it rolls the horizon, unless
+    the outage outlasted the horizon (then a period due now may have no occurrence yet)."""
+    worker, clock, _adapter, _timeline = setup(engine)  # imported with a 62-day horizon
+    with Session(engine) as session:
+        until = session.exec(select(Schedule)).one().materialised_until
+    assert until is not None
+    assert not worker.engine.behind(clock.now())
+    assert not worker.engine.behind(
+        local(until.year, until.month, until.day, 8) - timedelta(days=1)
+    )
+    assert worker.engine.behind(local(until.year, until.month, until.day, 8))  # tomorrow is not
+    worker.clock.set(local(until.year, until.month, until.day, 8) + timedelta(days=30))
+    worker.materialise()
+    assert not worker.engine.behind(worker.clock.now())
