@@ -5,8 +5,10 @@ an overdue list; late binders get what is still relevant."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
@@ -16,14 +18,15 @@ from bot.bundling import Windows, place
 from bot.calendar import WorkingHours
 from bot.clock import SimulatedClock
 from bot.conversation.invites import create_invite, redeem
+from bot.engine import Engine as Planner
 from bot.identities import bind
 from bot.materialise import schedule_time
 from bot.schedule.importer import import_schedule
 from bot.schedule.validate import load_schedule
-from bot.store.db import session_scope
+from bot.store.db import open_store, session_scope
 from bot.store.models import Bundle, Delivery, Notification, Occurrence, Person, Schedule
 from bot.worker import Worker
-from tests.conftest import SCHEDULES, local
+from tests.conftest import SCHEDULES, fresh_database, local
 from tests.fakes.contract import ScriptedAdapter
 
 MANY = """\
@@ -307,3 +310,48 @@ def test_a_duty_missed_period_after_period_counts_its_open_overdue_periods(
             if n.kind == "escalation" and n.payload
         }
     assert counts == {1}  # August only: June is done, July's new date is the 26th
+
+
+def test_two_workers_planning_one_catch_up_together_give_each_person_one_message(
+    tmp_path: Path,
+) -> None:
+    """Two workers plan an overdue list at the same moment on PostgreSQL, in small batches,
+    each writing its rows straight into the leaders' shared bundles: no deadlock, every
+    occurrence planned once, and still one message per person and level."""
+    with fresh_database("postgresql", tmp_path) as url:
+        engine = open_store(url)
+        imported(engine, many_tasks("2022-05-31", count=300), local(2022, 6, 20, 9, 0))
+        for name, chat in (("张敏", "zm"), ("熊伟", "xw"), ("邓清华", "dqh")):
+            bind_on(engine, name, "scripted", chat, local(2022, 6, 20, 9, 0))
+        clock = SimulatedClock(local(2022, 6, 20, 9, 0))
+        workers = [Worker(engine, ScriptedAdapter(), clock) for _ in range(2)]
+        for worker in workers:
+            worker.engine = Planner(engine, batch=20)
+        start = threading.Barrier(2)
+        errors: list[BaseException] = []
+
+        def plan(worker: Worker) -> None:
+            try:
+                start.wait(10)
+                worker.plan_pass(clock.now(), digests=False)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=plan, args=(w,)) for w in workers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not errors
+        with Session(engine) as session:
+            notes = session.exec(select(Notification)).all()
+            bundles = Counter(
+                (b.person_id, b.kind, b.level) for b in session.exec(select(Bundle)).all()
+            )
+            deliveries = Counter(d.bundle_id for d in session.exec(select(Delivery)).all())
+        assert len({n.occurrence_id for n in notes}) == 300  # each planned, none twice:
+        assert len(notes) == len({n.key for n in notes})  # the keys are unique anyway
+        assert {n.state for n in notes} == {"bundled"}
+        assert set(bundles.values()) == {1}  # one message per person, kind and level
+        assert set(deliveries.values()) == {1} and len(deliveries) == len(bundles)
+        engine.dispose()
