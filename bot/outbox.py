@@ -8,7 +8,8 @@ done before sending loses the message on a crash).  The life of a message:
 2. :func:`gather` puts pending notifications into a :class:`Bundle` per person, class and
    sending window (:mod:`bot.bundling`), and creates one :class:`Delivery` per reachable chat
    binding of that person; a person nobody can reach yet keeps them ``waiting`` until a chat
-   is bound (:func:`bot.identities.release_waiting`);
+   is bound (:func:`bot.identities.release_waiting`).  The engine's rows that are due take
+   both steps at once (:func:`enqueue_bundled`): written already in their bundle;
 3. the sender (:mod:`bot.dispatch`) claims due deliveries, sends and records each outcome.
 
 What stays undelivered past its relevance becomes ``dead``: visible (``dutybot outbox``,
