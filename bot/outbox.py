@@ -429,18 +429,8 @@ def enqueue_bundled(
             for index, row in enumerate(ready)
             if row["kind"] in EXCEPT_KINDS and (row["payload"] or {}).get("except_binding")
         }
-        items = [
-            Item(
-                None,
-                r["kind"],
-                r["level"],
-                r["person_id"],
-                r["schedule_id"],
-                r["not_before"],
-                r["expires_at"],
-            )
-            for r in ready
-        ]
+        fields = Item._fields[1:]  # all but the id, which a row gets when it is inserted
+        items = [Item(None, *(r[name] for name in fields)) for r in ready]
         bundled = _bundle(session, items, now, platforms=platforms, excluded=excluded, stats=stats)
         for row, out in zip(ready, bundled.outcome, strict=True):
             if out is not None:
