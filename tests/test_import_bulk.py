@@ -13,7 +13,7 @@ from sqlmodel import col, select
 
 from bot.materialise import schedule_time, task_timing
 from bot.occurrences import plan
-from bot.store.db import _COPY_FROM, bulk_insert, session_scope
+from bot.store.db import _COPY_FROM, bulk_insert, bulk_update, session_scope
 from bot.store.models import AuditEvent, Occurrence, Schedule, Task
 from tests.conftest import local
 from tests.test_import import run_import, spec_of
@@ -186,3 +186,54 @@ def test_a_large_bulk_insert_from_a_generator_keeps_every_value_as_given(engine:
     assert got == [
         (r["at"], r["actor"], r["schedule_id"], r["task_id"], r["detail"]) for r in rows()
     ]
+
+
+def test_a_bulk_update_keeps_every_value_as_given(engine: Engine) -> None:
+    """The update of many rows at once (PostgreSQL: one statement over arrays sent in the
+    binary format) stores quotes, backslashes and braces inside text and JSON as given, a
+    column of nothing but NULLs, big and negative numbers and instants in another offset."""
+    odd = ['say "hi"', "back\\slash", "{brace,comma}", "NULL", "", "普通", "a\tb\nc"]
+    at = local(2024, 6, 3, 9, 0)
+    with session_scope(engine) as session:
+        bulk_insert(
+            session,
+            AuditEvent,
+            [{"at": at, "actor": "x", "action": "bulk_update_test"} for _ in range(50)],
+            on_conflict=None,
+        )
+    with session_scope(engine) as session:
+        ids = session.exec(
+            select(AuditEvent.id)
+            .where(AuditEvent.action == "bulk_update_test")
+            .order_by(col(AuditEvent.id))
+        ).all()
+        changes = [
+            {
+                "id": id_,
+                "at": at + timedelta(minutes=n),
+                "actor": odd[n % len(odd)],
+                "schedule_id": None,
+                "task_id": (-1) ** n * (2**31 - 1 - n) if n % 4 else None,
+                "detail": {"say": odd[n % len(odd)], "list": ['"', "\\", n], "n": None},
+            }
+            for n, id_ in enumerate(ids)
+        ]
+        bulk_update(session, AuditEvent, changes)
+    with session_scope(engine) as session:
+        stored = session.exec(
+            select(AuditEvent)
+            .where(AuditEvent.action == "bulk_update_test")
+            .order_by(col(AuditEvent.id))
+        ).all()
+        got = [
+            {
+                "id": e.id,
+                "at": e.at,
+                "actor": e.actor,
+                "schedule_id": e.schedule_id,
+                "task_id": e.task_id,
+                "detail": e.detail,
+            }
+            for e in stored
+        ]
+    assert got == changes

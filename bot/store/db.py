@@ -258,13 +258,15 @@ def bulk_update(
         if isinstance(table.c[name].type, type(JSONType)):
             columns[i] = _once_per_object(columns[i], lambda v: None if v is None else Jsonb(v))
     arrays = ", ".join(
-        f"%(c{i})s::{table.c[n].type.compile(dialect=dialect)}[]" for i, n in enumerate(names)
+        f"%(c{i})b::{table.c[n].type.compile(dialect=dialect)}[]" for i, n in enumerate(names)
     )
     sql = (
         f"UPDATE {table.name} AS t SET {', '.join(f'{quote(n)} = v.{quote(n)}' for n in values)} "
         f"FROM unnest({arrays}) AS v({', '.join(quote(n) for n in names)}) "
         f"WHERE t.{quote(key)} = v.{quote(key)}"
     )
+    # binary parameters (%b): in the text format psycopg escapes every quote of every JSON
+    # document in the arrays with a regular expression, a tenth of a due tick's CPU
     session.connection().exec_driver_sql(sql, {f"c{i}": c for i, c in enumerate(columns)})
 
 
