@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.adapters.telegram import render_html
 from bot.engine import Engine
@@ -69,7 +69,7 @@ def digest_screen(path: Path, days: int) -> dict[str, Any]:
             with Session(db) as session:
                 rows = session.exec(
                     select(Notification, Person)
-                    .join(Person)
+                    .join(Person, col(Person.id) == Notification.person_id)
                     .where(Notification.kind == "digest", Notification.state == "pending")
                 ).all()
                 for row, person in rows:

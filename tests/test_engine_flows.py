@@ -10,7 +10,7 @@ import threading
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot import replies
 from bot.adapters.base import RecordingAdapter
@@ -66,7 +66,7 @@ def sent_for(engine: Engine, ref: str) -> list[tuple[str, str, str]]:
     with Session(engine) as session:
         rows = session.exec(
             select(Notification, Person)
-            .join(Person)
+            .join(Person, col(Person.id) == Notification.person_id)
             .where(Notification.state == "sent")
             .order_by(Notification.sent_at)
         ).all()

@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot import replies
 from bot.adapters.base import RecordingAdapter
@@ -125,7 +125,9 @@ def year(
         )
         with Session(db) as session:
             rows = session.exec(
-                select(Notification, Person).join(Person).where(Notification.state == "sent")
+                select(Notification, Person)
+                .join(Person, col(Person.id) == Notification.person_id)
+                .where(Notification.state == "sent")
             ).all()
             sent = [
                 Sent(
