@@ -3,18 +3,22 @@ tables after an import and after a re-import with moved deadlines, on SQLite and
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, text
+import pytest
+from sqlalchemy import Engine, insert, text
 from sqlmodel import col, select
 
 from bot.materialise import schedule_time, task_timing
 from bot.occurrences import plan
+from bot.outbox import notification_row
 from bot.store.db import _COPY_FROM, bulk_insert, bulk_update, session_scope
-from bot.store.models import AuditEvent, Occurrence, Schedule, Task
+from bot.store.models import AuditEvent, Notification, Occurrence, Schedule, Task
 from tests.conftest import local
 from tests.test_import import run_import, spec_of
 
@@ -237,3 +241,43 @@ def test_a_bulk_update_keeps_every_value_as_given(engine: Engine) -> None:
             for e in stored
         ]
     assert got == changes
+
+
+def test_a_key_taken_by_a_concurrent_writer_during_a_bulk_insert_is_skipped(
+    engine: Engine,
+) -> None:
+    """PostgreSQL's bulk insert COPYs rows straight in once it has found which keys exist; a
+    key another transaction writes meanwhile (invisible to that search) makes the COPY wait,
+    then fail when the other commits: the insert falls back and skips that key alone."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no key can be taken meanwhile")
+    at = local(2024, 6, 3, 9, 0)
+
+    def row(key: str) -> dict[str, Any]:
+        return notification_row(
+            key=key, kind="reminder", person_id=1, not_before=at, now=at, schedule_id="s"
+        )
+
+    rows = [row(f"k{n}") for n in range(_COPY_FROM + 5)]
+    other = engine.connect()
+    other.execute(insert(Notification).values(row("k7")))  # written, not yet committed
+    result: dict[str, int] = {}
+
+    def insert_all() -> None:
+        with session_scope(engine) as session:
+            result["new"] = bulk_insert(session, Notification, rows, on_conflict=["key"])
+
+    writer = threading.Thread(target=insert_all)
+    writer.start()
+    deadline = time.monotonic() + 10
+    with engine.connect() as watch:  # until the COPY waits for the other transaction
+        while not watch.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar():
+            assert time.monotonic() < deadline and writer.is_alive()
+            time.sleep(0.01)
+    other.commit()
+    other.close()
+    writer.join(10)
+    assert result == {"new": len(rows) - 1}
+    with session_scope(engine) as session:
+        keys = session.exec(select(Notification.key)).all()
+    assert sorted(keys) == sorted(r["key"] for r in rows)
