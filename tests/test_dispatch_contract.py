@@ -422,3 +422,23 @@ def test_every_outcome_is_one_log_line(
     lines = [r for r in caplog.records if r.getMessage() == "send_outcome"]
     outcomes = [r.__dict__["dutybot_fields"]["outcome"] for r in lines]
     assert outcomes == ["retry", "sent"]
+
+
+def test_a_claim_is_composed_in_slices_of_whole_chats_the_first_one_small() -> None:
+    """The first message of a round leaves once the first few chats' messages are composed
+    (SendPolicy.prepare_first), the rest follow in larger slices; a chat's deliveries are
+    never split between slices (one chat worker keeps their order)."""
+    from bot.dispatch import _Job, _slices
+
+    def job(n: int, chat: int) -> _Job:
+        return _Job(n, n, chat, "telegram", "t", 0)
+
+    jobs = [job(n, chat) for n, chat in enumerate([1, 1, 2, 3, 4, 5, 6, 6, 6, 7, 8, 9])]
+    parts = _slices(jobs, size=5, first=3)
+    assert [[j.binding_id for j in part] for part in parts] == [
+        [1, 1, 2],
+        [3, 4, 5],
+        [6, 6, 6, 7, 8],
+        [9],
+    ]
+    assert [len(p) for p in _slices(jobs, size=50, first=SendPolicy().prepare_first)] == [4, 8]
