@@ -62,6 +62,10 @@ class JobPolicy:
     # SQLite's log is checkpointed by this job, not by whichever commit of a tick or a send
     # crosses its size (bot.store.db.WAL_CHECKPOINT_PAGES)
     checkpoint_seconds: float = 10.0
+    # after an outage the horizon rolls once the catch-up's first messages have left (or
+    # after this many seconds): both are CPU work in this one process, and rolling 10k tasks
+    # beside the sender's first round held the first message back by a quarter of a second
+    first_round_wait: float = 10.0
 
 
 @dataclass
@@ -81,6 +85,7 @@ class Runtime:
         self.scheduler = AsyncIOScheduler(timezone=policy.timezone)
         self.health = Health()
         self.wake = asyncio.Event()
+        self._sent_round = asyncio.Event()  # the sender has claimed and sent a round
         self._sender: asyncio.Task[None] | None = None
         self._startup: asyncio.Task[None] | None = None
         self._stopping = False
@@ -121,7 +126,8 @@ class Runtime:
 
         return run
 
-    async def _tick(self, *, digests: bool = True) -> None:
+    async def _tick(self, *, digests: bool = True) -> bool:
+        """One planning pass; True when it gave the sender deliveries (and woke it)."""
         try:
             now = self.worker.clock.now()
             started = time.perf_counter()
@@ -145,8 +151,10 @@ class Runtime:
             self._ok("planning")
             if gathered.deliveries:
                 self.wake.set()
+            return bool(gathered.deliveries)
         except Exception as exc:  # one bad tick must not stop the next; the rows are there
             self._failed("planning", exc)
+            return False
 
     async def _materialise(self) -> None:
         try:
@@ -182,6 +190,8 @@ class Runtime:
             self.wake.clear()
             try:
                 stats = await dispatcher.run_once(limit=self.policy.first_batch if woke else None)
+                if stats.claimed:
+                    self._sent_round.set()
                 self._ok("sending")
                 self._backoff = 1.0
                 woke = False
@@ -211,8 +221,12 @@ class Runtime:
             behind = True
         if behind:
             await self._materialise()
-        await self._tick(digests=False)
+        self._sent_round.clear()
+        caught_up = await self._tick(digests=False)
         if not behind:
+            if caught_up:  # the catch-up's first round leaves first (JobPolicy.first_round_wait)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._sent_round.wait(), self.policy.first_round_wait)
             await self._materialise()
         await self._tick()
         if not self._stopping and self.scheduler.running:

@@ -165,6 +165,43 @@ def test_the_sender_starts_before_the_first_planning_pass(engine: Engine) -> Non
     asyncio.run(scenario())
 
 
+class Rolling(Worker):
+    """Notes how many messages had left when each roll of the horizon began."""
+
+    def __init__(self, *args: Any, sent: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent = sent
+        self.rolled_after: list[int] = []
+
+    def materialise(self) -> int:
+        self.rolled_after.append(len(self.sent))
+        return super().materialise()
+
+
+def test_after_an_outage_the_first_messages_leave_before_the_horizon_rolls(
+    engine: Engine,
+) -> None:
+    """Rolling the horizon is work of the same process as composing the catch-up's first
+    messages: the first pass waits for the sender's first round before it rolls."""
+    clock = SimulatedClock(local(2022, 5, 26, 8, 30))
+    imported(engine, local(2022, 5, 23, 8, 0))  # its horizon reaches far past today
+    adapter = Stamped(clock)
+    with session_scope(engine) as session:
+        bind_everyone(session, platform=adapter.platform, now=clock.now())
+    worker = Rolling(engine, adapter, clock, sent=adapter.sent)
+    runtime = Runtime(worker, JobPolicy(tick_seconds=0.05))
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        server = asyncio.create_task(serve(runtime, stop=stop))
+        await until(lambda: worker.rolled_after, "worker.rolled_after")
+        stop.set()
+        await server
+
+    asyncio.run(scenario())
+    assert worker.rolled_after[0] > 0
+
+
 def test_a_tick_running_at_a_stop_ends_without_an_error(
     engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
