@@ -10,16 +10,15 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine, insert, text
 from sqlmodel import col, select
 
 from bot.materialise import schedule_time, task_timing
 from bot.occurrences import plan
 from bot.outbox import notification_row
-from bot.store.db import _COPY_FROM, bulk_insert, bulk_update, session_scope
+from bot.store.db import _COPY_FROM, bulk_insert, bulk_update, open_store, session_scope
 from bot.store.models import AuditEvent, Notification, Occurrence, Schedule, Task
-from tests.conftest import local
+from tests.conftest import fresh_database, local
 from tests.test_import import run_import, spec_of
 
 FILE = """\
@@ -244,13 +243,20 @@ def test_a_bulk_update_keeps_every_value_as_given(engine: Engine) -> None:
 
 
 def test_a_key_taken_by_a_concurrent_writer_during_a_bulk_insert_is_skipped(
-    engine: Engine,
+    tmp_path: Path,
 ) -> None:
     """PostgreSQL's bulk insert COPYs rows straight in once it has found which keys exist; a
     key another transaction writes meanwhile (invisible to that search) makes the COPY wait,
     then fail when the other commits: the insert falls back and skips that key alone."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has one writer at a time: no key can be taken meanwhile")
+    with fresh_database("postgresql", tmp_path) as url:  # SQLite has one writer at a time
+        engine = open_store(url)
+        try:
+            _insert_beside_a_concurrent_writer(engine)
+        finally:
+            engine.dispose()
+
+
+def _insert_beside_a_concurrent_writer(engine: Engine) -> None:
     at = local(2024, 6, 3, 9, 0)
 
     def row(key: str) -> dict[str, Any]:

@@ -136,7 +136,9 @@ def bulk_insert(
 
     ``rows`` may be a generator: on PostgreSQL, many rows are COPYed as it yields them, so
     the server inserts one batch while the caller computes the next (the generator must not
-    use the session meanwhile: the connection is in the middle of a COPY).
+    use the session meanwhile: the connection is in the middle of a COPY).  Many rows given
+    as a list, with ``on_conflict``, are COPYed straight into the table once the keys that
+    exist are known (:func:`_absent`, :func:`_copy_unless_taken`).
 
     Why not SQLAlchemy's executemany here: on psycopg it renders one huge multi-VALUES
     statement that psycopg then parses (most of a 1,000-row tick went there) and reports no
@@ -209,13 +211,10 @@ def _absent(
     """The rows whose ``on_conflict`` columns neither exist in ``table`` nor came earlier in
     ``rows`` (the first of a key wins, as ON CONFLICT DO NOTHING decides); one query, by the
     unique index, for the lot."""
-    dialect = connection.dialect
-    arrays = ", ".join(
-        f"%(c{i})b::{table.c[n].type.compile(dialect=dialect)}[]" for i, n in enumerate(on_conflict)
-    )
     sql = (
         f"SELECT {', '.join(f't.{n}' for n in on_conflict)} FROM {table.name} AS t "
-        f"JOIN unnest({arrays}) AS v({', '.join(on_conflict)}) "
+        f"JOIN unnest({_arrays(table, on_conflict, connection.dialect)}) "
+        f"AS v({', '.join(on_conflict)}) "
         f"ON {' AND '.join(f't.{n} = v.{n}' for n in on_conflict)}"
     )
     params = {f"c{i}": [row[n] for row in rows] for i, n in enumerate(on_conflict)}
@@ -223,10 +222,21 @@ def _absent(
     fresh = []
     for row in rows:
         key = tuple(row[n] for n in on_conflict)
-        if key not in seen:
+        if None in key:  # NULLs never conflict in a unique index
+            fresh.append(row)
+        elif key not in seen:
             seen.add(key)
             fresh.append(row)
     return fresh
+
+
+def _arrays(table: Any, names: list[str], dialect: Any) -> str:
+    """One array parameter per column, ``%(c0)b::type[]``…, for ``unnest``: sent in the binary
+    format (in the text format psycopg escapes every quote of every JSON document in them with
+    a regular expression, a tenth of a due tick's CPU)."""
+    return ", ".join(
+        f"%(c{i})b::{table.c[n].type.compile(dialect=dialect)}[]" for i, n in enumerate(names)
+    )
 
 
 def _copy_unless_taken(
@@ -310,16 +320,12 @@ def bulk_update(
     for i, name in enumerate(names):
         if isinstance(table.c[name].type, type(JSONType)):
             columns[i] = _once_per_object(columns[i], lambda v: None if v is None else Jsonb(v))
-    arrays = ", ".join(
-        f"%(c{i})b::{table.c[n].type.compile(dialect=dialect)}[]" for i, n in enumerate(names)
-    )
     sql = (
         f"UPDATE {table.name} AS t SET {', '.join(f'{quote(n)} = v.{quote(n)}' for n in values)} "
-        f"FROM unnest({arrays}) AS v({', '.join(quote(n) for n in names)}) "
+        f"FROM unnest({_arrays(table, names, dialect)}) "
+        f"AS v({', '.join(quote(n) for n in names)}) "
         f"WHERE t.{quote(key)} = v.{quote(key)}"
     )
-    # binary parameters (%b): in the text format psycopg escapes every quote of every JSON
-    # document in the arrays with a regular expression, a tenth of a due tick's CPU
     session.connection().exec_driver_sql(sql, {f"c{i}": c for i, c in enumerate(columns)})
 
 
