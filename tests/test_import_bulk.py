@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import Engine, insert, text
 from sqlmodel import col, select
 
@@ -287,3 +288,34 @@ def _insert_beside_a_concurrent_writer(engine: Engine) -> None:
     with session_scope(engine) as session:
         keys = session.exec(select(Notification.key)).all()
     assert sorted(keys) == sorted(r["key"] for r in rows)
+
+
+def test_a_bulk_insert_skips_what_on_conflict_would_skip_and_no_null_key(
+    engine: Engine,
+) -> None:
+    """Enough rows at hand for PostgreSQL's straight COPY: a key already stored and a key
+    given twice are skipped (the first of a key wins), while rows whose key has a NULL are
+    all kept, as a unique index treats NULLs as distinct; SQLite's ON CONFLICT agrees."""
+    table = sa.Table(
+        "bulk_keys",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("a", sa.Integer, nullable=True),
+        sa.Column("b", sa.String(20), nullable=False),
+        sa.Column("label", sa.String(20), nullable=False),
+        sa.UniqueConstraint("a", "b"),
+    )
+    table.create(engine)
+    model = type("BulkKeys", (), {"__table__": table})
+    with session_scope(engine) as session:
+        bulk_insert(session, model, [{"a": 0, "b": "x", "label": "stored"}], on_conflict=None)
+    rows = [{"a": n, "b": "x", "label": "first"} for n in range(_COPY_FROM)]
+    rows += [{"a": 5, "b": "x", "label": "again"}, {"a": None, "b": "x", "label": "null"}]
+    rows += [{"a": None, "b": "x", "label": "null"}]
+    with session_scope(engine) as session:
+        assert bulk_insert(session, model, rows, on_conflict=["a", "b"]) == _COPY_FROM - 1 + 2
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(table.c.a, table.c.label).order_by(table.c.id)).all()
+    assert [tuple(r) for r in stored] == [(0, "stored")] + [
+        (n, "first") for n in range(1, _COPY_FROM)
+    ] + [(None, "null"), (None, "null")]

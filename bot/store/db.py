@@ -242,9 +242,9 @@ def _arrays(table: Any, names: list[str], dialect: Any) -> str:
 def _copy_unless_taken(
     driver: Any, table: Any, names: list[str], chunks: list[list[dict[str, Any]]]
 ) -> bool:
-    """COPY rows straight into ``table`` (no scratch table, no ON CONFLICT: a third of a due
-    tick's server time on PostgreSQL), inside a savepoint: False, with nothing written, when a
-    unique key was taken meanwhile by a transaction this one could not see."""
+    """COPY rows straight into ``table`` (no scratch table to write them to first, none to
+    create per batch), inside a savepoint: False, with nothing written, when a unique key was
+    taken meanwhile by a transaction this one could not see."""
     from psycopg import errors
 
     with driver.cursor() as cursor:
