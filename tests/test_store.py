@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, bindparam, text
 from sqlmodel import Session, select
 
 from bot.store.db import current_revision, head_revision, make_engine, normalise_url, open_store
@@ -151,4 +151,57 @@ def test_0007_keeps_occurrences_and_refuses_one_outside_its_tasks_schedule(
     )
     with pytest.raises(IntegrityError), engine.begin() as conn:
         conn.execute(text(stray))
+    engine.dispose()
+
+
+def test_0010_keeps_each_payload_as_written_and_goes_back(db_url: str) -> None:
+    """The outbox's payloads become JSON kept as text on PostgreSQL and the bundle key goes:
+    a store with notifications keeps every payload exactly through the upgrade and back."""
+    from alembic import command
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import IntegrityError
+
+    from bot.store.db import _alembic_config, upgrade
+    from bot.store.models import Notification
+
+    payload = {"title": '引号"和\\反斜杠', "items": [{"ref": "B8", "n": None}], "done": True}
+    engine = make_engine(db_url)
+    upgrade(engine, "0009")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO notification (id, key, kind, step, person_id, payload, not_before,"
+                " state, created_at) VALUES (1, 'k1', 'reminder', 0, 1, :p, :t, 'pending', :t)"
+            ).bindparams(bindparam("p", type_=Notification.__table__.c.payload.type)),
+            {"p": payload, "t": datetime(2024, 6, 1, 1, 0)},
+        )
+    upgrade(engine)
+    with Session(engine) as session:
+        assert session.get(Notification, 1).payload == payload  # type: ignore[union-attr]
+        session.add(
+            Notification(
+                id=2,
+                key="k2",
+                kind="reminder",
+                person_id=1,
+                bundle_id=99,
+                payload=payload,
+                not_before=local(2024, 6, 1, 9),
+                created_at=local(2024, 6, 1, 9),
+            )
+        )
+        session.commit()  # no bundle 99: the key is gone
+        session.delete(session.get(Notification, 2))
+        session.commit()
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0009")
+    kind = {c["name"]: c["type"] for c in inspect(engine).get_columns("notification")}
+    if engine.dialect.name == "postgresql":
+        assert type(kind["payload"]).__name__ == "JSONB"
+    with Session(engine) as session:
+        assert session.get(Notification, 1).payload == payload  # type: ignore[union-attr]
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(text("UPDATE notification SET bundle_id = 99 WHERE id = 1"))
     engine.dispose()

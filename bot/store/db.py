@@ -265,21 +265,34 @@ def _pg_params(table: Any, names: list[str], rows: list[dict[str, Any]]) -> list
 
 
 def _pg_column(table: Any, name: str, values: list[Any]) -> list[Any]:
-    """One column's values for psycopg: JSON wrapped as Jsonb (one wrapper per document, so
-    COPY dumps a shared one once), naive instants refused as ``UTCDateTime`` does."""
-    from psycopg.types.json import Jsonb
-
-    from bot.store.types import JSONType, UTCDateTime
+    """One column's values for psycopg: JSON wrapped as the column stores it (one wrapper per
+    document, so COPY dumps a shared one once), naive instants refused as ``UTCDateTime``
+    does."""
+    from bot.store.types import UTCDateTime
 
     kind = table.c[name].type
+    wrapper = _json_wrapper(kind)
     if isinstance(kind, UTCDateTime):
         if any(v.tzinfo is None for v in set(values) - {None}):
             raise ValueError(f"naive datetime in {table.name}.{name}: pass an aware instant")
-    elif isinstance(kind, type(JSONType)):
+    elif wrapper is not None:
         documents = {id(v): v for v in values if v is not None}  # the values keep them alive
-        wrapped = {key: Jsonb(document) for key, document in documents.items()}
+        wrapped = {key: wrapper(document) for key, document in documents.items()}
         return [None if v is None else wrapped[id(v)] for v in values]
     return values
+
+
+def _json_wrapper(kind: Any) -> Any | None:
+    """psycopg's wrapper for the values of a JSON column -- ``Jsonb`` or ``Json``, as
+    PostgreSQL stores the column (:data:`bot.store.types.JSONText`) -- or None for another
+    type."""
+    from psycopg.types.json import Json, Jsonb
+    from sqlalchemy import JSON
+    from sqlalchemy.dialects import postgresql
+
+    if not isinstance(kind, JSON):
+        return None
+    return Jsonb if kind.compile(dialect=postgresql.dialect()) == "JSONB" else Json
 
 
 def bulk_update(
@@ -313,13 +326,12 @@ def bulk_update(
         params = list(zip(*(by_name[n] for n in values), by_name[key], strict=True))
         session.connection().exec_driver_sql(sql, params)
         return
-    from psycopg.types.json import Jsonb
-
-    from bot.store.types import JSONType
-
     for i, name in enumerate(names):
-        if isinstance(table.c[name].type, type(JSONType)):
-            columns[i] = _once_per_object(columns[i], lambda v: None if v is None else Jsonb(v))
+        wrapper = _json_wrapper(table.c[name].type)
+        if wrapper is not None:
+            columns[i] = _once_per_object(
+                columns[i], lambda v, wrap=wrapper: None if v is None else wrap(v)
+            )
     sql = (
         f"UPDATE {table.name} AS t SET {', '.join(f'{quote(n)} = v.{quote(n)}' for n in values)} "
         f"FROM unnest({_arrays(table, names, dialect)}) "

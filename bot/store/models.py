@@ -20,15 +20,15 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from bot.store.types import JSONType, UTCDateTime
+from bot.store.types import JSONText, JSONType, UTCDateTime
 
 OPEN = "open"
 DONE = "done"
 CANCELLED = "cancelled"
 
 
-def _json(nullable: bool = True) -> Any:
-    return Field(default=None, sa_column=Column(JSONType, nullable=nullable))
+def _json(nullable: bool = True, *, kind: Any = JSONType) -> Any:
+    return Field(default=None, sa_column=Column(kind, nullable=nullable))
 
 
 class Schedule(SQLModel, table=True):
@@ -211,18 +211,20 @@ class Notification(SQLModel, table=True):
     kind: str = Field(max_length=32, description="reminder | escalation | digest | completed | …")
     level: str | None = Field(default=None, max_length=8, description="blue | yellow | red")
     step: int = 0
-    # no foreign keys to these parents (migration 0009): PostgreSQL's check of each one for
-    # each inserted row was half of writing a catch-up; none of them is ever deleted
+    # no foreign keys to these parents (migrations 0009, 0010): PostgreSQL's check of each one
+    # for each inserted row was half of writing a catch-up; none of them is ever deleted
     schedule_id: str | None = None
     occurrence_id: int | None = Field(default=None, index=True)
     person_id: int = Field(index=True)
-    payload: dict[str, Any] | None = _json()
+    payload: dict[str, Any] | None = _json(kind=JSONText)  # written once, read whole (0010)
     not_before: datetime = Field(sa_type=UTCDateTime)
     # relevance: undelivered past this instant, the notification is dead (visible, re-drivable)
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # pending | waiting (nobody reachable yet) | bundled | sent | cancelled | superseded | dead
     state: str = Field(default="pending", max_length=10)
-    bundle_id: int | None = Field(default=None, foreign_key="bundle.id", index=True)
+    # no foreign key (migration 0010): the only bundles ever deleted are ones the same
+    # transaction made and found no notification for (bot.outbox.enqueue_bundled)
+    bundle_id: int | None = Field(default=None, index=True)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = None
     created_at: datetime = Field(sa_type=UTCDateTime)

@@ -37,3 +37,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 JSONType: Any = JSON().with_variant(JSONB(), "postgresql")
+# JSON kept as the text it was written as (PostgreSQL's ``json``): for documents written once
+# and read whole, never searched -- the outbox's payloads.  ``jsonb`` parses each one into its
+# binary form on the way in: a fifth of the server's insert of a due tick's notifications.
+JSONText: Any = JSON()
