@@ -10,11 +10,14 @@ never plan the same occurrence; the outbox's unique key is the backstop.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gc
 import json
 import logging
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -89,7 +92,7 @@ class _Context:
     schedule's time rules and tasks are read once per pass, its roster once per import
     (:meth:`Roster.cached`), a batch's tasks and open periods in one query."""
 
-    session: Session
+    session: Session = field(init=False)  # the batch's, given by each batch
     schedules: dict[str, Schedule] = field(default_factory=dict)
     times: dict[str, ScheduleTime] = field(default_factory=dict)
     rosters: dict[str, Roster] = field(default_factory=dict)
@@ -321,6 +324,28 @@ def _write_progress(session: Session, rows: list[dict[str, Any]]) -> None:
     bulk_update(session, Occurrence, rows)
 
 
+@dataclass
+class _Batch:
+    """A batch of due occurrences as decided: its messages, not written yet."""
+
+    size: int  # occurrences read (fewer than the batch size: the last batch)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    progress: list[dict[str, Any]] = field(default_factory=list)  # written when decided
+
+
+def _committed(write: Callable[[Session, _Batch], int], session: Session, batch: _Batch) -> int:
+    """``write`` the batch and commit it -- or roll it all back -- then close its session."""
+    try:
+        written = write(session, batch)
+        session.commit()
+        return written
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
 def effective_due(occ: Occurrence) -> date:
     return occ.extended_to or occ.due_date
 
@@ -448,49 +473,111 @@ class Engine:
         it is written pending, for :func:`bot.outbox.gather`."""
         stats = stats if stats is not None else GatherStats()
         now = now.astimezone(UTC)  # the instants planned are compared with it thousands of times
+        ctx = _Context()  # the pass's caches; each batch gives it its session
+        write = functools.partial(
+            self._write_batch, now=now, ahead=ahead, platforms=platforms, stats=stats
+        )
+        if isinstance(self.db, DbEngine) and self.db.dialect.name == "postgresql":
+            return self._plan_overlapped(ctx, now, now + ahead, write)
         written = 0
-        horizon = now + ahead
-        ctx: _Context | None = None
         while True:
             with session_scope(self.db) as session, session.no_autoflush:
-                if ctx is None:
-                    ctx = _Context(session)
-                else:  # the pass's caches, in this batch's transaction
-                    ctx.session = session
-                # plain rows of the columns planning reads, not ORM objects: read-only here
-                # (the new ladder states are written in one statement), and building objects
-                # cost more than planning
-                query = (
-                    select(*_PLANNED)
-                    .where(Occurrence.status == OPEN, col(Occurrence.next_action_at) <= horizon)
-                    .order_by(col(Occurrence.next_action_at), col(Occurrence.id))
-                    .limit(self.batch)
-                    .with_for_update(skip_locked=True)
-                )
-                rows: list[Any] = list(session.execute(query).all())
-                today_of = ctx.today_of = {
-                    sid: ctx.time(sid).local_date(now) for sid in {o.schedule_id for o in rows}
-                }
-                ctx.load(list(rows), today_of)
-                outbox: list[dict[str, Any]] = []
-                progress: list[dict[str, Any]] = []
-                for occ in rows:
-                    try:
-                        planned, values = self._plan_one(ctx, occ, now, horizon)
-                    except Exception as exc:  # isolate: one bad row must not stop the rest
-                        planned, values = self._planning_failed(ctx, occ, exc, now)
-                    outbox += planned
-                    progress.append(values)
-                _write_progress(session, progress)
-                # in the batch's transaction: its ladder states and its messages, or neither
-                if platforms is None:
-                    written += enqueue(session, outbox)
-                else:
-                    written += enqueue_bundled(
-                        session, outbox, now, platforms=platforms, ahead=ahead, stats=stats
-                    )
-            if len(rows) < self.batch:
+                batch = self._read_batch(session, ctx, now, now + ahead)
+                written += write(session, batch)
+            if batch.size < self.batch:
                 return written
+
+    def _plan_overlapped(
+        self,
+        ctx: _Context,
+        now: datetime,
+        horizon: datetime,
+        write: Callable[[Session, _Batch], int],
+    ) -> int:
+        """:meth:`plan`'s batches on PostgreSQL: each is still one transaction (its ladder
+        states and its messages, or neither), but the next batch is read, decided and its
+        ladder states written on a connection of its own while a second thread writes this
+        batch's messages and commits.  The server's share of a batch was half of a tick and
+        the client waited for it; now it works on the next batch meanwhile.  Rows being
+        written are locked (``FOR UPDATE``), so the next batch skips them; messages are
+        written one batch after the other, so each sees the bundles the one before made.
+        SQLite allows one writer and its snapshot would be stale: it runs them in turn."""
+        written = 0
+        writing: Future[int] | None = None
+        session: Session | None = None
+        writer: ThreadPoolExecutor | None = None  # made for a pass of more than one batch
+        try:
+            while True:
+                session = Session(self.db, expire_on_commit=False, autoflush=False)
+                batch = self._read_batch(session, ctx, now, horizon)
+                if writing is not None:
+                    written += writing.result()  # the batch before: committed
+                    writing = None
+                reading, session = session, None  # from here on, the write closes it
+                if batch.size < self.batch:  # the last batch: nothing to read meanwhile
+                    return written + _committed(write, reading, batch)
+                if writer is None:
+                    writer = ThreadPoolExecutor(1, thread_name_prefix="dutybot-plan-write")
+                writing = writer.submit(_committed, write, reading, batch)
+        finally:
+            if session is not None:  # read but never handed over: release its rows
+                session.rollback()
+                session.close()
+            if writing is not None:  # failed meanwhile: the write under way ends first
+                with contextlib.suppress(Exception):
+                    writing.result()
+            if writer is not None:
+                writer.shutdown()
+
+    def _read_batch(
+        self, session: Session, ctx: _Context, now: datetime, horizon: datetime
+    ) -> _Batch:
+        """Lock the next batch of due occurrences, decide each one and write their new ladder
+        states (one statement); their messages are written by :meth:`_write_batch`, in the
+        same transaction."""
+        ctx.session = session
+        # plain rows of the columns planning reads, not ORM objects: read-only here
+        # (the new ladder states are written in one statement), and building objects
+        # cost more than planning
+        query = (
+            select(*_PLANNED)
+            .where(Occurrence.status == OPEN, col(Occurrence.next_action_at) <= horizon)
+            .order_by(col(Occurrence.next_action_at), col(Occurrence.id))
+            .limit(self.batch)
+            .with_for_update(skip_locked=True)
+        )
+        rows: list[Any] = list(session.execute(query).all())
+        today_of = ctx.today_of = {
+            sid: ctx.time(sid).local_date(now) for sid in {o.schedule_id for o in rows}
+        }
+        ctx.load(list(rows), today_of)
+        batch = _Batch(len(rows))
+        for occ in rows:
+            try:
+                planned, values = self._plan_one(ctx, occ, now, horizon)
+            except Exception as exc:  # isolate: one bad row must not stop the rest
+                planned, values = self._planning_failed(ctx, occ, exc, now)
+            batch.outbox += planned
+            batch.progress.append(values)
+        _write_progress(session, batch.progress)
+        return batch
+
+    def _write_batch(
+        self,
+        session: Session,
+        batch: _Batch,
+        *,
+        now: datetime,
+        ahead: timedelta,
+        platforms: Collection[str] | None,
+        stats: GatherStats,
+    ) -> int:
+        """Write a batch's messages, in the batch's transaction."""
+        if platforms is None:
+            return enqueue(session, batch.outbox)
+        return enqueue_bundled(
+            session, batch.outbox, now, platforms=platforms, ahead=ahead, stats=stats
+        )
 
     def _planning_failed(
         self, ctx: _Context, occ: Occurrence, exc: Exception, now: datetime
@@ -640,7 +727,8 @@ class Engine:
     def plan_digests(self, now: datetime) -> int:
         written = 0
         with session_scope(self.db) as session:
-            ctx = _Context(session)
+            ctx = _Context()
+            ctx.session = session
             for schedule in session.exec(select(Schedule).with_for_update(skip_locked=True)).all():
                 written += self._digest_schedule(ctx, schedule, now)
         return written

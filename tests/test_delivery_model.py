@@ -10,6 +10,7 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
@@ -310,6 +311,60 @@ def test_a_duty_missed_period_after_period_counts_its_open_overdue_periods(
             if n.kind == "escalation" and n.payload
         }
     assert counts == {1}  # August only: June is done, July's new date is the 26th
+
+
+def test_a_batch_whose_messages_cannot_be_written_is_rolled_back_whole_and_planned_again(
+    tmp_path: Path,
+) -> None:
+    """On PostgreSQL one batch's messages are written by a second thread while the next batch
+    is decided and its ladder states written.  When a batch's messages cannot be written, the
+    batches before it stay planned; that batch and the one decided meanwhile keep nothing
+    (ladder states and messages alike), no row stays locked, the error reaches the caller,
+    and the next pass plans the rest once."""
+    with fresh_database("postgresql", tmp_path) as url:
+        engine = open_store(url)
+        imported(engine, many_tasks("2022-05-31", count=40), local(2022, 6, 20, 9, 0))
+        bind_on(engine, "张敏", "scripted", "zm", local(2022, 6, 20, 9, 0))
+        now = local(2022, 6, 20, 9, 0)
+        with Session(engine) as session:
+            due = session.exec(
+                select(Occurrence.id, Occurrence.next_action_at)
+                .where(Occurrence.status == "open", col(Occurrence.next_action_at) <= now)
+                .order_by(col(Occurrence.next_action_at), col(Occurrence.id))
+            ).all()
+        assert len(due) == 40
+        refused = due[24][0]  # in the third batch of ten
+        with engine.begin() as conn:  # the server itself refuses that occurrence's messages
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.occurrence_id = {refused} THEN RAISE EXCEPTION 'refused'; END IF; "
+                "RETURN NEW; END $$"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON notification "
+                "FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+        planner = Planner(engine, batch=10)
+        with pytest.raises(Exception, match="refused"):
+            planner.plan_pass(now, platforms=["scripted"], digests=False)
+        with engine.begin() as conn:  # nothing left locked: every due row can be taken now
+            assert len(conn.exec_driver_sql("SELECT id FROM occurrence FOR UPDATE NOWAIT").all())
+        with Session(engine) as session:
+            planned = set(session.exec(select(Notification.occurrence_id)).all())
+            after = dict(session.exec(select(Occurrence.id, Occurrence.next_action_at)).all())
+        assert planned == {oid for oid, _ in due[:20]}  # the first two batches, whole
+        assert all(after[oid] == before for oid, before in due[20:])  # the rest untouched
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TRIGGER refuse ON notification")
+        planner.plan_pass(now, platforms=["scripted"], digests=False)
+        with Session(engine) as session:
+            notes = session.exec(select(Notification)).all()
+            bundles = Counter(
+                (b.person_id, b.kind, b.level) for b in session.exec(select(Bundle)).all()
+            )
+        assert {n.occurrence_id for n in notes} == {oid for oid, _ in due}
+        assert set(bundles.values()) == {1}  # still one message per person, kind and level
+        engine.dispose()
 
 
 def test_two_workers_planning_one_catch_up_together_give_each_person_one_message(

@@ -50,6 +50,9 @@ def scratch_database(kind: str, pg_url: str = PG_URL, folder: Path | None = None
         yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
     finally:
         with admin.begin() as conn:
+            # a transaction the code under test left open (a leaked session) holds locks in
+            # the schema: fail loudly instead of waiting for it forever
+            conn.execute(text("SET LOCAL lock_timeout = '20s'"))
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
 
