@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
+import re
 import struct
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -217,7 +219,7 @@ def _absent(
         f"AS v({', '.join(on_conflict)}) "
         f"ON {' AND '.join(f't.{n} = v.{n}' for n in on_conflict)}"
     )
-    params = {f"c{i}": [row[n] for row in rows] for i, n in enumerate(on_conflict)}
+    params = _array_params(connection, table, {n: [row[n] for row in rows] for n in on_conflict})
     seen = {tuple(found) for found in connection.exec_driver_sql(sql, params)}
     fresh = []
     for row in rows:
@@ -231,12 +233,83 @@ def _absent(
 
 
 def _arrays(table: Any, names: list[str], dialect: Any) -> str:
-    """One array parameter per column, ``%(c0)b::type[]``…, for ``unnest``: sent in the binary
-    format (in the text format psycopg escapes every quote of every JSON document in them with
-    a regular expression, a tenth of a due tick's CPU)."""
+    """One array parameter per column, ``%(c0)b::type[]``…, for ``unnest``, its value made by
+    :func:`_array_params`."""
     return ", ".join(
         f"%(c{i})b::{table.c[n].type.compile(dialect=dialect)}[]" for i, n in enumerate(names)
     )
+
+
+def _array_params(connection: Any, table: Any, columns: dict[str, list[Any]]) -> dict[str, Any]:
+    """The parameters of :func:`_arrays`: each column's values as one array, built here in
+    PostgreSQL's binary format with each distinct value dumped once, as :func:`_copy` does.
+
+    psycopg's own list dumping calls a dumper per element and, in the text format, escaped
+    every quote of every JSON document with a regular expression; a tenth of a due tick's
+    CPU went there."""
+    from psycopg import pq
+
+    driver = connection.connection.driver_connection
+    driver.adapters.register_dumper(_BinaryArray, _binary_array_dumper())
+    params = {}
+    for i, (name, values) in enumerate(columns.items()):
+        element, array = _column_type(driver.adapters, table, name)
+        dumper = driver.adapters.get_dumper_by_oid(element, pq.Format.BINARY)(type(None), driver)
+        fields = _binary_fields(dumper, _pg_column(table, name, values))
+        nulls = any(f is _BINARY_NULL for f in fields)
+        header = struct.pack("!iiiii", 1, int(nulls), element, len(fields), 1)
+        params[f"c{i}"] = _BinaryArray(header + b"".join(fields), array)
+    return params
+
+
+def _column_type(adapters: Any, table: Any, name: str) -> tuple[int, int]:
+    """A column's type and its array type (oids) as the model declares it -- the casts of
+    :func:`_arrays` name the same -- from psycopg's registry of PostgreSQL's own types."""
+    declared = table.c[name].type.compile(dialect=_pg_dialect())
+    info = adapters.types.get(re.sub(r"\(.*\)", "", declared).strip().lower())  # varchar(200)
+    if info is None:
+        raise TypeError(f"{table.name}.{name}: no PostgreSQL type {declared} known to psycopg")
+    return info.oid, info.array_oid
+
+
+@functools.cache
+def _pg_dialect() -> Any:
+    from sqlalchemy.dialects import postgresql
+
+    return postgresql.dialect()
+
+
+class _BinaryArray:
+    """An array already in PostgreSQL's binary format, and its type."""
+
+    __slots__ = ("data", "oid")
+
+    def __init__(self, data: bytes, oid: int) -> None:
+        self.data, self.oid = data, oid
+
+
+@functools.cache
+def _binary_array_dumper() -> Any:
+    from psycopg import pq
+    from psycopg.adapt import Dumper
+
+    class Prebuilt(Dumper):
+        """Passes a :class:`_BinaryArray`'s bytes on as they are, with its own type."""
+
+        format = pq.Format.BINARY
+
+        def get_key(self, obj: Any, format: Any) -> Any:
+            return (_BinaryArray, obj.oid)  # one dumper per array type
+
+        def upgrade(self, obj: Any, format: Any) -> Any:
+            dumper = type(self)(_BinaryArray)
+            dumper.oid = obj.oid
+            return dumper
+
+        def dump(self, obj: Any) -> bytes:
+            return obj.data
+
+    return Prebuilt
 
 
 def _copy_unless_taken(
@@ -288,11 +361,10 @@ def _json_wrapper(kind: Any) -> Any | None:
     type."""
     from psycopg.types.json import Json, Jsonb
     from sqlalchemy import JSON
-    from sqlalchemy.dialects import postgresql
 
     if not isinstance(kind, JSON):
         return None
-    return Jsonb if kind.compile(dialect=postgresql.dialect()) == "JSONB" else Json
+    return Jsonb if kind.compile(dialect=_pg_dialect()) == "JSONB" else Json
 
 
 def bulk_update(
@@ -326,19 +398,16 @@ def bulk_update(
         params = list(zip(*(by_name[n] for n in values), by_name[key], strict=True))
         session.connection().exec_driver_sql(sql, params)
         return
-    for i, name in enumerate(names):
-        wrapper = _json_wrapper(table.c[name].type)
-        if wrapper is not None:
-            columns[i] = _once_per_object(
-                columns[i], lambda v, wrap=wrapper: None if v is None else wrap(v)
-            )
     sql = (
         f"UPDATE {table.name} AS t SET {', '.join(f'{quote(n)} = v.{quote(n)}' for n in values)} "
         f"FROM unnest({_arrays(table, names, dialect)}) "
         f"AS v({', '.join(quote(n) for n in names)}) "
         f"WHERE t.{quote(key)} = v.{quote(key)}"
     )
-    session.connection().exec_driver_sql(sql, {f"c{i}": c for i, c in enumerate(columns)})
+    connection = session.connection()
+    connection.exec_driver_sql(
+        sql, _array_params(connection, table, dict(zip(names, columns, strict=True)))
+    )
 
 
 def _skip(on_conflict: list[str] | None) -> str:
@@ -367,14 +436,10 @@ def _copy(
     its COPY of those rows)."""
     from psycopg import pq
 
-    types = dict(
-        cursor.execute(
-            "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass",
-            [table.name],
-        ).fetchall()
-    )
     dumpers = [
-        cursor.adapters.get_dumper_by_oid(types[n], pq.Format.BINARY)(type(None), cursor)
+        cursor.adapters.get_dumper_by_oid(
+            _column_type(cursor.adapters, table, n)[0], pq.Format.BINARY
+        )(type(None), cursor)
         for n in names
     ]
     count = struct.pack("!h", len(names))
