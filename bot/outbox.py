@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, func, update
+from sqlalchemy import delete, func, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -42,7 +42,7 @@ from bot.bundling import (
 from bot.identities import ensure_identities
 from bot.materialise import schedule_time
 from bot.occurrences import ScheduleTime
-from bot.store.db import bulk_insert, bulk_update
+from bot.store.db import bulk_insert, bulk_raise, bulk_update
 from bot.store.models import (
     OPEN,
     AuditEvent,
@@ -581,29 +581,22 @@ def _lasting(a: datetime | None, b: datetime | None) -> datetime | None:
 
 def _extend_expiry(session: Session, rows: Iterable[dict[str, Any]]) -> None:
     """A bundle joined by a longer-lived item keeps its deliveries alive as long (one
-    executemany for those that never expire, one for the rest: not a statement per row)."""
-    table = Delivery.__table__
-    forever, until = [], []
-    for row in rows:
-        keys = {"d_bundle": row["bundle_id"], "d_binding": row["binding_id"]}
-        if row["expires_at"] is None:
-            forever.append(keys)
-        else:
-            until.append({**keys, "d_until": row["expires_at"]})
-    match = (
-        table.c.bundle_id == bindparam("d_bundle"),
-        table.c.binding_id == bindparam("d_binding"),
-        table.c.state == PENDING,
+    statement for the lot: a catch-up's later batches join a hundred bundles each)."""
+    bulk_raise(
+        session,
+        Delivery,
+        [
+            {
+                "bundle_id": r["bundle_id"],
+                "binding_id": r["binding_id"],
+                "expires_at": r["expires_at"],
+            }
+            for r in rows
+        ],
+        key=("bundle_id", "binding_id"),
+        column="expires_at",
+        where={"state": PENDING},
     )
-    if forever:
-        session.connection().execute(update(table).where(*match).values(expires_at=None), forever)
-    if until:
-        session.connection().execute(
-            update(table)
-            .where(*match, table.c.expires_at < bindparam("d_until"))
-            .values(expires_at=bindparam("d_until")),
-            until,
-        )
 
 
 def gather_all(

@@ -17,7 +17,14 @@ from sqlmodel import col, select
 from bot.materialise import schedule_time, task_timing
 from bot.occurrences import plan
 from bot.outbox import notification_row
-from bot.store.db import _COPY_FROM, bulk_insert, bulk_update, open_store, session_scope
+from bot.store.db import (
+    _COPY_FROM,
+    bulk_insert,
+    bulk_raise,
+    bulk_update,
+    open_store,
+    session_scope,
+)
 from bot.store.models import AuditEvent, Notification, Occurrence, Schedule, Task
 from tests.conftest import fresh_database, local
 from tests.test_import import run_import, spec_of
@@ -319,3 +326,50 @@ def test_a_bulk_insert_skips_what_on_conflict_would_skip_and_no_null_key(
     assert [tuple(r) for r in stored] == [(0, "stored")] + [
         (n, "first") for n in range(1, _COPY_FROM)
     ] + [(None, "null"), (None, "null")]
+
+
+def test_a_bulk_raise_lengthens_only_what_it_should(engine: Engine) -> None:
+    """Raising an expiry for many rows at once: a later instant wins, an earlier one does
+    not, no limit (None) always wins, and a row that never expires or fails the filter is
+    left alone -- the same on both backends."""
+    t1, t2 = local(2024, 6, 3, 9, 0), local(2024, 6, 4, 9, 0)
+    stored = {"later": t1, "earlier": t2, "forever": t1, "never": None, "other": t1, "kept": t1}
+    raised = {"later": t2, "earlier": t1, "forever": None, "never": t2, "other": t2}
+    with session_scope(engine) as session:
+        bulk_insert(
+            session,
+            Notification,
+            [
+                notification_row(
+                    key=name,
+                    kind="reminder",
+                    person_id=1,
+                    not_before=t1,
+                    now=t1,
+                    schedule_id=None,
+                )
+                | {"expires_at": at, "state": "bundled" if name == "other" else "pending"}
+                for name, at in stored.items()
+            ],
+            on_conflict=["key"],
+        )
+    with session_scope(engine) as session:
+        ids = dict(session.exec(select(Notification.key, Notification.id)).all())
+        bulk_raise(
+            session,
+            Notification,
+            [{"id": ids[name], "expires_at": at} for name, at in raised.items()],
+            key=("id",),
+            column="expires_at",
+            where={"state": "pending"},
+        )
+    with session_scope(engine) as session:
+        got = dict(session.exec(select(Notification.key, Notification.expires_at)).all())
+    assert got == {
+        "later": t2,
+        "earlier": t2,
+        "forever": None,
+        "never": None,
+        "other": t1,
+        "kept": t1,
+    }

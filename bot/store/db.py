@@ -410,6 +410,54 @@ def bulk_update(
     )
 
 
+def bulk_raise(
+    session: Session,
+    model: Any,
+    rows: list[dict[str, Any]],
+    *,
+    key: tuple[str, ...],
+    column: str,
+    where: dict[str, Any],
+) -> None:
+    """Raise ``column`` of the rows found by ``key`` (and matching ``where``) to each row's
+    value where the stored one is lower; None stands for no limit at all, so it always wins
+    and a stored None is never lowered (an expiry that never comes).  One statement for the
+    lot on PostgreSQL (``UPDATE … FROM unnest``), the driver's executemany on SQLite."""
+    if not rows:
+        return
+    table = model.__table__
+    connection = session.connection()
+    dialect = connection.dialect
+    names = [*key, column]
+    if dialect.name != "postgresql":
+        columns = [[row[n] for row in rows] for n in names]
+        for i, name in enumerate(names):
+            processor = table.c[name].type._cached_bind_processor(dialect)
+            if processor is not None:
+                columns[i] = _converted(columns[i], processor)
+        matched = " AND ".join(f"{n} = ?" for n in [*key, *where])
+        sql = (
+            f"UPDATE {table.name} SET {column} = ? WHERE {matched} AND (? IS NULL OR {column} < ?)"
+        )
+        statics = list(where.values())
+        params = [
+            (*values[-1:], *values[:-1], *statics, values[-1], values[-1])
+            for values in zip(*columns, strict=True)
+        ]
+        connection.exec_driver_sql(sql, params)
+        return
+    filters = " AND ".join(f"t.{n} = %(w_{n})s" for n in where)
+    fixed = {f"w_{n}": value for n, value in where.items()}
+    sql = (
+        f"UPDATE {table.name} AS t SET {column} = v.{column} "
+        f"FROM unnest({_arrays(table, names, dialect)}) AS v({', '.join(names)}) "
+        f"WHERE {' AND '.join(f't.{n} = v.{n}' for n in key)} AND {filters} "
+        f"AND (v.{column} IS NULL OR t.{column} < v.{column})"
+    )
+    params = _array_params(connection, table, {n: [row[n] for row in rows] for n in names})
+    connection.exec_driver_sql(sql, {**params, **fixed})
+
+
 def _skip(on_conflict: list[str] | None) -> str:
     return f" ON CONFLICT ({', '.join(on_conflict)}) DO NOTHING" if on_conflict else ""
 
