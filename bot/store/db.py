@@ -213,13 +213,11 @@ def _absent(
     """The rows whose ``on_conflict`` columns neither exist in ``table`` nor came earlier in
     ``rows`` (the first of a key wins, as ON CONFLICT DO NOTHING decides); one query, by the
     unique index, for the lot."""
+    values, params = _unnest(connection, table, {n: [row[n] for row in rows] for n in on_conflict})
     sql = (
         f"SELECT {', '.join(f't.{n}' for n in on_conflict)} FROM {table.name} AS t "
-        f"JOIN unnest({_arrays(table, on_conflict, connection.dialect)}) "
-        f"AS v({', '.join(on_conflict)}) "
-        f"ON {' AND '.join(f't.{n} = v.{n}' for n in on_conflict)}"
+        f"JOIN {values} ON {_matching(connection, on_conflict)}"
     )
-    params = _array_params(connection, table, {n: [row[n] for row in rows] for n in on_conflict})
     seen = {tuple(found) for found in connection.exec_driver_sql(sql, params)}
     fresh = []
     for row in rows:
@@ -232,16 +230,28 @@ def _absent(
     return fresh
 
 
-def _arrays(table: Any, names: list[str], dialect: Any) -> str:
-    """One array parameter per column, ``%(c0)b::type[]``…, for ``unnest``, its value made by
-    :func:`_array_params`."""
-    return ", ".join(
-        f"%(c{i})b::{table.c[n].type.compile(dialect=dialect)}[]" for i, n in enumerate(names)
+def _unnest(
+    connection: Any, table: Any, columns: dict[str, list[Any]]
+) -> tuple[str, dict[str, Any]]:
+    """``unnest(…) AS v(…)``: the given columns' values as rows of ``v``, one array parameter
+    per column (``%(c0)b::type[]``…), and those parameters (:func:`_array_params`)."""
+    dialect = connection.dialect
+    quote = dialect.identifier_preparer.quote
+    arrays = ", ".join(
+        f"%(c{i})b::{table.c[n].type.compile(dialect=dialect)}[]" for i, n in enumerate(columns)
     )
+    names = ", ".join(quote(n) for n in columns)
+    return f"unnest({arrays}) AS v({names})", _array_params(connection, table, columns)
+
+
+def _matching(connection: Any, key: Iterable[str]) -> str:
+    """``t.a = v.a AND …``: a row of the table ``t`` and a row of :func:`_unnest`'s ``v``."""
+    quote = connection.dialect.identifier_preparer.quote
+    return " AND ".join(f"t.{quote(n)} = v.{quote(n)}" for n in key)
 
 
 def _array_params(connection: Any, table: Any, columns: dict[str, list[Any]]) -> dict[str, Any]:
-    """The parameters of :func:`_arrays`: each column's values as one array, built here in
+    """The parameters of :func:`_unnest`: each column's values as one array, built here in
     PostgreSQL's binary format with each distinct value dumped once, as :func:`_copy` does.
 
     psycopg's own list dumping calls a dumper per element and, in the text format, escaped
@@ -264,7 +274,7 @@ def _array_params(connection: Any, table: Any, columns: dict[str, list[Any]]) ->
 
 def _column_type(adapters: Any, table: Any, name: str) -> tuple[int, int]:
     """A column's type and its array type (oids) as the model declares it -- the casts of
-    :func:`_arrays` name the same -- from psycopg's registry of PostgreSQL's own types."""
+    :func:`_unnest` name the same -- from psycopg's registry of PostgreSQL's own types."""
     declared = table.c[name].type.compile(dialect=_pg_dialect())
     info = adapters.types.get(re.sub(r"\(.*\)", "", declared).strip().lower())  # varchar(200)
     if info is None:
@@ -398,16 +408,13 @@ def bulk_update(
         params = list(zip(*(by_name[n] for n in values), by_name[key], strict=True))
         session.connection().exec_driver_sql(sql, params)
         return
+    connection = session.connection()
+    rows_of, params = _unnest(connection, table, dict(zip(names, columns, strict=True)))
     sql = (
         f"UPDATE {table.name} AS t SET {', '.join(f'{quote(n)} = v.{quote(n)}' for n in values)} "
-        f"FROM unnest({_arrays(table, names, dialect)}) "
-        f"AS v({', '.join(quote(n) for n in names)}) "
-        f"WHERE t.{quote(key)} = v.{quote(key)}"
+        f"FROM {rows_of} WHERE {_matching(connection, [key])}"
     )
-    connection = session.connection()
-    connection.exec_driver_sql(
-        sql, _array_params(connection, table, dict(zip(names, columns, strict=True)))
-    )
+    connection.exec_driver_sql(sql, params)
 
 
 def bulk_raise(
@@ -446,16 +453,14 @@ def bulk_raise(
         ]
         connection.exec_driver_sql(sql, params)
         return
-    filters = " AND ".join(f"t.{n} = %(w_{n})s" for n in where)
-    fixed = {f"w_{n}": value for n, value in where.items()}
+    rows_of, params = _unnest(connection, table, {n: [row[n] for row in rows] for n in names})
+    filters = "".join(f" AND t.{n} = %(w_{n})s" for n in where)
     sql = (
-        f"UPDATE {table.name} AS t SET {column} = v.{column} "
-        f"FROM unnest({_arrays(table, names, dialect)}) AS v({', '.join(names)}) "
-        f"WHERE {' AND '.join(f't.{n} = v.{n}' for n in key)} AND {filters} "
+        f"UPDATE {table.name} AS t SET {column} = v.{column} FROM {rows_of} "
+        f"WHERE {_matching(connection, key)}{filters} "
         f"AND (v.{column} IS NULL OR t.{column} < v.{column})"
     )
-    params = _array_params(connection, table, {n: [row[n] for row in rows] for n in names})
-    connection.exec_driver_sql(sql, {**params, **fixed})
+    connection.exec_driver_sql(sql, params | {f"w_{n}": value for n, value in where.items()})
 
 
 def _skip(on_conflict: list[str] | None) -> str:
