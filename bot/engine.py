@@ -54,8 +54,8 @@ from bot.store.models import DONE, OPEN, AuditEvent, Occurrence, Schedule, Task
 log = logging.getLogger("dutybot.engine")
 
 DIGEST = "digest"
-# tasks by (database, schedule): as of the import stamped on the schedule (see _known_tasks)
-_TASKS: dict[tuple[str, str], tuple[tuple[datetime | None, str], dict[int, PlanTask]]] = {}
+# tasks by (database, schedule): as of the import stamped on the schedule (see _Context.known_of)
+_TASKS: dict[tuple[str, str], tuple[tuple[datetime | None, str], _Known]] = {}
 _TASKS_LOCK = threading.Lock()
 ROUTINE = ("day", "workday")
 
@@ -97,12 +97,10 @@ class _Context:
     times: dict[str, ScheduleTime] = field(default_factory=dict)
     rosters: dict[str, Roster] = field(default_factory=dict)
     tasks: dict[int, PlanTask] = field(default_factory=dict)
+    known: dict[str, _Known] = field(default_factory=dict)  # each schedule's, this pass
     overdue: dict[int, int] = field(default_factory=dict)
     ladders: dict[tuple[Any, ...], Ladder] = field(default_factory=dict)
-    rules: dict[int, tuple[str, str]] = field(default_factory=dict)
-    # what every message about a task shows (its names, units ...), and per-instant answers
-    # that thousands of rows share: one computation each per pass, not one per row
-    task_parts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # per-instant answers that thousands of rows share: one computation each per pass
     overdue_days: dict[tuple[str, date, date], int] = field(default_factory=dict)
     slots: dict[tuple[str, datetime], datetime] = field(default_factory=dict)
     today_of: dict[str, date] = field(default_factory=dict)  # each schedule's local date
@@ -119,10 +117,11 @@ class _Context:
         once: the rules, not the task, are the key (most tasks inherit the list's policy),
         and the period only clips the reminders (:func:`bot.escalation.clip`)."""
         assert task.id is not None
-        rules = self.rules.get(task.id)
+        known_rules = self.known_of(occ.schedule_id).rules
+        rules = known_rules.get(task.id)
         if rules is None:
             policy = task.policy or {}
-            rules = self.rules[task.id] = (
+            rules = known_rules[task.id] = (
                 repr(policy.get("remind", [])),
                 repr(policy.get("escalate", [])),
             )
@@ -148,10 +147,13 @@ class _Context:
         return found
 
     def task_part(self, schedule_id: str, task: Task | PlanTask) -> dict[str, Any]:
+        """What every message about the task shows (its names, units ...): computed once per
+        import of its list, shared read-only by all its rows and ticks."""
         assert task.id is not None
-        found = self.task_parts.get(task.id)
+        parts = self.known_of(schedule_id).parts
+        found = parts.get(task.id)
         if found is None:
-            found = self.task_parts[task.id] = task_fields(
+            found = parts[task.id] = task_fields(
                 self.schedule(schedule_id), task, self.roster(schedule_id)
             )
         return found
@@ -199,7 +201,7 @@ class _Context:
             if occ.task_id not in self.tasks:
                 by_schedule.setdefault(occ.schedule_id, set()).add(occ.task_id)
         for schedule_id, ids in by_schedule.items():
-            known = self._known_tasks(schedule_id)
+            known = self.known_of(schedule_id).tasks
             self.tasks.update({tid: known[tid] for tid in ids if tid in known})
             wanted = ids - set(known)
             if not wanted:
@@ -229,19 +231,23 @@ class _Context:
             self.overdue.update({task_id: 0 for task_id in task_ids})
             self.overdue.update({task_id: int(n) for task_id, n in counts})
 
-    def _known_tasks(self, schedule_id: str) -> dict[int, PlanTask]:
-        """Tasks of a schedule read by earlier ticks of this process, as of its last import
-        (tasks change only through an import, which stamps the schedule, as rosters do)."""
-        schedule = self.schedule(schedule_id)
-        bind = self.session.get_bind()
-        engine = getattr(bind, "engine", bind)
-        key = (str(engine.url), schedule_id)
-        stamp = (schedule.imported_at, schedule.content_hash)
-        with _TASKS_LOCK:
-            found = _TASKS.get(key)
-            if found is None or found[0] != stamp:
-                found = _TASKS[key] = (stamp, {})
-        return found[1]
+    def known_of(self, schedule_id: str) -> _Known:
+        """What earlier ticks of this process derived from a schedule's tasks, as of its last
+        import (tasks change only through an import, which stamps the schedule, as rosters
+        do); looked up once per pass."""
+        found = self.known.get(schedule_id)
+        if found is None:
+            schedule = self.schedule(schedule_id)
+            bind = self.session.get_bind()
+            engine = getattr(bind, "engine", bind)
+            key = (str(engine.url), schedule_id)
+            stamp = (schedule.imported_at, schedule.content_hash)
+            with _TASKS_LOCK:
+                cached = _TASKS.get(key)
+                if cached is None or cached[0] != stamp:
+                    cached = _TASKS[key] = (stamp, _Known())
+            found = self.known[schedule_id] = cached[1]
+        return found
 
     def open_periods(self, task_id: int) -> int:
         """How many periods of a recurring task are overdue and still open."""
@@ -252,6 +258,17 @@ class _Context:
             (found,) = _plan_tasks(self.session, {task_id})
             self.tasks[task_id] = found
         return self.tasks[task_id]
+
+
+@dataclass
+class _Known:
+    """What planning derives from a schedule's tasks, kept across ticks until its next
+    import: the tasks, their rules as ladder keys, what their messages show (one task_fields
+    per task and import, not per pass: a tick with 1,000 due rebuilt 400 of them)."""
+
+    tasks: dict[int, PlanTask] = field(default_factory=dict)
+    rules: dict[int, tuple[str, str]] = field(default_factory=dict)
+    parts: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,29 @@ def bind_on(engine: Engine, name: str, platform: str, chat: str, at: datetime) -
         bind(session, person=person(session, name), platform=platform, chat_id=chat, now=at)
 
 
+def test_a_reminder_after_a_re_import_shows_the_task_as_the_list_now_has_it(
+    engine: Engine,
+) -> None:
+    """What a message shows of its task is kept across ticks, until the next import: the
+    reminder after a re-import that renamed the task and changed its lead shows the new
+    title and lead, from the same running worker."""
+    imported(engine, many_tasks("2022-06-10", count=1), local(2022, 5, 23, 8, 0))
+    bind_on(engine, "张敏", "scripted", "zm", local(2022, 5, 23, 8, 0))
+    adapter = ScriptedAdapter()
+    clock = SimulatedClock(local(2022, 6, 7, 8, 30))  # the -3 reminder
+    worker = Worker(engine, adapter, clock)
+    asyncio.run(worker.tick())
+    [first] = adapter.sent["zm"]
+    assert "工作1" in first and "熊伟" in first
+    renamed = many_tasks("2022-06-10", count=1).replace("title: 工作1", "title: 改名任务")
+    imported(engine, renamed.replace("lead: [熊伟]", "lead: [邓清华]"), local(2022, 6, 8, 9))
+    clock.set(local(2022, 6, 9, 8, 30))  # the -1 reminder
+    asyncio.run(worker.tick())
+    [_, second] = adapter.sent["zm"]
+    assert "改名任务" in second and "工作1" not in second
+    assert "邓清华" in second and "熊伟" not in second
+
+
 def test_five_reminders_due_together_are_one_message(engine: Engine) -> None:
     imported(engine, many_tasks("2022-06-10"), local(2022, 5, 23, 8, 0))
     bind_on(engine, "张敏", "scripted", "zm", local(2022, 5, 23, 8, 0))
