@@ -235,11 +235,8 @@ def _unnest(
 ) -> tuple[str, dict[str, Any]]:
     """``unnest(…) AS v(…)``: the given columns' values as rows of ``v``, one array parameter
     per column (``%(c0)b::type[]``…), and those parameters (:func:`_array_params`)."""
-    dialect = connection.dialect
-    quote = dialect.identifier_preparer.quote
-    arrays = ", ".join(
-        f"%(c{i})b::{table.c[n].type.compile(dialect=dialect)}[]" for i, n in enumerate(columns)
-    )
+    quote = connection.dialect.identifier_preparer.quote
+    arrays = ", ".join(f"%(c{i})b::{_declared(table, n)}[]" for i, n in enumerate(columns))
     names = ", ".join(quote(n) for n in columns)
     return f"unnest({arrays}) AS v({names})", _array_params(connection, table, columns)
 
@@ -260,7 +257,9 @@ def _array_params(connection: Any, table: Any, columns: dict[str, list[Any]]) ->
     from psycopg import pq
 
     driver = connection.connection.driver_connection
-    driver.adapters.register_dumper(_BinaryArray, _binary_array_dumper())
+    if not connection.info.get("dutybot_arrays"):  # once per connection: it outlives checkouts
+        driver.adapters.register_dumper(_BinaryArray, _binary_array_dumper())
+        connection.info["dutybot_arrays"] = True
     params = {}
     for i, (name, values) in enumerate(columns.items()):
         element, array = _column_type(driver.adapters, table, name)
@@ -275,11 +274,17 @@ def _array_params(connection: Any, table: Any, columns: dict[str, list[Any]]) ->
 def _column_type(adapters: Any, table: Any, name: str) -> tuple[int, int]:
     """A column's type and its array type (oids) as the model declares it -- the casts of
     :func:`_unnest` name the same -- from psycopg's registry of PostgreSQL's own types."""
-    declared = table.c[name].type.compile(dialect=_pg_dialect())
+    declared = _declared(table, name)
     info = adapters.types.get(re.sub(r"\(.*\)", "", declared).strip().lower())  # varchar(200)
     if info is None:
         raise TypeError(f"{table.name}.{name}: no PostgreSQL type {declared} known to psycopg")
     return info.oid, info.array_oid
+
+
+@functools.cache
+def _declared(table: Any, name: str) -> str:
+    """A column's type as PostgreSQL names it (``VARCHAR(200)``), compiled once per column."""
+    return str(table.c[name].type.compile(dialect=_pg_dialect()))
 
 
 @functools.cache
