@@ -351,7 +351,8 @@ class _Batch:
 
 
 def _committed(write: Callable[[Session, _Batch], int], session: Session, batch: _Batch) -> int:
-    """``write`` the batch and commit it -- or roll it all back -- then close its session."""
+    """``write`` the batch and commit it -- or roll it all back -- then close its session
+    (what :func:`session_scope` does, for a session opened by another thread)."""
     try:
         written = write(session, batch)
         session.commit()
@@ -449,7 +450,7 @@ class Engine:
     def __init__(self, db: DbEngine, *, horizon_days: int = 62, batch: int = 500) -> None:
         self.db = db
         self.horizon_days = horizon_days
-        self.batch = batch  # the first batch of a pass; a backlog's grow (_limits)
+        self.batch = batch  # a pass's first batch (a backlog's batches grow: _limits)
 
     # -- occurrences ---------------------------------------------------------------
     def materialise_all(self, now: datetime) -> int:
@@ -499,7 +500,7 @@ class Engine:
         written = 0
         for limit in self._limits():
             with session_scope(self.db) as session, session.no_autoflush:
-                batch = self._read_batch(session, ctx, now, now + ahead, limit)
+                batch = self._decide_batch(session, ctx, now, now + ahead, limit)
                 written += write(session, batch)
             if batch.size < limit:
                 break
@@ -538,7 +539,7 @@ class Engine:
         try:
             for limit in self._limits():
                 session = Session(self.db, expire_on_commit=False, autoflush=False)
-                batch = self._read_batch(session, ctx, now, horizon, limit)
+                batch = self._decide_batch(session, ctx, now, horizon, limit)
                 if writing is not None:
                     written += writing.result()  # the batch before: committed
                     writing = None
@@ -559,7 +560,7 @@ class Engine:
             if writer is not None:
                 writer.shutdown()
 
-    def _read_batch(
+    def _decide_batch(
         self, session: Session, ctx: _Context, now: datetime, horizon: datetime, limit: int
     ) -> _Batch:
         """Lock the next batch of due occurrences, decide each one and write their new ladder

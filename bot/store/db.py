@@ -159,12 +159,7 @@ def bulk_insert(
             f"INSERT INTO {table.name} ({', '.join(names)}) "
             f"VALUES ({', '.join('?' for _ in names)}){_skip(on_conflict)}"
         )
-        columns = [[row[n] for row in every] for n in names]  # column by column: few calls
-        for i, name in enumerate(names):
-            processor = table.c[name].type._cached_bind_processor(dialect)
-            if processor is not None:
-                columns[i] = _converted(columns[i], processor)
-        params = list(zip(*columns, strict=True))
+        params = list(zip(*_bound_columns(table, names, every, dialect), strict=True))
         return int(session.connection().exec_driver_sql(sql, params).rowcount or 0)
     columns = ", ".join(names)
     connection = session.connection()
@@ -359,7 +354,7 @@ def _pg_column(table: Any, name: str, values: list[Any]) -> list[Any]:
     from bot.store.types import UTCDateTime
 
     kind = table.c[name].type
-    wrapper = _json_wrapper(kind)
+    wrapper = _json_wrapper(table, name)
     if isinstance(kind, UTCDateTime):
         if any(v.tzinfo is None for v in set(values) - {None}):
             raise ValueError(f"naive datetime in {table.name}.{name}: pass an aware instant")
@@ -370,16 +365,16 @@ def _pg_column(table: Any, name: str, values: list[Any]) -> list[Any]:
     return values
 
 
-def _json_wrapper(kind: Any) -> Any | None:
+def _json_wrapper(table: Any, name: str) -> Any | None:
     """psycopg's wrapper for the values of a JSON column -- ``Jsonb`` or ``Json``, as
     PostgreSQL stores the column (:data:`bot.store.types.JSONText`) -- or None for another
     type."""
     from psycopg.types.json import Json, Jsonb
     from sqlalchemy import JSON
 
-    if not isinstance(kind, JSON):
+    if not isinstance(table.c[name].type, JSON):
         return None
-    return Jsonb if kind.compile(dialect=_pg_dialect()) == "JSONB" else Json
+    return Jsonb if _declared(table, name) == "JSONB" else Json
 
 
 def bulk_update(
@@ -398,14 +393,9 @@ def bulk_update(
     dialect = session.get_bind().dialect
     names = list(rows[0])
     values = [n for n in names if n != key]
-    columns = [[row[n] for row in rows] for n in names]
     quote = dialect.identifier_preparer.quote
     if dialect.name != "postgresql":
-        for i, name in enumerate(names):
-            processor = table.c[name].type._cached_bind_processor(dialect)
-            if processor is not None:
-                columns[i] = _converted(columns[i], processor)
-        by_name = dict(zip(names, columns, strict=True))
+        by_name = dict(zip(names, _bound_columns(table, names, rows, dialect), strict=True))
         sql = (
             f"UPDATE {table.name} SET {', '.join(f'{quote(n)} = ?' for n in values)} "
             f"WHERE {quote(key)} = ?"
@@ -414,7 +404,7 @@ def bulk_update(
         session.connection().exec_driver_sql(sql, params)
         return
     connection = session.connection()
-    rows_of, params = _unnest(connection, table, dict(zip(names, columns, strict=True)))
+    rows_of, params = _unnest(connection, table, {n: [row[n] for row in rows] for n in names})
     sql = (
         f"UPDATE {table.name} AS t SET {', '.join(f'{quote(n)} = v.{quote(n)}' for n in values)} "
         f"FROM {rows_of} WHERE {_matching(connection, [key])}"
@@ -442,11 +432,7 @@ def bulk_raise(
     dialect = connection.dialect
     names = [*key, column]
     if dialect.name != "postgresql":
-        columns = [[row[n] for row in rows] for n in names]
-        for i, name in enumerate(names):
-            processor = table.c[name].type._cached_bind_processor(dialect)
-            if processor is not None:
-                columns[i] = _converted(columns[i], processor)
+        columns = _bound_columns(table, names, rows, dialect)
         matched = " AND ".join(f"{n} = ?" for n in [*key, *where])
         sql = (
             f"UPDATE {table.name} SET {column} = ? WHERE {matched} AND (? IS NULL OR {column} < ?)"
@@ -539,6 +525,19 @@ def _binary_fields(dumper: Any, values: list[Any]) -> list[bytes]:
 def _binary_field(dumper: Any, value: Any) -> bytes:
     data = None if value is None else dumper.dump(value)
     return _BINARY_NULL if data is None else struct.pack("!i", len(data)) + bytes(data)
+
+
+def _bound_columns(
+    table: Any, names: list[str], rows: list[dict[str, Any]], dialect: Any
+) -> list[list[Any]]:
+    """The rows' values column by column, each converted as its column binds them (SQLite):
+    one conversion per distinct value (:func:`_converted`), few calls."""
+    columns = [[row[n] for row in rows] for n in names]
+    for i, name in enumerate(names):
+        processor = table.c[name].type._cached_bind_processor(dialect)
+        if processor is not None:
+            columns[i] = _converted(columns[i], processor)
+    return columns
 
 
 def _converted(values: list[Any], processor: Any) -> list[Any]:
