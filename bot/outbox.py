@@ -273,6 +273,9 @@ def _bundle(
     times = _Times(session)
     placements: dict[tuple[Any, ...], Placement] = {}
     placing: list[tuple[int, _Placing]] = []
+    # items alike in all that places them share one placing: a tick's thousands of items are
+    # a few hundred (person, kind, level, send-at); only a digest is placed by its own id
+    alike: dict[tuple[Any, ...], _Placing] = {}
     identity_of = {pid: p.identity_id for pid, p in people.items() if p.active}
     for index, row in enumerate(items):
         identity_id = identity_of.get(row.person_id, 0)
@@ -286,12 +289,19 @@ def _bundle(
             stats.waiting += 1
         else:
             assert identity_id is not None
-            item = _Placing(
-                row, identity_id, row.person_id, times.of(row.schedule_id), placed=placements
+            group = (
+                (identity_id, row.person_id, row.schedule_id, row.kind, row.level, row.not_before)
+                if row.kind != DIGEST
+                else (index,)
             )
-            item.place(now)
+            item = alike.get(group)
+            if item is None:
+                item = alike[group] = _Placing(
+                    row, identity_id, row.person_id, times.of(row.schedule_id), placed=placements
+                )
+                item.place(now)
             placing.append((index, item))
-    chosen, created = _choose_bundles(session, [item for _, item in placing], now)
+    chosen, created = _choose_bundles(session, list(alike.values()), now)
     stats.bundles += len(created)
     # plain values read once: thousands of items share a few bundles and bindings
     bundle_of = {key: (b.id, b.not_before) for key, b in chosen.items()}
@@ -305,7 +315,7 @@ def _bundle(
         if found is None:  # lost a race for a new window's bundle: next pass places it
             continue
         bundle_id, bundle_not_before = found
-        expires_at = item.row.expires_at
+        expires_at = items[index].expires_at
         assert bundle_id is not None
         outcome[index] = (BUNDLED, bundle_id, None)
         carried[bundle_id] += 1
